@@ -1,0 +1,29 @@
+# Set-up on a fresh machine: every target makes or reuses .venv, installs the
+# CPU build of torch 2.13.0 first (any other torch pulls GBs of CUDA packages),
+# then this package with its test extras.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/qdsketch download --from tests/data/quickdraw --data-dir demo-data --quiet
+	$(BIN)/qdsketch preprocess --data-dir demo-data -o demo-data/dataset.npz
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/preprocess_speed.py
+
+clean:
+	rm -rf $(VENV) demo-data

@@ -1,0 +1,3 @@
+from qdsketch.cli import main
+
+main()

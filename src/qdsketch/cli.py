@@ -1,0 +1,257 @@
+"""The ``qdsketch`` command line: thin Click commands over the library.
+
+Nothing imported at module level pulls in numpy, torch, matplotlib, imageio or
+Rich, so ``qdsketch --help`` answers fast; each command imports what it uses.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import click
+
+from qdsketch import __version__
+from qdsketch.errors import QdsketchError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+FORMAT_CHOICES = ("simplified", "raw", "sketchrnn")
+
+
+class Group(click.Group):
+    """Turns library errors into one-line messages with a non-zero exit."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except QdsketchError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            if exc.filename is None or os.environ.get("QDSKETCH_DEBUG"):
+                raise
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}") from None
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="qdsketch")
+def cli():
+    """Draw like people do: learn Quick, Draw! sketches stroke by stroke.
+
+    \b
+    Example:
+        qdsketch download --classes cat,clock
+        qdsketch preprocess
+    """
+
+
+def main() -> None:
+    cli(prog_name="qdsketch")
+
+
+# --- shared options ----------------------------------------------------------------
+
+
+def data_dir_option(f):
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("data"),
+        show_default=True,
+        help="Folder holding simplified/, raw/ and sketchrnn/.",
+    )(f)
+
+
+def max_per_class_option(default):
+    return click.option(
+        "--max-per-class",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        help="Keep at most this many drawings of each class.",
+    )
+
+
+def all_drawings_option(f):
+    return click.option(
+        "--all-drawings", is_flag=True, help="Keep drawings Google's classifier did not recognize too."
+    )(f)
+
+
+def quiet_option(f):
+    return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(f)
+
+
+def _console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(quiet=quiet, highlight=False)
+
+
+# --- download ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--classes", "classes_text", metavar="NAMES", help="Comma-separated class names, as Google spells them.")
+@max_per_class_option(10000)
+@all_drawings_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_CHOICES),
+    help="File format [default: simplified; with --from: every format found].",
+)
+@data_dir_option
+@click.option(
+    "--base-url",
+    envvar="QDSKETCH_BASE_URL",
+    metavar="URL",
+    help="A mirror in Google's layout [env: QDSKETCH_BASE_URL; default: Google's bucket].",
+)
+@click.option("--force", is_flag=True, help="Fetch files again even when they are complete.")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path),
+    help="Import files copied by hand from this folder (same layout) instead of downloading.",
+)
+@click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True, help="Retries per file.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
+@click.option("--list-classes", is_flag=True, help="Print all 345 class names and exit.")
+@quiet_option
+def download(
+    classes_text, max_per_class, all_drawings, fmt, data_dir, base_url, force, source, retries, timeout,
+    list_classes, quiet,
+):
+    """Download Quick, Draw! drawings, streaming only what is kept.
+
+    ndjson files are read line by line and the transfer stops once
+    --max-per-class recognized drawings are kept. Files land in
+    DATA_DIR/FORMAT/CLASS.EXT; complete ones are skipped on the next run.
+
+    \b
+    Example:
+        qdsketch download --classes cat,clock
+        qdsketch download --classes "hot air balloon" --format raw --max-per-class 500
+        qdsketch download --from /media/usb/quickdraw
+    """
+    from qdsketch import download as dl
+    from qdsketch.classes import categories, parse_class_list
+
+    if list_classes:
+        click.echo("\n".join(categories()))
+        return
+    classes = parse_class_list(classes_text) if classes_text else None
+    console = _console(quiet)
+    from qdsketch.progress import RichDownloadReporter
+
+    results = []
+    with RichDownloadReporter(console) if not quiet else nullcontext(dl.SilentReporter()) as reporter:
+        if source is not None:
+            for name, f in dl.importable(source, classes, [fmt] if fmt else FORMAT_CHOICES):
+                results.append(dl.import_class(source, name, f, data_dir, max_per_class, all_drawings, force, reporter))
+        else:
+            if classes is None:
+                raise click.UsageError("pass --classes NAMES (or --from PATH to import files)")
+            policy = dl.RetryPolicy(attempts=retries, timeout=timeout)
+            base = dl.base_url(base_url)
+            for name in classes:
+                results.append(
+                    dl.download_class(name, fmt or "simplified", data_dir, max_per_class, all_drawings, base, force, policy, reporter)
+                )
+    _download_table(console, results)
+
+
+def _download_table(console, results) -> None:
+    from rich.filesize import decimal
+    from rich.table import Table
+
+    table = Table(title="download")
+    for col in ("class", "format", "status", "drawings", "kept", "moved", "ratio", "retries"):
+        table.add_column(col, justify="left" if col in ("class", "format", "status") else "right")
+    for r in results:
+        counted = r.status in ("downloaded", "imported")
+        table.add_row(
+            r.name,
+            r.fmt,
+            r.status if r.status != "kept-existing" else "exists: --force replaces it",
+            f"{r.kept:,}" if counted and r.kept >= 0 else "",
+            decimal(r.bytes_kept) if counted else "",
+            decimal(r.bytes_moved) if counted else "",
+            f"{r.bytes_moved / r.bytes_kept:.2f}x" if counted and r.bytes_kept else "",
+            str(r.retries) if counted else "",
+        )
+    console.print(table)
+    bad = sum(r.bad for r in results)
+    if bad:
+        console.print(f"skipped {bad:,} malformed lines")
+
+
+# --- preprocess ------------------------------------------------------------------------
+
+
+@cli.command()
+@data_dir_option
+@click.option("--classes", "classes_text", metavar="NAMES", help="Comma-separated classes [default: all in DATA_DIR].")
+@max_per_class_option(None)
+@click.option("--max-seq-len", type=click.IntRange(min=1), default=150, show_default=True, help="Truncate longer drawings.")
+@click.option("--split", "split_text", default="70,15,15", show_default=True, help="train,val,test weights.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@all_drawings_option
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/dataset.npz"), show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def preprocess(data_dir, classes_text, max_per_class, max_seq_len, split_text, seed, all_drawings, output, as_json):
+    """Turn downloaded drawings into one dataset file for training.
+
+    Reads simplified and raw ndjson and sketchrnn npz, converts them to
+    stroke-5, splits them per class with a seeded generator and fits the
+    dx/dy normalisation on the training split.
+
+    \b
+    Example:
+        qdsketch preprocess --classes cat,clock --max-per-class 10000
+    """
+    import json
+
+    from qdsketch.classes import parse_class_list
+    from qdsketch.data import build_dataset, parse_split, save_dataset, summarize
+
+    classes = parse_class_list(classes_text) if classes_text else None
+    ds = build_dataset(
+        data_dir, classes, max_per_class, max_seq_len, parse_split(split_text), seed, not all_drawings
+    )
+    save_dataset(ds, output)
+    summary = summarize(ds)
+    if as_json:
+        click.echo(json.dumps({**summary, "output": str(output)}, indent=2))
+    else:
+        _print_summary(_console(), summary, output)
+
+
+def _print_summary(console, s: dict, output: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title="dataset")
+    for col in ("class", "train", "val", "test", "total"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, counts in s["classes"].items():
+        table.add_row(name, *(f"{counts[k]:,}" for k in ("train", "val", "test")), f"{sum(counts.values()):,}")
+    t = s["total"]
+    table.add_row("[bold]all", *(f"[bold]{t[k]:,}" for k in ("train", "val", "test")), f"[bold]{sum(t.values()):,}")
+    console.print(table)
+    console.print(
+        f"length: mean {s['mean_length']:.1f}, max {s['max_length']} "
+        f"(max_seq_len {s['max_seq_len']}, {s['truncated']:,} truncated)"
+    )
+    console.print(
+        f"dx(mean={s['dx']['mean']:.3f}, std={s['dx']['std']:.3f}), "
+        f"dy(mean={s['dy']['mean']:.3f}, std={s['dy']['std']:.3f})"
+    )
+    sk = s["skipped"]
+    bad = sum(sk["bad"].values())
+    console.print(f"skipped: {sk['unrecognized']:,} unrecognized, {sk['duplicates']:,} duplicates, {bad:,} bad")
+    for example in sk["examples"][:5]:
+        console.print(f"  {example}")
+    console.print(f"wrote {output}")

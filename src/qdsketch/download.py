@@ -1,0 +1,404 @@
+"""Fetching Quick, Draw! files: streamed, filtered, resumable and atomic.
+
+ndjson is read line by line and the connection is closed as soon as
+``limit`` drawings are kept, so the bytes moved stay close to the bytes kept
+instead of the hundreds of MB of a whole class file. Each kept line is
+written verbatim. Transient failures are retried with backoff and resume with
+an HTTP Range request where the server allows it; a server that ignores Range
+is read from the start and the bytes already processed are skipped.
+
+Every file lands at ``<data_dir>/<format>/<class>.<ext>`` by an atomic rename,
+beside a small ``.meta.json`` record of what was asked and what was kept, so
+a later run knows whether the file already satisfies it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable, Protocol
+
+from qdsketch.classes import resolve_class, url_name
+from qdsketch.errors import DataError, DownloadError
+from qdsketch.files import atomic_path
+from qdsketch.readers import FORMATS, keep_line, load_sketchrnn
+
+GOOGLE_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/"
+BASE_URL_ENV = "QDSKETCH_BASE_URL"
+READ_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5  # tries after the first one, for transient failures only
+    backoff: float = 1.0  # seconds before the first retry, doubled each time
+    timeout: float = 30.0  # seconds to connect, and between bytes
+
+
+@dataclass
+class Result:
+    """What one class file's download or import did."""
+
+    name: str
+    fmt: str
+    path: str
+    status: str  # downloaded, imported, skipped, kept-existing
+    kept: int = 0  # drawings written (ndjson) or -1 where not counted (npz)
+    bytes_kept: int = 0  # bytes written to the file
+    bytes_moved: int = 0  # bytes read from the network or the source file
+    exhausted: bool = False  # the source ran out before the limit
+    retries: int = 0
+    bad: int = 0  # malformed lines skipped
+    url: str = ""
+
+
+class Reporter(Protocol):
+    def start(self, label: str, total: int | None, unit: str) -> None: ...
+    def update(self, label: str, completed: int, moved: int) -> None: ...
+    def finish(self, label: str) -> None: ...
+
+
+class SilentReporter:
+    def start(self, label, total, unit):
+        pass
+
+    def update(self, label, completed, moved):
+        pass
+
+    def finish(self, label):
+        pass
+
+
+def base_url(explicit: str | None = None) -> str:
+    url = explicit or os.environ.get(BASE_URL_ENV) or GOOGLE_BASE_URL
+    if not url.startswith(("http://", "https://")):
+        raise DownloadError(f"base URL {url!r} is not http(s)", "pass --base-url http://host/path/")
+    return url if url.endswith("/") else url + "/"
+
+
+def source_url(base: str, fmt: str, name: str) -> str:
+    """Google's layout: ``full/simplified/<class>.ndjson``, ``sketchrnn/<class>.npz``."""
+    folder = "sketchrnn" if fmt == "sketchrnn" else f"full/{fmt}"
+    return f"{base}{folder}/{url_name(name)}.{FORMATS[fmt]}"
+
+
+def target_path(data_dir: Path, fmt: str, name: str) -> Path:
+    return Path(data_dir) / fmt / f"{resolve_class(name)}.{FORMATS[fmt]}"
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def _satisfied(path: Path, limit: int | None, all_drawings: bool) -> str | None:
+    """Why the file at ``path`` can stay as it is, or ``None`` to fetch it."""
+    if not path.exists():
+        return None
+    meta_path = _meta_path(path)
+    if not meta_path.exists():
+        return "kept-existing"  # not written by qdsketch: never overwrite without --force
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError:
+        return None
+    if meta.get("fmt") == "sketchrnn":
+        return "skipped"
+    if meta.get("all_drawings") != all_drawings:
+        return None
+    enough = limit is not None and meta.get("kept", 0) >= limit
+    return "skipped" if enough or meta.get("exhausted") else None
+
+
+class LineKeeper:
+    """Consumes ndjson bytes, writing the lines worth keeping verbatim.
+
+    ``consumed`` counts the bytes of whole lines processed, which is where a
+    resumed transfer must start.
+    """
+
+    def __init__(self, out: BinaryIO, fmt: str, word: str, limit: int | None, recognized_only: bool):
+        self.out, self.fmt, self.word = out, fmt, word
+        self.limit, self.recognized_only = limit, recognized_only
+        self.pending = b""
+        self.consumed = self.kept = self.bytes_kept = self.bad = 0
+
+    @property
+    def done(self) -> bool:
+        return self.limit is not None and self.kept >= self.limit
+
+    def feed(self, chunk: bytes) -> bool:
+        """Process ``chunk``; True once ``limit`` lines are kept."""
+        data = self.pending + chunk
+        start = 0
+        while not self.done:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            self._line(data[start : end + 1])
+            start = end + 1
+        self.pending = data[start:] if not self.done else b""
+        return self.done
+
+    def finish(self) -> None:
+        """The source ended: a last line without a newline still counts."""
+        if self.pending and not self.done:
+            self._line(self.pending)
+        self.pending = b""
+
+    def drop_pending(self) -> None:
+        self.pending = b""
+
+    def _line(self, line: bytes) -> None:
+        self.consumed += len(line)
+        if not line.strip():
+            return
+        verdict = keep_line(line, self.fmt, self.word, self.recognized_only)
+        if verdict is None:
+            self.bad += 1
+        elif verdict:
+            if not line.endswith(b"\n"):
+                line += b"\n"
+            self.out.write(line)
+            self.kept += 1
+            self.bytes_kept += len(line)
+
+
+class _Transient(Exception):
+    pass
+
+
+def _open(session, url: str, offset: int, policy: RetryPolicy):
+    """GET ``url`` from byte ``offset``; returns the response and how many of
+    its leading bytes to skip (the server ignored our Range)."""
+    import requests
+
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        resp = session.get(url, stream=True, headers=headers, timeout=policy.timeout)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise _Transient(str(exc)) from None
+    status = resp.status_code
+    if status >= 500 or status == 429:
+        resp.close()
+        raise _Transient(f"HTTP {status}")
+    if status == 416 and offset:  # nothing left past offset
+        resp.close()
+        return None, 0
+    if status >= 400:
+        resp.close()
+        raise DownloadError(f"HTTP {status} for {url}", "check the class name, --format and --base-url")
+    if offset and status == 206:
+        content_range = resp.headers.get("Content-Range", "")
+        if not content_range.startswith(f"bytes {offset}-"):
+            resp.close()
+            raise DownloadError(f"{url} answered a resume from byte {offset} with {content_range!r}", "run again with --force")
+        return resp, 0
+    return resp, offset  # a 200 to a Range request: skip what was already read
+
+
+def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes) -> tuple[int, int, bool]:
+    """Feed ``url``'s body to ``sink`` until it is done or the body ends,
+    retrying transient failures. Returns ``(bytes moved, retries, reached end)``."""
+    import requests
+    import urllib3
+
+    moved = retries = 0
+    while True:
+        try:
+            resp, skip = _open(session, url, sink.consumed, policy)
+            if resp is None:
+                sink.finish()
+                return moved, retries, True
+            with resp:
+                # read1 hands over bytes as they arrive, so a transfer cut short
+                # still delivers what came, and the retry resumes after it
+                while chunk := resp.raw.read1(READ_SIZE):
+                    moved += len(chunk)
+                    if skip:
+                        cut = min(skip, len(chunk))
+                        chunk, skip = chunk[cut:], skip - cut
+                    if chunk and sink.feed(chunk):
+                        on_bytes(moved)
+                        return moved, retries, False
+                    on_bytes(moved)
+            sink.finish()
+            return moved, retries, True
+        except (_Transient, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.HTTPError) as exc:
+            sink.drop_pending()
+            retries += 1
+            if retries > policy.attempts:
+                raise DownloadError(
+                    f"gave up on {url} after {retries} tries ({_reason(exc)})",
+                    "check the network, or --base-url, and run the command again",
+                ) from None
+            time.sleep(policy.backoff * 2 ** (retries - 1))
+
+
+def _reason(exc: Exception) -> str:
+    """A few words for a network failure, instead of urllib3's whole repr."""
+    text = str(exc)
+    for probe in ("Connection refused", "Connection reset", "timed out", "Name or service not known"):
+        if probe.lower() in text.lower():
+            return probe.lower()
+    return text if isinstance(exc, _Transient) else type(exc).__name__
+
+
+class _ByteSink:
+    """Writes a binary file as it arrives (for npz), resumable by offset."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.consumed = 0
+
+    def feed(self, chunk: bytes) -> bool:
+        self.out.write(chunk)
+        self.consumed += len(chunk)
+        return False
+
+    def finish(self) -> None:
+        pass
+
+    def drop_pending(self) -> None:
+        pass
+
+
+def download_class(
+    name: str,
+    fmt: str = "simplified",
+    data_dir: Path = Path("data"),
+    limit: int | None = 10000,
+    all_drawings: bool = False,
+    base: str | None = None,
+    force: bool = False,
+    policy: RetryPolicy = RetryPolicy(),
+    reporter: Reporter | None = None,
+    session=None,
+) -> Result:
+    """Download one class file into ``data_dir``; see the module docstring."""
+    import requests
+
+    name = resolve_class(name)
+    reporter = reporter or SilentReporter()
+    url = source_url(base_url(base), fmt, name)
+    path = target_path(data_dir, fmt, name)
+    why = None if force else _satisfied(path, limit, all_drawings)
+    if why:
+        return Result(name, fmt, str(path), why, url=url)
+    session = session or requests.Session()
+    label = f"{name} ({fmt})"
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        if fmt == "sketchrnn":
+            sink = _ByteSink(out)
+            reporter.start(label, None, "bytes")
+            moved, retries, _ = _transfer(session, url, sink, policy, lambda m: reporter.update(label, m, m))
+            out.flush()
+            load_sketchrnn(tmp)  # refuses a file that is not a sketchrnn npz
+            result = Result(name, fmt, str(path), "downloaded", -1, sink.consumed, moved, True, retries, url=url)
+        else:
+            sink = LineKeeper(out, fmt, name, limit, not all_drawings)
+            reporter.start(label, limit, "drawings")
+            moved, retries, ended = _transfer(
+                session, url, sink, policy, lambda m: reporter.update(label, sink.kept, m)
+            )
+            if not sink.kept:
+                raise DownloadError(f"no usable drawing of {name!r} at {url}", "check --base-url and --format")
+            result = Result(
+                name, fmt, str(path), "downloaded", sink.kept, sink.bytes_kept, moved, ended, retries, sink.bad, url
+            )
+        out.close()
+        _write_meta(path, result, limit, all_drawings)
+    reporter.finish(label)
+    return result
+
+
+def _write_meta(path: Path, result: Result, limit: int | None, all_drawings: bool) -> None:
+    meta = {**asdict(result), "limit": limit, "all_drawings": all_drawings, "time": time.time()}
+    with atomic_path(_meta_path(path)) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+
+
+# --- importing files copied by hand ---------------------------------------------------------
+
+
+def importable(source: Path, classes: Iterable[str] | None, formats: Iterable[str]) -> list[tuple[str, str]]:
+    """``(class, format)`` pairs that ``source`` holds in Google's layout."""
+    source = Path(source)
+    if not source.is_dir():
+        raise DataError(f"{source} is not a folder", "pass the folder that holds simplified/, raw/ or sketchrnn/")
+    pairs = []
+    for fmt in formats:
+        folder = source / fmt
+        if classes is None:
+            names = sorted(p.name[: -len(FORMATS[fmt]) - 1] for p in folder.glob(f"*.{FORMATS[fmt]}"))
+            names = [n for n in names if _known(n)]
+        else:
+            names = [n for n in classes if (folder / f"{n}.{FORMATS[fmt]}").is_file()]
+        pairs += [(resolve_class(n), fmt) for n in names]
+    if not pairs:
+        raise DataError(
+            f"no Quick, Draw! files in {source}/",
+            "expect simplified/<class>.ndjson, raw/<class>.ndjson or sketchrnn/<class>.npz there",
+        )
+    return pairs
+
+
+def _known(name: str) -> bool:
+    try:
+        resolve_class(name)
+    except Exception:
+        return False
+    return True
+
+
+def import_class(
+    source: Path,
+    name: str,
+    fmt: str,
+    data_dir: Path = Path("data"),
+    limit: int | None = 10000,
+    all_drawings: bool = False,
+    force: bool = False,
+    reporter: Reporter | None = None,
+) -> Result:
+    """Validate ``source/<fmt>/<class>.<ext>`` and copy what passes into ``data_dir``."""
+    name = resolve_class(name)
+    reporter = reporter or SilentReporter()
+    src = Path(source) / fmt / f"{name}.{FORMATS[fmt]}"
+    path = target_path(data_dir, fmt, name)
+    if path.exists() and path.resolve() == src.resolve():
+        raise DataError(f"{src} is already in the data directory", "pass --from a different folder than --data-dir")
+    why = None if force else _satisfied(path, limit, all_drawings)
+    if why:
+        return Result(name, fmt, str(path), why, url=str(src))
+    label = f"{name} ({fmt})"
+    with atomic_path(path) as tmp:
+        if fmt == "sketchrnn":
+            load_sketchrnn(src)
+            shutil.copyfile(src, tmp)
+            size = src.stat().st_size
+            result = Result(name, fmt, str(path), "imported", -1, size, size, True, url=str(src))
+        else:
+            reporter.start(label, limit, "drawings")
+            with open(tmp, "wb") as out, open(src, "rb") as handle:
+                keeper = LineKeeper(out, fmt, name, limit, not all_drawings)
+                while not keeper.done and (chunk := handle.read(READ_SIZE)):
+                    keeper.feed(chunk)
+                    reporter.update(label, keeper.kept, keeper.consumed)
+                ended = not keeper.done
+                keeper.finish()
+            if not keeper.kept:
+                raise DataError(f"{src} holds no usable drawing", "check that it is Quick, Draw! ndjson")
+            result = Result(
+                name, fmt, str(path), "imported", keeper.kept, keeper.bytes_kept, keeper.consumed, ended, 0,
+                keeper.bad, str(src),
+            )
+        _write_meta(path, result, limit, all_drawings)
+    reporter.finish(label)
+    return result

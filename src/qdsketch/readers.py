@@ -1,0 +1,414 @@
+"""Reading Quick, Draw! files into stroke-3, skipping and counting bad drawings.
+
+Three inputs, as Google publishes them:
+
+- ``simplified`` ndjson: integer coordinates in 0..255;
+- ``raw`` ndjson: screen coordinates and times, simplified here the way Google
+  does it (``strokes.simplify_drawing``);
+- ``sketchrnn`` npz: stroke-3 arrays under ``train``, ``valid`` and ``test``.
+
+A bad drawing never stops a run: it is skipped, and counted with its file and
+line. Reading stops as soon as enough drawings are kept, so memory follows the
+drawings kept, not the size of the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import numpy as np
+
+from qdsketch import strokes
+from qdsketch.errors import DataError
+
+FORMATS = {"simplified": "ndjson", "raw": "ndjson", "sketchrnn": "npz"}
+
+#: Raw coordinates are screen pixels; anything past this is not a drawing.
+RAW_LIMIT = 1e6
+#: Drawings are read and checked this many at a time.
+CHUNK = 4096
+
+
+@dataclass
+class Skipped:
+    """Drawings left out of a read: counts per reason, and the first examples."""
+
+    reasons: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+    unrecognized: int = 0
+    duplicates: int = 0
+
+    def add(self, where: str, reason: str) -> None:
+        self.reasons[reason] += 1
+        if len(self.examples) < 20:
+            self.examples.append(f"{where}: {reason}")
+
+    @property
+    def bad(self) -> int:
+        return sum(self.reasons.values())
+
+    def merge(self, other: "Skipped") -> None:
+        self.reasons.update(other.reasons)
+        self.examples.extend(other.examples[: max(0, 20 - len(self.examples))])
+        self.unrecognized += other.unrecognized
+        self.duplicates += other.duplicates
+
+    def as_dict(self) -> dict:
+        return {
+            "bad": dict(self.reasons),
+            "examples": self.examples,
+            "unrecognized": self.unrecognized,
+            "duplicates": self.duplicates,
+        }
+
+
+@dataclass
+class Drawings:
+    """Drawings of one class as stroke-3: ``rows[offsets[i]:offsets[i+1]]``."""
+
+    rows: np.ndarray  # (R, 3) int16
+    offsets: np.ndarray  # (N + 1,) int64
+    keys: list[str]  # key_id, or the source position where a drawing has none
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @classmethod
+    def empty(cls) -> "Drawings":
+        return cls(np.zeros((0, 3), np.int16), np.zeros(1, np.int64), [])
+
+
+class _Bad(Exception):
+    """One drawing is unusable; the message says why."""
+
+
+# --- line level: shared with download ----------------------------------------------
+
+
+def parse_line(line: bytes | str, word: str | None = None) -> dict:
+    """Parse one ndjson line into its object, or raise ``_Bad`` saying why."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise _Bad("malformed JSON") from None
+    if not isinstance(obj, dict) or "drawing" not in obj:
+        raise _Bad("not a Quick, Draw! drawing (no 'drawing' key)")
+    if word is not None and obj.get("word", word) != word:
+        raise _Bad(f"word {obj.get('word')!r} where {word!r} was expected")
+    return obj
+
+
+def check_drawing(drawing, fmt: str) -> None:
+    """Full check of one drawing's strokes, value by value; raises ``_Bad``."""
+    if not isinstance(drawing, list) or not drawing:
+        raise _Bad("empty drawing")
+    arity = 3 if fmt == "raw" else 2
+    low, high = (-RAW_LIMIT, RAW_LIMIT) if fmt == "raw" else (0, strokes.SIMPLIFIED_MAX)
+    points = 0
+    for stroke in drawing:
+        if not isinstance(stroke, list) or len(stroke) < 2:
+            raise _Bad("a stroke is not [xs, ys]")
+        columns = stroke[:arity]
+        if not all(isinstance(c, list) for c in columns):
+            raise _Bad("a stroke is not [xs, ys]")
+        if len({len(c) for c in columns}) != 1:
+            raise _Bad("x/y length mismatch")
+        if not columns[0]:
+            raise _Bad("empty stroke")
+        for column in columns[:2]:
+            for v in column:
+                if type(v) not in (int, float):
+                    raise _Bad("non-numeric value")
+                if not low <= v <= high:
+                    raise _Bad("out-of-range value")
+        points += len(columns[0])
+    if points < 2:
+        raise _Bad("fewer than two points")
+
+
+def keep_line(line: bytes, fmt: str, word: str | None, recognized_only: bool) -> bool | None:
+    """Should a downloaded line be kept? ``None`` means it is bad.
+
+    Used by ``download`` on every line, so what it keeps ``preprocess`` reads.
+    """
+    try:
+        obj = parse_line(line, word)
+        check_drawing(obj["drawing"], fmt)
+    except _Bad:
+        return None
+    return not (recognized_only and obj.get("recognized", True) is False)
+
+
+# --- ndjson files ---------------------------------------------------------------------
+
+
+def _lines(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    for lineno, line in enumerate(handle, 1):
+        if line.strip():
+            yield lineno, line
+
+
+def read_ndjson(
+    path: Path,
+    fmt: str,
+    word: str | None = None,
+    limit: int | None = None,
+    recognized_only: bool = True,
+    seen: set | None = None,
+    skipped: Skipped | None = None,
+) -> Drawings:
+    """Read up to ``limit`` good drawings of one ndjson file as stroke-3.
+
+    ``seen`` holds keys (``key_id``) already taken from other files: a drawing
+    whose key is in it is a duplicate and is skipped; new keys are added.
+    """
+    skipped = skipped if skipped is not None else Skipped()
+    seen = seen if seen is not None else set()
+    name = Path(path).name
+    parts: list[Drawings] = []
+    total = 0
+    with open(path, "rb") as handle:
+        lines = _lines(handle)
+        while limit is None or total < limit:
+            want = CHUNK if limit is None else min(CHUNK, limit - total)
+            chunk = _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name)
+            if chunk is None:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+    return concat(parts)
+
+
+def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) -> Drawings | None:
+    """Read lines until ``want`` drawings pass the structural checks, then check
+    their values all at once; ``None`` at the end of the file."""
+    xs: list = []
+    ys: list = []
+    stroke_ends: list[int] = []
+    drawing_ends: list[int] = []
+    stroke_counts: list[int] = []
+    keys: list[str] = []
+    where: list[str] = []
+    raw: list[list] = []
+    eof = True
+    for lineno, line in lines:
+        try:
+            obj = parse_line(line, word)
+            if recognized_only and obj.get("recognized", True) is False:
+                skipped.unrecognized += 1
+                continue
+            key = str(obj.get("key_id") or f"{name}:{lineno}")
+            if key in seen:
+                skipped.duplicates += 1
+                continue
+            drawing = obj["drawing"]
+            if fmt == "raw":
+                check_drawing(drawing, fmt)
+                raw.append(drawing)
+            else:
+                n0 = len(xs)
+                if type(drawing) is not list or not drawing:
+                    raise _Bad("empty drawing")
+                try:
+                    for stroke in drawing:
+                        x = stroke[0]
+                        y = stroke[1]
+                        if type(x) is not list or type(y) is not list:
+                            raise _Bad("a stroke is not [xs, ys]")
+                        if len(x) != len(y):
+                            raise _Bad("x/y length mismatch")
+                        if not x:
+                            raise _Bad("empty stroke")
+                        xs += x
+                        ys += y
+                        stroke_ends.append(len(xs))
+                except (TypeError, KeyError, IndexError):
+                    raise _Bad("a stroke is not [xs, ys]") from None
+                if len(xs) - n0 < 2:
+                    raise _Bad("fewer than two points")
+                drawing_ends.append(len(xs))
+                stroke_counts.append(len(drawing))
+        except _Bad as bad:
+            if fmt != "raw":
+                _rollback(xs, ys, stroke_ends, drawing_ends)
+            skipped.add(f"{name}:{lineno}", str(bad))
+            continue
+        seen.add(key)
+        keys.append(key)
+        where.append(f"{name}:{lineno}")
+        if len(keys) >= want:
+            eof = False
+            break
+    if not keys:
+        return None if eof else Drawings.empty()
+    if fmt == "raw":
+        return _from_raw(raw, keys, where, skipped, seen)
+    return _from_points(xs, ys, stroke_ends, drawing_ends, keys, where, skipped, seen)
+
+
+def _rollback(xs: list, ys: list, stroke_ends: list, drawing_ends: list) -> None:
+    """Forget the points and strokes of a drawing that turned out bad."""
+    n0 = drawing_ends[-1] if drawing_ends else 0
+    del xs[n0:], ys[n0:]
+    while stroke_ends and stroke_ends[-1] > n0:
+        stroke_ends.pop()
+
+
+def _from_points(xs, ys, stroke_ends, drawing_ends, keys, where, skipped, seen) -> Drawings:
+    """Check values in bulk, drop the drawings that fail, convert to stroke-3."""
+    n = len(keys)
+    bad = np.zeros(n, dtype=bool)
+    ends = np.asarray(drawing_ends, dtype=np.int64)
+    starts = np.concatenate([[0], ends[:-1]])
+    if not set(map(type, xs)) | set(map(type, ys)) <= {int, float}:
+        reason = np.array(
+            [not all(type(v) in (int, float) for v in xs[a:b] + ys[a:b]) for a, b in zip(starts, ends)]
+        )
+        _mark(bad, reason, "non-numeric value", where, skipped)
+        for i in np.flatnonzero(reason):  # make the arrays numeric; these are dropped below
+            xs[starts[i] : ends[i]] = [0] * int(ends[i] - starts[i])
+            ys[starts[i] : ends[i]] = [0] * int(ends[i] - starts[i])
+    points = np.column_stack([np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)])
+    outside = ~((points >= 0) & (points <= strokes.SIMPLIFIED_MAX)).all(axis=1)
+    _mark(bad, np.logical_or.reduceat(outside, starts) & ~bad, "out-of-range value", where, skipped)
+    rows, offsets = strokes.points_to_stroke3(points, stroke_ends, ends)
+    drawings = Drawings(rows.astype(np.int16), offsets, keys)
+    if bad.any():
+        for i in np.flatnonzero(bad):
+            seen.discard(keys[i])
+        drawings = select(drawings, np.flatnonzero(~bad))
+    return drawings
+
+
+def _mark(bad: np.ndarray, which: np.ndarray, reason: str, where: list[str], skipped: Skipped) -> None:
+    for i in np.flatnonzero(which):
+        skipped.add(where[i], reason)
+    bad |= which
+
+
+def _from_raw(raw, keys, where, skipped, seen) -> Drawings:
+    """Simplify raw drawings the way Google does, then convert them."""
+    points, stroke_ends, drawing_ends = [], [], []
+    total = 0
+    for drawing in raw:
+        for stroke in strokes.simplify_drawing(drawing):
+            points.append(stroke)
+            total += len(stroke)
+            stroke_ends.append(total)
+        drawing_ends.append(total)
+    rows, offsets = strokes.points_to_stroke3(np.concatenate(points), stroke_ends, drawing_ends)
+    return Drawings(rows.astype(np.int16), offsets, keys)
+
+
+# --- sketchrnn npz -------------------------------------------------------------------------
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy object arrays of arrays and nothing else: sketchrnn's
+    npz files need pickle, and a plain ``allow_pickle=True`` runs any code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a sketchrnn file")
+
+
+def _load_npy(handle: BinaryIO) -> np.ndarray:
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+    if dtype.hasobject:
+        return _ArrayUnpickler(handle).load()
+    count = int(np.prod(shape))
+    data = np.frombuffer(handle.read(count * dtype.itemsize), dtype=dtype, count=count)
+    return data.reshape(shape, order="F" if fortran else "C")
+
+
+def load_sketchrnn(path: Path) -> dict[str, list[np.ndarray]]:
+    """The ``train``/``valid``/``test`` stroke-3 arrays of a sketchrnn ``.npz``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            out = {}
+            for member in archive.namelist():
+                with archive.open(member) as handle:
+                    out[member.removesuffix(".npy")] = list(_load_npy(io.BytesIO(handle.read())))
+    except (zipfile.BadZipFile, ValueError, EOFError, pickle.UnpicklingError, OSError) as exc:
+        raise DataError(
+            f"{path} is not a sketchrnn .npz file ({exc})",
+            "download it again with `qdsketch download --format sketchrnn --force`",
+        ) from None
+    if not out:
+        raise DataError(f"{path} holds no arrays", "download it again with --force")
+    return out
+
+
+def read_npz(
+    path: Path, limit: int | None = None, seen: set | None = None, skipped: Skipped | None = None
+) -> Drawings:
+    """Up to ``limit`` good drawings from a sketchrnn file (train, valid, test)."""
+    skipped = skipped if skipped is not None else Skipped()
+    seen = seen if seen is not None else set()
+    name = Path(path).name
+    parts, keys = [], []
+    for split, arrays in load_sketchrnn(path).items():
+        for i, a in enumerate(arrays):
+            if limit is not None and len(keys) >= limit:
+                break
+            where = f"{name}:{split}[{i}]"
+            a = np.asarray(a)
+            if a.ndim != 2 or a.shape[1] != 3 or len(a) == 0:
+                skipped.add(where, "not an (n, 3) stroke-3 array")
+            elif not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+                skipped.add(where, "non-numeric value")
+            elif not np.isin(a[:, 2], (0, 1)).all() or np.abs(a[:, :2]).max() > np.iinfo(np.int16).max:
+                skipped.add(where, "out-of-range value")
+            elif where in seen:
+                skipped.duplicates += 1
+            else:
+                seen.add(where)
+                keys.append(where)
+                parts.append(a.astype(np.int16))
+    if not parts:
+        return Drawings.empty()
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
+    return Drawings(np.concatenate(parts), offsets.astype(np.int64), keys)
+
+
+# --- ragged helpers -----------------------------------------------------------------------------
+
+
+def select(d: Drawings, index: np.ndarray) -> Drawings:
+    """The drawings at ``index``, in that order."""
+    index = np.asarray(index, dtype=np.int64)
+    lengths = np.diff(d.offsets)[index]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    if len(index):
+        take = np.concatenate([np.arange(d.offsets[i], d.offsets[i + 1]) for i in index])
+    else:
+        take = np.zeros(0, np.int64)
+    return Drawings(d.rows[take], offsets, [d.keys[i] for i in index])
+
+
+def concat(parts: list[Drawings]) -> Drawings:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Drawings.empty()
+    shifts = np.cumsum([0] + [len(p.rows) for p in parts[:-1]])
+    offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
+    return Drawings(np.concatenate([p.rows for p in parts]), offsets.astype(np.int64), [k for p in parts for k in p.keys])

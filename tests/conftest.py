@@ -1,0 +1,135 @@
+"""Shared fixtures: real drawings, and a real HTTP mirror on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+DATA = Path(__file__).parent / "data" / "quickdraw"
+FIVE = ["cat", "clock", "house", "nail", "tent"]
+
+
+def real_lines(name: str, folder: str = "simplified") -> list[bytes]:
+    return (DATA / folder / f"{name}.ndjson").read_bytes().splitlines(keepends=True)
+
+
+def repeated_lines(name: str, count: int) -> bytes:
+    """``count`` lines: the real drawings of ``name`` over and over, each
+    copy with a new key_id, for tests that need a large file."""
+    lines = [json.loads(l) for l in real_lines(name) + real_lines(name, "next")]
+    out = []
+    for i in range(count):
+        obj = dict(lines[i % len(lines)], key_id=str(9_000_000_000_000_000 + i))
+        out.append(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+    return b"".join(out)
+
+
+class Mirror:
+    """A folder in Google's bucket layout, served over HTTP on 127.0.0.1.
+
+    ``faults[url_path]`` is a list of faults served in order, one per request:
+    ``"drop"`` (send half the body, then close the connection) or ``"500"``.
+    ``sent`` counts the body bytes the server got into the socket per path.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.faults: dict[str, list[str]] = {}
+        self.sent: Counter = Counter()
+        self.requests: list[tuple[str, str | None]] = []
+        self.honour_range = True
+        mirror = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def setup(self):
+                super().setup()
+                # a small send buffer keeps what the kernel queues ahead of the client small
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+
+            def do_GET(self):
+                mirror.requests.append((self.path, self.headers.get("Range")))
+                path = mirror.root / unquote(self.path).lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                queue = mirror.faults.get(self.path)
+                fault = queue.pop(0) if queue else None
+                if fault == "500":
+                    self.send_error(500)
+                    return
+                body = path.read_bytes()
+                size = len(body)
+                start = 0
+                wanted = self.headers.get("Range")
+                if wanted and mirror.honour_range:
+                    start = int(wanted.removeprefix("bytes=").split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(size - start))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                body = body[start:]
+                if fault == "drop":
+                    body = body[: len(body) // 2]
+                try:
+                    for i in range(0, len(body), 8192):
+                        self.wfile.write(body[i : i + 8192])
+                        mirror.sent[self.path] += len(body[i : i + 8192])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                if fault == "drop":
+                    self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def path_of(self, fmt: str, name: str) -> str:
+        folder = "sketchrnn" if fmt == "sketchrnn" else f"full/{fmt}"
+        ext = "npz" if fmt == "sketchrnn" else "ndjson"
+        return f"/{folder}/{name.replace(' ', '%20')}.{ext}"
+
+    def add(self, fmt: str, name: str, data: bytes) -> Path:
+        path = self.root / unquote(self.path_of(fmt, name)).lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """The shipped simplified and raw files, served in Google's layout."""
+    root = tmp_path / "mirror"
+    for fmt in ("simplified", "raw"):
+        target = root / "full" / fmt
+        target.mkdir(parents=True)
+        for f in (DATA / fmt).glob("*.ndjson"):
+            shutil.copy(f, target / f.name)
+    m = Mirror(root)
+    m.thread.start()
+    yield m
+    m.server.shutdown()
+    m.server.server_close()
+
+
+@pytest.fixture
+def data_copy(tmp_path):
+    """A data directory holding the shipped drawings, as `download --from` leaves it."""
+    target = tmp_path / "data"
+    for fmt in ("simplified", "raw"):
+        shutil.copytree(DATA / fmt, target / fmt)
+    return target

@@ -1,0 +1,176 @@
+"""`qdsketch download` against a real HTTP server on 127.0.0.1."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA, FIVE, real_lines, repeated_lines
+from qdsketch import download as dl
+from qdsketch.cli import cli
+from qdsketch.errors import DownloadError
+from qdsketch.readers import keep_line
+
+FAST = dl.RetryPolicy(attempts=3, backoff=0.01, timeout=5)
+
+
+def expected(name, fmt="simplified", limit=None, recognized_only=True):
+    """The lines a download must keep: read straight from the real file."""
+    out = []
+    for line in real_lines(name, fmt):
+        if keep_line(line, fmt, name, recognized_only) and (limit is None or len(out) < limit):
+            out.append(line.rstrip(b"\n") + b"\n")  # every kept line ends in a newline
+    return b"".join(out)
+
+
+def test_keeps_exactly_n_recognized_drawings_and_closes_early(mirror, tmp_path):
+    big = repeated_lines("cat", 20_000)  # real cats, new key_ids: about 11 MB
+    mirror.add("simplified", "cat", big)
+    r = dl.download_class("cat", "simplified", tmp_path / "d", limit=10, base=mirror.url, policy=FAST)
+    kept = (tmp_path / "d" / "simplified" / "cat.ndjson").read_bytes()
+    recognized = [l for l in big.splitlines(keepends=True) if json.loads(l)["recognized"]]
+    assert kept == b"".join(recognized[:10])
+    assert (r.kept, r.bytes_kept, r.exhausted) == (10, len(kept), False)
+    # the client moved at most 1.1x what it kept plus one read buffer ...
+    assert r.bytes_moved <= 1.1 * r.bytes_kept + dl.READ_SIZE
+    # ... and the server sent a sliver of the file, not the file
+    assert len(big) > 10_000_000
+    assert mirror.sent[mirror.path_of("simplified", "cat")] < 1_000_000
+
+
+def test_unrecognized_drawings_are_skipped_unless_all_drawings(mirror, tmp_path):
+    r = dl.download_class("nail", "simplified", tmp_path, limit=None, base=mirror.url, policy=FAST)
+    assert (tmp_path / "simplified" / "nail.ndjson").read_bytes() == expected("nail")
+    assert r.kept == 20 and r.exhausted
+    r = dl.download_class("nail", "simplified", tmp_path / "all", None, True, mirror.url, policy=FAST)
+    assert r.kept == 25
+    assert (tmp_path / "all" / "simplified" / "nail.ndjson").read_bytes() == (DATA / "simplified" / "nail.ndjson").read_bytes()
+
+
+@pytest.mark.parametrize("honour_range", [True, False])
+@pytest.mark.parametrize("fault", ["drop", "500"])
+def test_transient_failure_gives_a_byte_identical_file(mirror, tmp_path, fault, honour_range):
+    mirror.honour_range = honour_range
+    path = mirror.path_of("raw", "clock")
+    clean = dl.download_class("clock", "raw", tmp_path / "clean", None, base=mirror.url, policy=FAST)
+    mirror.faults[path] = [fault]
+    mirror.requests.clear()
+    r = dl.download_class("clock", "raw", tmp_path / "faulty", None, base=mirror.url, policy=FAST)
+    a = (tmp_path / "clean" / "raw" / "clock.ndjson").read_bytes()
+    b = (tmp_path / "faulty" / "raw" / "clock.ndjson").read_bytes()
+    assert a == b == expected("clock", "raw")
+    assert (r.retries, r.kept) == (1, clean.kept)
+    if fault == "drop":  # the retry resumes where whole lines ended, by Range
+        second_range = mirror.requests[1][1]
+        assert second_range is not None and int(second_range[6:-1]) > 0
+
+
+def test_404_is_one_line_and_non_zero(mirror, tmp_path):
+    result = CliRunner().invoke(
+        cli, ["download", "--classes", "airplane", "--base-url", mirror.url, "--data-dir", str(tmp_path / "d")]
+    )
+    assert result.exit_code == 1
+    url = f"{mirror.url}full/simplified/airplane.ndjson"
+    assert result.output == f"Error: HTTP 404 for {url}. Check the class name, --format and --base-url\n"
+    assert not [p for p in (tmp_path / "d").rglob("*") if p.is_file()]  # nothing half-written
+
+
+def test_retries_exhausted_is_an_error_and_leaves_nothing(mirror, tmp_path):
+    mirror.faults[mirror.path_of("simplified", "cat")] = ["500"] * 4
+    with pytest.raises(DownloadError, match=r"gave up on .*cat.ndjson after 4 tries \(HTTP 500\)"):
+        dl.download_class("cat", "simplified", tmp_path / "d", base=mirror.url, policy=FAST)
+    assert not [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
+
+
+def test_second_run_is_a_no_op_and_force_downloads_again(mirror, tmp_path):
+    args = ["download", "--classes", "cat,The Eiffel Tower", "--base-url", mirror.url, "--data-dir", str(tmp_path)]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert len(mirror.requests) == 2
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0
+    assert len(mirror.requests) == 2  # no request at all
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+    assert second.output.count("skipped") == 2
+    third = CliRunner().invoke(cli, args + ["--force"])
+    assert third.exit_code == 0 and len(mirror.requests) == 4
+    assert (tmp_path / "simplified" / "The Eiffel Tower.ndjson").read_bytes() == expected("The Eiffel Tower")
+
+
+def test_a_larger_request_downloads_again_a_satisfied_one_does_not(mirror, tmp_path):
+    dl.download_class("clock", "simplified", tmp_path, limit=5, base=mirror.url, policy=FAST)
+    assert dl.download_class("clock", "simplified", tmp_path, limit=3, base=mirror.url).status == "skipped"
+    r = dl.download_class("clock", "simplified", tmp_path, limit=8, base=mirror.url, policy=FAST)
+    assert (r.status, r.kept) == ("downloaded", 8)
+
+
+def test_a_file_qdsketch_did_not_write_is_never_overwritten(mirror, tmp_path):
+    mine = tmp_path / "simplified" / "cat.ndjson"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"my own\n")
+    r = dl.download_class("cat", "simplified", tmp_path, base=mirror.url)
+    assert r.status == "kept-existing" and mine.read_bytes() == b"my own\n"
+    assert not mirror.requests
+
+
+def test_class_names_are_url_encoded(mirror, tmp_path):
+    r = dl.download_class("HOT AIR balloon", "simplified", tmp_path, base=mirror.url, policy=FAST)
+    assert mirror.requests[0][0] == "/full/simplified/hot%20air%20balloon.ndjson"
+    assert r.path == str(tmp_path / "simplified" / "hot air balloon.ndjson")
+
+
+def test_sketchrnn_npz_downloads_resumes_and_is_validated(mirror, tmp_path):
+    # a sketchrnn file holds stroke-3 object arrays; this one is made of real clocks
+    from qdsketch.strokes import drawing_to_stroke3
+
+    drawings = [np.asarray(drawing_to_stroke3(json.loads(l)["drawing"]), np.int16) for l in real_lines("clock")]
+    arrays = {k: np.empty(len(v), dtype=object) for k, v in {"train": drawings[:20], "valid": drawings[20:], "test": drawings[20:]}.items()}
+    for k, v in {"train": drawings[:20], "valid": drawings[20:], "test": drawings[20:]}.items():
+        arrays[k][:] = v
+    src = tmp_path / "src.npz"
+    np.savez(src, **arrays)
+    mirror.add("sketchrnn", "clock", src.read_bytes())
+    mirror.faults[mirror.path_of("sketchrnn", "clock")] = ["drop"]
+    r = dl.download_class("clock", "sketchrnn", tmp_path / "d", base=mirror.url, policy=FAST)
+    assert (tmp_path / "d" / "sketchrnn" / "clock.npz").read_bytes() == src.read_bytes()
+    assert r.retries == 1
+    mirror.add("sketchrnn", "cat", b"this is not a zip file")
+    with pytest.raises(Exception, match="is not a sketchrnn .npz file"):
+        dl.download_class("cat", "sketchrnn", tmp_path / "d", base=mirror.url, policy=FAST)
+    assert not (tmp_path / "d" / "sketchrnn" / "cat.npz").exists()
+
+
+def test_from_imports_and_validates_a_folder(tmp_path):
+    src = tmp_path / "usb"
+    (src / "simplified").mkdir(parents=True)
+    good = real_lines("tent")
+    (src / "simplified" / "tent.ndjson").write_bytes(b"".join(good[:3]) + b"{not json\n" + good[3])
+    (src / "simplified" / "notaclass.ndjson").write_bytes(good[0])
+    result = CliRunner().invoke(cli, ["download", "--from", str(src), "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "simplified" / "tent.ndjson").read_bytes() == b"".join(good[:4])
+    assert "skipped 1 malformed lines" in result.output
+    assert not (tmp_path / "data" / "simplified" / "notaclass.ndjson").exists()
+
+
+def test_from_a_folder_with_no_files_is_an_error(tmp_path):
+    result = CliRunner().invoke(cli, ["download", "--from", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: no Quick, Draw! files in {tmp_path}/")
+    assert result.output.count("\n") == 1
+
+
+def test_default_source_is_googles_bucket():
+    assert dl.source_url(dl.base_url(), "simplified", "The Eiffel Tower") == (
+        "https://storage.googleapis.com/quickdraw_dataset/full/simplified/The%20Eiffel%20Tower.ndjson"
+    )
+    assert dl.source_url(dl.base_url(), "sketchrnn", "cat").endswith("/quickdraw_dataset/sketchrnn/cat.npz")
+
+
+def test_base_url_from_the_environment(mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv("QDSKETCH_BASE_URL", mirror.url)
+    result = CliRunner().invoke(cli, ["download", "--classes", "house", "--data-dir", str(tmp_path), "-q"])
+    assert result.exit_code == 0 and result.output == ""
+    assert (tmp_path / "simplified" / "house.ndjson").read_bytes() == expected("house")
