@@ -144,7 +144,7 @@ def model_pair(rows: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.
 
 def fit_normalizer(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of dx and dy over stroke-3 ``rows``."""
-    xy = np.asarray(rows, dtype=np.float64)[:, :2]
+    xy = np.asarray(rows)[:, :2].astype(np.float64)
     std = xy.std(axis=0)
     return xy.mean(axis=0).astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
 

@@ -1,0 +1,88 @@
+"""Drawings per second from simplified ndjson to a dataset file, beside bare
+``json.loads`` over the same lines, in the same run, on one core.
+
+The input repeats the real drawings of tests/data (and ../shared/data, when it
+is beside the repository) with new key_ids, up to --drawings lines per class.
+
+    python benchmarks/preprocess_speed.py [--drawings 100000]
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = [ROOT / "tests/data/quickdraw/simplified", ROOT.parent / "shared/data/quickdraw/samples"]
+
+
+def make_input(folder: Path, name: str, count: int) -> Path:
+    lines = []
+    for src in SOURCES:
+        f = src / f"{name}.ndjson"
+        if f.exists():
+            lines += [json.loads(l) for l in f.read_text().splitlines()]
+    out = folder / "simplified" / f"{name}.ndjson"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w") as handle:
+        for i in range(count):
+            obj = dict(lines[i % len(lines)], word=name, recognized=True, key_id=str(10**15 + i))
+            handle.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    return out
+
+
+def best_of(n, fn):
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--drawings", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    from qdsketch.data import build_dataset, save_dataset
+    from qdsketch.readers import read_ndjson
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        path = make_input(tmp, "cat", args.drawings)
+        size = path.stat().st_size
+        n = args.drawings
+
+        def bare_bytes():
+            with open(path, "rb") as f:
+                for line in f:
+                    json.loads(line)
+
+        def bare_text():
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    json.loads(line)
+
+        def read():
+            read_ndjson(path, "simplified", "cat")
+
+        def full():
+            save_dataset(build_dataset(tmp, ["cat"]), tmp / "ds.npz")
+
+        t_bytes, t_text, t_read, t_full = (best_of(args.repeat, f) for f in (bare_bytes, bare_text, read, full))
+    t_bare = min(t_bytes, t_text)  # compare against the faster of the two
+    print(f"input: {n:,} real cat drawings (repeated, new key_ids), {size / 1e6:.1f} MB, python {sys.version.split()[0]}")
+    print(f"{'bare json.loads, bytes lines':<34}{n / t_bytes:>12,.0f} drawings/s")
+    print(f"{'bare json.loads, str lines':<34}{n / t_text:>12,.0f} drawings/s")
+    print(f"{'read_ndjson (to stroke-3)':<34}{n / t_read:>12,.0f} drawings/s  {t_read / t_bare:.2f}x bare (the faster)")
+    print(f"{'preprocess (to dataset file)':<34}{n / t_full:>12,.0f} drawings/s  {t_full / t_bare:.2f}x bare (the faster)")
+
+
+if __name__ == "__main__":
+    main()

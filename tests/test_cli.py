@@ -1,0 +1,106 @@
+"""The command line, through click's CliRunner, and as a real process."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from qdsketch.cli import cli
+
+COMMANDS = ["download", "preprocess"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_help_for_every_command():
+    top = run("--help")
+    assert top.exit_code == 0
+    for name in COMMANDS:
+        assert name in top.output
+        for flag in ("--help", "-h"):
+            result = run(name, flag)
+            assert result.exit_code == 0
+            assert "Example:" in result.output and f"qdsketch {name}" in result.output
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys; from qdsketch.cli import cli\n"
+        "try: cli(['--help'], prog_name='qdsketch')\n"
+        "except SystemExit: pass\n"
+        "heavy = {'torch', 'matplotlib', 'imageio', 'numpy', 'rich'} & set(sys.modules)\n"
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_python_dash_m():
+    proc = subprocess.run([sys.executable, "-m", "qdsketch", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("qdsketch, version ")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["download", "--classes", "catt"], "Error: unknown class 'catt'. Did you mean 'cat', 'castle', 'carrot'?"),
+        (["download", "--classes", ","], "Error: no class names given. Pass --classes cat,clock"),
+        (["download", "--base-url", "ftp://x/", "--classes", "cat"], "Error: base URL 'ftp://x/' is not http(s). Pass --base-url http://host/path/"),
+        (["preprocess", "--split", "1,2"], "Error: bad split '1,2'. Give three non-negative weights, e.g. --split 70,15,15"),
+        (["preprocess", "--classes", "eiffel tower"], "Error: unknown class 'eiffel tower'. Did you mean 'The Eiffel Tower', 'flower', 'feather'?"),
+    ],
+)
+def test_bad_input_is_one_line(args, message):
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.output == message + "\n"
+
+
+def test_download_needs_classes():
+    result = run("download")
+    assert result.exit_code == 2 and "Error: pass --classes NAMES (or --from PATH to import files)" in result.output
+
+
+def test_preprocess_without_data(tmp_path):
+    result = run("preprocess", "--data-dir", str(tmp_path / "none"), "-o", str(tmp_path / "d.npz"))
+    assert result.exit_code == 1
+    assert result.output == f"Error: no drawings in {tmp_path / 'none'}/. Run `qdsketch download --classes cat,clock` or pass --data-dir\n"
+    result = run("preprocess", "--data-dir", str(tmp_path), "--classes", "cat", "-o", str(tmp_path / "d.npz"))
+    assert result.output == f"Error: no data for 'cat' in {tmp_path}/. Run `qdsketch download --classes cat`\n"
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_list_classes():
+    result = run("download", "--list-classes")
+    names = result.output.splitlines()
+    assert len(names) == 345 and "The Eiffel Tower" in names and "hot air balloon" in names
+
+
+def test_preprocess_summary(data_copy, tmp_path):
+    out = tmp_path / "ds.npz"
+    result = run("preprocess", "--data-dir", str(data_copy), "--classes", "cat,clock,house,nail,tent", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "│ cat   │    16 │   3 │    4 │    23 │" in lines
+    assert "│ all   │   120 │  26 │   25 │   171 │" in lines
+    assert "length: mean 31.1, max 85 (max_seq_len 150, 0 truncated)" in lines
+    assert "dx(mean=1.841, std=38.841), dy(mean=1.451, std=41.952)" in lines
+    assert "skipped: 18 unrecognized, 118 duplicates, 0 bad" in lines
+    assert lines[-1] == f"wrote {out}"
+    js = run("preprocess", "--data-dir", str(data_copy), "-o", str(out), "--json")
+    summary = json.loads(js.output)
+    assert summary["total"] == {"train": 156, "val": 34, "test": 31}  # all seven shipped classes
+    assert summary["output"] == str(out)
+
+
+def test_download_from_then_preprocess_like_the_demo(tmp_path):
+    from conftest import DATA
+
+    a = run("download", "--from", str(DATA), "--data-dir", str(tmp_path), "-q")
+    assert a.exit_code == 0 and a.output == ""
+    b = run("preprocess", "--data-dir", str(tmp_path), "-o", str(tmp_path / "ds.npz"), "--json")
+    assert json.loads(b.output)["classes"]["The Eiffel Tower"] == {"train": 18, "val": 4, "test": 3}

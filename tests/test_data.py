@@ -1,0 +1,86 @@
+"""The dataset file: splits, normalisation, truncation, and reading it back."""
+
+import numpy as np
+import pytest
+
+from conftest import FIVE
+from qdsketch import data, readers, strokes
+from qdsketch.errors import DataError
+
+
+@pytest.fixture
+def ds(data_copy):
+    return data.build_dataset(data_copy, FIVE)
+
+
+def test_every_unique_recognized_drawing_lands_in_exactly_one_split(ds):
+    keys = [k for s in data.SPLITS for k in ds.splits[s].drawings.keys]
+    assert len(keys) == len(set(keys))
+    # 125 simplified + 177 raw lines; 118 raw twins of simplified ones, 18 unrecognized
+    assert len(keys) == 171
+    assert ds.meta["skipped"]["duplicates"] == 118 and ds.meta["skipped"]["unrecognized"] == 18
+
+
+def test_split_is_stratified_and_seeded(data_copy, ds):
+    counts = {name: [int((ds.splits[s].labels == i).sum()) for s in data.SPLITS] for i, name in enumerate(FIVE)}
+    assert counts == {"cat": [16, 3, 4], "clock": [26, 6, 5], "house": [26, 6, 5], "nail": [24, 5, 5], "tent": [28, 6, 6]}
+    again = data.build_dataset(data_copy, FIVE)
+    assert again.splits["val"].drawings.keys == ds.splits["val"].drawings.keys
+    other = data.build_dataset(data_copy, FIVE, seed=1)
+    assert other.splits["val"].drawings.keys != ds.splits["val"].drawings.keys
+
+
+def test_normalisation_is_fitted_on_train_only(ds):
+    mean, std = strokes.fit_normalizer(ds.splits["train"].drawings.rows)
+    assert ds.mean.tolist() == mean.tolist() and ds.std.tolist() == std.tolist()
+    everything = np.concatenate([ds.splits[s].drawings.rows for s in data.SPLITS])
+    assert strokes.fit_normalizer(everything)[0].tolist() != mean.tolist()
+
+
+def test_truncation_is_counted(data_copy):
+    ds = data.build_dataset(data_copy, ["cat"], max_seq_len=40)
+    lengths = np.concatenate([np.diff(ds.splits[s].drawings.offsets) for s in data.SPLITS])
+    assert lengths.max() == 40
+    whole = data.read_class(data_copy, "cat", None, True, readers.Skipped())
+    assert ds.meta["truncated"] == int((np.diff(whole.offsets) > 40).sum()) == 21
+
+
+def test_max_per_class(data_copy):
+    ds = data.build_dataset(data_copy, ["clock", "tent"], max_per_class=10)
+    assert sum(len(ds.splits[s]) for s in data.SPLITS) == 20
+
+
+def test_save_and_load_round_trip(ds, tmp_path):
+    data.save_dataset(ds, tmp_path / "d.npz")
+    back = data.load_dataset(tmp_path / "d.npz")
+    assert back.class_names == FIVE and back.max_seq_len == 150 and back.seed == 0
+    assert back.meta == ds.meta
+    for s in data.SPLITS:
+        assert back.splits[s].drawings.rows.tolist() == ds.splits[s].drawings.rows.tolist()
+        assert back.splits[s].drawings.offsets.tolist() == ds.splits[s].drawings.offsets.tolist()
+        assert back.splits[s].labels.tolist() == ds.splits[s].labels.tolist()
+        assert back.splits[s].drawings.keys == ds.splits[s].drawings.keys
+
+
+def test_bad_dataset_files(tmp_path):
+    with pytest.raises(DataError, match="no dataset file at"):
+        data.load_dataset(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match="is not a readable dataset file"):
+        data.load_dataset(tmp_path / "junk.npz")
+    np.savez(tmp_path / "foreign.npz", x=np.zeros(3))
+    with pytest.raises(DataError, match="is not a qdsketch dataset file"):
+        data.load_dataset(tmp_path / "foreign.npz")
+
+
+def test_a_class_whose_file_has_no_usable_drawing(tmp_path):
+    (tmp_path / "simplified").mkdir()
+    (tmp_path / "simplified" / "cat.ndjson").write_text("{broken\n[]\n")
+    with pytest.raises(DataError, match=r"no usable drawing for 'cat' in .*cat.ndjson"):
+        data.build_dataset(tmp_path, ["cat"])
+
+
+@pytest.mark.parametrize("text", ["70,30", "a,b,c", "-1,50,50", "0,50,50"])
+def test_bad_split(text):
+    with pytest.raises(DataError, match="bad split"):
+        data.parse_split(text)

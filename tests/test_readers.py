@@ -1,0 +1,131 @@
+"""Reading files: bad drawings are skipped and counted, never fatal."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from conftest import DATA, real_lines
+from qdsketch import readers
+from qdsketch.errors import DataError
+from qdsketch.strokes import drawing_to_stroke3, simplify_drawing
+
+
+def corrupt(line: bytes, how: str) -> bytes:
+    obj = json.loads(line)
+    d = obj["drawing"]
+    if how == "malformed JSON":
+        return line[: len(line) // 2] + b"\n"
+    if how == "empty stroke":
+        d.append([[], []])
+    elif how == "x/y length mismatch":
+        d[0][1].pop()
+    elif how == "non-numeric value":
+        d[0][0][1] = "12"
+    elif how == "out-of-range value":
+        d[-1][1][0] = 300
+    elif how == "empty drawing":
+        obj["drawing"] = []
+    elif how == "a stroke is not [xs, ys]":
+        d[0] = 5
+    return json.dumps(obj).encode() + b"\n"
+
+
+BAD = ["malformed JSON", "empty stroke", "x/y length mismatch", "non-numeric value", "out-of-range value",
+       "empty drawing", "a stroke is not [xs, ys]"]
+
+
+def test_bad_drawings_are_skipped_with_file_and_line(tmp_path):
+    good = real_lines("house")
+    lines = [good[0]] + [corrupt(good[i + 1], how) for i, how in enumerate(BAD)] + good[len(BAD) + 1 :]
+    lines.insert(3, b"[1, 2, 3]\n")
+    path = tmp_path / "house.ndjson"
+    path.write_bytes(b"".join(lines))
+    skipped = readers.Skipped()
+    got = readers.read_ndjson(path, "simplified", "house", skipped=skipped)
+    assert dict(skipped.reasons) == {**{b: 1 for b in BAD}, "not a Quick, Draw! drawing (no 'drawing' key)": 1}
+    assert skipped.examples[0] == "house.ndjson:2: malformed JSON"
+    assert "house.ndjson:4: not a Quick, Draw! drawing (no 'drawing' key)" in skipped.examples
+    assert "house.ndjson:6: non-numeric value" in skipped.examples
+    # what is kept is exactly the good drawings, in order
+    kept = [json.loads(l) for i, l in enumerate(good) if i == 0 or i > len(BAD)]
+    kept = [o for o in kept if o["recognized"]]
+    assert len(got) == len(kept)
+    for i, obj in enumerate(kept):
+        assert got.rows[got.offsets[i] : got.offsets[i + 1]].tolist() == drawing_to_stroke3(obj["drawing"]).tolist()
+        assert got.keys[i] == obj["key_id"]
+
+
+def test_limit_stops_reading_and_keys_dedupe(tmp_path):
+    path = DATA / "simplified" / "clock.ndjson"
+    seen = set()
+    first = readers.read_ndjson(path, "simplified", "clock", limit=7, seen=seen)
+    assert len(first) == 7 and len(seen) == 7
+    skipped = readers.Skipped()
+    rest = readers.read_ndjson(path, "simplified", "clock", seen=seen, skipped=skipped)
+    assert len(rest) == 25 - 7 and skipped.duplicates == 7
+
+
+def test_unrecognized_are_counted_not_bad():
+    skipped = readers.Skipped()
+    got = readers.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", skipped=skipped)
+    assert (len(got), skipped.unrecognized, skipped.bad) == (20, 5, 0)
+    assert len(readers.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", recognized_only=False)) == 25
+
+
+def test_a_word_from_another_class_is_bad(tmp_path):
+    path = tmp_path / "cat.ndjson"
+    path.write_bytes(b"".join(real_lines("tent")[:2]))
+    skipped = readers.Skipped()
+    assert len(readers.read_ndjson(path, "simplified", "cat", skipped=skipped)) == 0
+    assert skipped.reasons == {"word 'tent' where 'cat' was expected": 2}
+
+
+def test_raw_files_are_simplified_on_the_way_in():
+    got = readers.read_ndjson(DATA / "raw" / "tent.ndjson", "raw", "tent")
+    objs = [json.loads(l) for l in real_lines("tent", "raw")]
+    objs = [o for o in objs if o["recognized"]]
+    assert len(got) == len(objs)
+    for i in (0, len(objs) - 1):
+        points = simplify_drawing(objs[i]["drawing"])
+        expected = drawing_to_stroke3([[p[:, 0], p[:, 1]] for p in points])
+        assert got.rows[got.offsets[i] : got.offsets[i + 1]].tolist() == expected.tolist()
+
+
+def sketchrnn_file(path, drawings):
+    arrays = {}
+    for split in ("train", "valid", "test"):
+        arrays[split] = np.empty(len(drawings), dtype=object)
+        arrays[split][:] = drawings
+    np.savez(path, **arrays)
+
+
+def test_sketchrnn_npz_is_read_without_trusting_pickle(tmp_path):
+    real = [drawing_to_stroke3(json.loads(l)["drawing"]).astype(np.int16) for l in real_lines("nail")[:4]]
+    sketchrnn_file(tmp_path / "nail.npz", real)
+    got = readers.read_npz(tmp_path / "nail.npz")
+    assert len(got) == 12
+    assert got.rows[: got.offsets[1]].tolist() == real[0].tolist()
+    assert got.keys[:2] == ["nail.npz:train[0]", "nail.npz:train[1]"]
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = np.empty(1, dtype=object)
+    evil[0] = Evil()
+    np.savez(tmp_path / "evil.npz", train=evil)
+    with pytest.raises(DataError, match=r"builtins.print is not allowed in a sketchrnn file"):
+        readers.read_npz(tmp_path / "evil.npz")
+
+
+def test_sketchrnn_bad_arrays_are_skipped(tmp_path):
+    real = drawing_to_stroke3(json.loads(real_lines("nail")[0])["drawing"]).astype(np.int16)
+    pen2 = real.copy()
+    pen2[0, 2] = 2
+    sketchrnn_file(tmp_path / "nail.npz", [real, pen2, real[:, :2].copy()])
+    skipped = readers.Skipped()
+    got = readers.read_npz(tmp_path / "nail.npz", skipped=skipped)
+    assert len(got) == 3
+    assert skipped.reasons == {"out-of-range value": 3, "not an (n, 3) stroke-3 array": 3}
