@@ -41,6 +41,9 @@ def test_truncation_is_counted(data_copy):
     ds = data.build_dataset(data_copy, ["cat"], max_seq_len=40)
     lengths = np.concatenate([np.diff(ds.splits[s].drawings.offsets) for s in data.SPLITS])
     assert lengths.max() == 40
+    for s in data.SPLITS:  # every drawing, cut or not, ends its last stroke
+        d = ds.splits[s].drawings
+        assert (d.rows[d.offsets[1:] - 1, 2] == 1).all()
     whole = data.read_class(data_copy, "cat", None, True, readers.Skipped())
     assert ds.meta["truncated"] == int((np.diff(whole.offsets) > 40).sum()) == 21
 

@@ -130,11 +130,9 @@ def build_dataset(
                 f"no usable drawing for {name!r} in {', '.join(sources[name])}",
                 "download it again with `qdsketch download --force`",
             )
-        lengths = np.diff(drawings.offsets)
-        truncated += int((lengths > max_seq_len).sum())
-        drawings = truncate_all(drawings, max_seq_len)
+        truncated += int((np.diff(drawings.offsets) > max_seq_len).sum())
         for split, index in zip(SPLITS, split_indices(len(drawings), fractions, rng)):
-            pieces[split].append((select(drawings, index), label))
+            pieces[split].append((select(drawings, index, max_seq_len), label))
     splits = {
         s: Split(
             concat([d for d, _ in parts]),
@@ -155,22 +153,6 @@ def build_dataset(
         "truncated": truncated,
     }
     return Dataset(list(classes), splits, mean, std, max_seq_len, seed, meta)
-
-
-def truncate_all(d: Drawings, max_len: int) -> Drawings:
-    """Every drawing cut to at most ``max_len`` rows, as ``strokes.truncate`` does."""
-    lengths = np.diff(d.offsets)
-    long = np.flatnonzero(lengths > max_len)
-    if not len(long):
-        return d
-    rows = d.rows.copy()
-    keep = np.ones(len(rows), dtype=bool)
-    for i in long:
-        start = d.offsets[i]
-        rows[start + max_len - 1, 2] = 1  # a cut ends its stroke
-        keep[start + max_len : d.offsets[i + 1]] = False
-    offsets = np.concatenate([[0], np.cumsum(np.minimum(lengths, max_len))]).astype(np.int64)
-    return Drawings(rows[keep], offsets, d.keys)
 
 
 # --- the file ---------------------------------------------------------------------------

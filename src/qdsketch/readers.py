@@ -21,7 +21,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -149,12 +149,6 @@ def keep_line(line: bytes, fmt: str, word: str | None, recognized_only: bool) ->
 # --- ndjson files ---------------------------------------------------------------------
 
 
-def _lines(handle: Iterable[str]) -> Iterator[tuple[int, str]]:
-    for lineno, line in enumerate(handle, 1):
-        if line.strip():
-            yield lineno, line
-
-
 def read_ndjson(
     path: Path,
     fmt: str,
@@ -176,7 +170,7 @@ def read_ndjson(
     total = 0
     # text mode: json.loads then skips its per-line encoding detection
     with open(path, encoding="utf-8", errors="replace") as handle:
-        lines = _lines(handle)
+        lines = enumerate(handle, 1)  # shared by the chunks, so each resumes where the last stopped
         while limit is None or total < limit:
             want = CHUNK if limit is None else min(CHUNK, limit - total)
             chunk = _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name)
@@ -191,24 +185,28 @@ def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) ->
     """Read lines until ``want`` drawings pass the structural checks, then check
     their values all at once; ``None`` at the end of the file.
 
-    This loop is the hot path of ``preprocess``: per line it does little more
-    than ``json.loads`` and list extends; values are checked by numpy later.
+    This loop is the hot path of ``preprocess`` (benchmarks/preprocess_speed.py):
+    per line it does little more than ``json.loads`` and two list extends per
+    stroke. Empty strokes, too few points, non-numeric and out-of-range values
+    are found by numpy afterwards, for the whole chunk at once.
     """
     xs: list = []
     ys: list = []
     stroke_lengths: list[int] = []
-    drawing_lengths: list[int] = []
+    stroke_counts: list[int] = []
     keys: list[str] = []
-    where: list[str] = []
+    where: list[int] = []  # line numbers, for messages
     raw: list[list] = []
     eof = True
     for lineno, line in lines:
+        if len(line) < 3 and not line.strip():  # blank; longer whitespace fails as malformed JSON
+            continue
         try:
             obj = parse_line(line, word)
             if recognized_only and obj.get("recognized", True) is False:
                 skipped.unrecognized += 1
                 continue
-            key = str(obj.get("key_id") or f"{name}:{lineno}")
+            key = obj.get("key_id") or f"{name}:{lineno}"
             if key in seen:
                 skipped.duplicates += 1
                 continue
@@ -219,52 +217,55 @@ def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) ->
             else:
                 if type(drawing) is not list or not drawing:
                     raise _Bad("empty drawing")
+                n0, s0 = len(xs), len(stroke_lengths)
                 try:
-                    lx = [len(s[0]) for s in drawing]
-                    if lx != [len(s[1]) for s in drawing]:
-                        raise _Bad("x/y length mismatch")
-                except (TypeError, KeyError, IndexError):
-                    raise _Bad("a stroke is not [xs, ys]") from None
-                if 0 in lx:
-                    raise _Bad("empty stroke")
-                points = sum(lx)
-                if points < 2:
-                    raise _Bad("fewer than two points")
-                for s in drawing:  # a non-list column (str, dict) shows up as non-numeric below
-                    xs += s[0]
-                    ys += s[1]
-                stroke_lengths += lx
-                drawing_lengths.append(points)
+                    for x, y in drawing:  # a non-list column (str, dict) shows up as non-numeric later
+                        if len(x) != len(y):
+                            raise _Bad("x/y length mismatch")
+                        xs += x
+                        ys += y
+                        stroke_lengths.append(len(x))
+                except (_Bad, TypeError, ValueError) as exc:
+                    del xs[n0:], ys[n0:], stroke_lengths[s0:]
+                    raise exc if isinstance(exc, _Bad) else _Bad("a stroke is not [xs, ys]") from None
+                stroke_counts.append(len(drawing))
         except _Bad as bad:
             skipped.add(f"{name}:{lineno}", str(bad))
             continue
         seen.add(key)
         keys.append(key)
-        where.append(f"{name}:{lineno}")
+        where.append(lineno)
         if len(keys) >= want:
             eof = False
             break
     if not keys:
         return None if eof else Drawings.empty()
     if fmt == "raw":
-        return _from_raw(raw, keys, where, skipped, seen)
-    return _from_points(xs, ys, stroke_lengths, drawing_lengths, keys, where, skipped, seen)
+        return _from_raw(raw, keys, skipped, seen)
+    return _from_points(xs, ys, stroke_lengths, stroke_counts, keys, lambda i: f"{name}:{where[i]}", skipped, seen)
 
 
-def _from_points(xs, ys, stroke_lengths, drawing_lengths, keys, where, skipped, seen) -> Drawings:
-    """Check values in bulk, drop the drawings that fail, convert to stroke-3."""
+def _from_points(xs, ys, stroke_lengths, stroke_counts, keys, where, skipped, seen) -> Drawings:
+    """Check values in bulk, drop the drawings that fail, convert to stroke-3.
+
+    ``where(i)`` names drawing ``i``'s file and line for messages.
+    """
     n = len(keys)
     bad = np.zeros(n, dtype=bool)
-    ends = np.cumsum(drawing_lengths)
-    starts = ends - np.asarray(drawing_lengths)
+    stroke_lengths = np.asarray(stroke_lengths, dtype=np.int64)
+    stroke_counts = np.asarray(stroke_counts, dtype=np.int64)
+    first_stroke = np.cumsum(stroke_counts) - stroke_counts
+    lengths = np.add.reduceat(stroke_lengths, first_stroke)  # points per drawing
+    _mark(bad, np.logical_or.reduceat(stroke_lengths == 0, first_stroke), "empty stroke", where, skipped)
+    _mark(bad, (lengths < 2) & ~bad, "fewer than two points", where, skipped)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
     x, y = np.array(xs), np.array(ys)  # numpy infers the type: any str or None makes it non-numeric
     if x.dtype.kind not in "iuf" or y.dtype.kind not in "iuf":
         numeric = (int, float)
-        reason = np.array(
-            [not all(type(v) in numeric for v in xs[a:b] + ys[a:b]) for a, b in zip(starts, ends)]
-        )
-        _mark(bad, reason, "non-numeric value", where, skipped)
-        keep = np.repeat(~reason, drawing_lengths)
+        reason = np.array([not all(type(v) in numeric for v in xs[a:b] + ys[a:b]) for a, b in zip(starts, ends)])
+        _mark(bad, reason & ~bad, "non-numeric value", where, skipped)
+        keep = np.repeat(~reason, lengths)
         x = np.zeros(len(xs))
         y = np.zeros(len(ys))
         x[keep] = np.array([v for v, k in zip(xs, keep) if k], dtype=np.float64)
@@ -272,22 +273,24 @@ def _from_points(xs, ys, stroke_lengths, drawing_lengths, keys, where, skipped, 
     points = np.column_stack([x, y])  # int64 for Google's integer files, float64 otherwise
     outside = ~((points >= 0) & (points <= strokes.SIMPLIFIED_MAX)).all(axis=1)  # NaN fails both
     _mark(bad, np.logical_or.reduceat(outside, starts) & ~bad, "out-of-range value", where, skipped)
-    rows, offsets = strokes.points_to_stroke3(points, np.cumsum(stroke_lengths), ends)
-    drawings = Drawings(rows.astype(np.int16), offsets, keys)
-    if bad.any():
+    if bad.any():  # drop bad drawings' points before differencing, so nothing empty reaches it
         for i in np.flatnonzero(bad):
             seen.discard(keys[i])
-        drawings = select(drawings, np.flatnonzero(~bad))
-    return drawings
+        good = np.flatnonzero(~bad)
+        points = points[np.repeat(~bad, lengths)]
+        stroke_lengths = stroke_lengths[np.repeat(~bad, stroke_counts)]
+        lengths, keys = lengths[good], [keys[i] for i in good]
+    rows, offsets = strokes.points_to_stroke3(points, np.cumsum(stroke_lengths), np.cumsum(lengths))
+    return Drawings(rows.astype(np.int16), offsets, keys)
 
 
-def _mark(bad: np.ndarray, which: np.ndarray, reason: str, where: list[str], skipped: Skipped) -> None:
+def _mark(bad: np.ndarray, which: np.ndarray, reason: str, where, skipped: Skipped) -> None:
     for i in np.flatnonzero(which):
-        skipped.add(where[i], reason)
+        skipped.add(where(i), reason)
     bad |= which
 
 
-def _from_raw(raw, keys, where, skipped, seen) -> Drawings:
+def _from_raw(raw, keys, skipped, seen) -> Drawings:
     """Simplify raw drawings the way Google does, then convert them."""
     points, stroke_ends, drawing_ends = [], [], []
     total = 0
@@ -387,13 +390,19 @@ def read_npz(
 # --- ragged helpers -----------------------------------------------------------------------------
 
 
-def select(d: Drawings, index: np.ndarray) -> Drawings:
-    """The drawings at ``index``, in that order."""
+def select(d: Drawings, index: np.ndarray, max_len: int | None = None) -> Drawings:
+    """The drawings at ``index``, in that order, each cut to ``max_len`` rows
+    the way ``strokes.truncate`` cuts one."""
     index = np.asarray(index, dtype=np.int64)
     lengths = np.diff(d.offsets)[index]
+    cut = lengths > max_len if max_len is not None else np.zeros(len(index), dtype=bool)
+    if max_len is not None:
+        lengths = np.minimum(lengths, max_len)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     take = np.arange(offsets[-1]) + np.repeat(d.offsets[index] - offsets[:-1], lengths)
-    return Drawings(d.rows[take], offsets, [d.keys[i] for i in index])
+    rows = d.rows[take]
+    rows[offsets[1:][cut] - 1, 2] = 1  # a cut drawing ends its last stroke
+    return Drawings(rows, offsets, [d.keys[i] for i in index])
 
 
 def concat(parts: list[Drawings]) -> Drawings:

