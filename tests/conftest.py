@@ -133,3 +133,13 @@ def data_copy(tmp_path):
     for fmt in ("simplified", "raw"):
         shutil.copytree(DATA / fmt, target / fmt)
     return target
+
+
+@pytest.fixture(scope="session")
+def dataset_path(tmp_path_factory):
+    """The five reference classes from the shipped drawings, as `preprocess` writes them."""
+    from qdsketch.data import build_dataset, save_dataset
+
+    path = tmp_path_factory.mktemp("dataset") / "dataset.npz"
+    save_dataset(build_dataset(DATA, FIVE), path)
+    return path

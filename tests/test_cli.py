@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from qdsketch.cli import cli
 
-COMMANDS = ["download", "preprocess"]
+COMMANDS = sorted(cli.commands)
 
 
 def run(*args):

@@ -85,7 +85,7 @@ def quiet_option(f):
 def _console(quiet: bool = False):
     from rich.console import Console
 
-    return Console(quiet=quiet, highlight=False)
+    return Console(quiet=quiet, highlight=False, soft_wrap=True)  # long paths stay on one line, copyable
 
 
 # --- download ------------------------------------------------------------------------
@@ -255,3 +255,166 @@ def _print_summary(console, s: dict, output: Path) -> None:
     for example in sk["examples"][:5]:
         console.print(f"  {example}")
     console.print(f"wrote {output}")
+
+
+# --- train -----------------------------------------------------------------------------
+
+
+def device_option(f):
+    return click.option(
+        "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|mps", help="Where to run (cuda:N works too)."
+    )(f)
+
+
+class _CtrlC:
+    """First Ctrl-C: ask the loop to stop after this batch. Second: stop now."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        import signal
+
+        self.signal = signal
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        self.signal.signal(self.signal.SIGINT, self.previous)
+        return False
+
+
+@cli.command()
+@click.option(
+    "--data", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/dataset.npz"), show_default=True,
+    help="Dataset file from `qdsketch preprocess`.",
+)
+@click.option("--preset", type=click.Choice(["seed", "tiny"]), default="seed", show_default=True,
+              help="Model preset; `seed` is the reference's 5.9M-parameter LSTM.")
+@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-5, show_default=True)
+@click.option("--early-stop", type=click.IntRange(min=1), default=7, show_default=True,
+              help="Stop after this many epochs without a better validation loss.")
+@device_option
+@click.option("--amp", is_flag=True, help="bf16 autocast for the forward pass (CUDA).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the run's files go [default: runs/<preset>-<time>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout and batch order.")
+@click.option("--embed-dim", type=click.IntRange(min=1), help="Class embedding size [preset's].")
+@click.option("--hidden", type=click.IntRange(min=1), help="LSTM units per layer [preset's].")
+@click.option("--layers", type=click.IntRange(min=1), help="LSTM layers [preset's].")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between LSTM layers [preset's].")
+@click.option("--xy-weight", type=click.FloatRange(min=0), help="Weight of the dx, dy loss [1.0].")
+@click.option("--pen-weight", type=click.FloatRange(min=0), help="Weight of the pen loss [1.0].")
+@quiet_option
+def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device, amp, run_dir, resume, seed,
+          embed_dim, hidden, layers, dropout, xy_weight, pen_weight, quiet):
+    """Train the class-conditional stroke model on a dataset file.
+
+    Follows the reference recipe: AdamW, gradient clipping at 1.0, the learning
+    rate halved after 3 epochs without improvement, early stopping after 7.
+    The run directory gets best.pt, last.pt, history.csv/.json, config.json and
+    three loss plots. Ctrl-C saves last.pt; --resume continues exactly there.
+    Under `torchrun --nproc-per-node N -m qdsketch train ...` it trains with
+    DistributedDataParallel.
+
+    \b
+    Example:
+        qdsketch train --device cuda
+        qdsketch train --preset tiny --epochs 5 --run-dir runs/try
+        qdsketch train --run-dir runs/try --resume --epochs 10
+    """
+    import time as _time
+
+    from qdsketch.model import preset as make_preset
+    from qdsketch.train import SilentReporter, TrainConfig, train as run_train
+
+    if resume and run_dir is None:
+        raise click.UsageError("--resume needs the --run-dir of the run to continue")
+    run_dir = run_dir or Path("runs") / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    model_cfg = make_preset(preset, embed_dim=embed_dim, hidden=hidden, layers=layers, dropout=dropout,
+                            xy_weight=xy_weight, pen_weight=pen_weight)
+    cfg = TrainConfig(data=str(data), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      early_stop=early_stop, seed=seed, device=device, amp=amp)
+    main = int(os.environ.get("RANK", "0")) == 0
+    console = _console(quiet or not main)
+    if quiet or not main:
+        reporter = SilentReporter()
+    else:
+        from qdsketch.progress import RichTrainReporter
+
+        reporter = RichTrainReporter(console)
+    with _CtrlC() as ctrl_c:
+        summary = run_train(cfg, model_cfg, run_dir, resume, reporter, should_stop=lambda: ctrl_c.requested)
+    if not main:
+        return
+    from qdsketch.render import plot_history
+
+    history = summary.get("history") or _read_history(run_dir)
+    if history:
+        plot_history(history, run_dir)
+    if summary["interrupted"]:
+        console.print(
+            f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: saved {run_dir / 'last.pt'}\n"
+            f"resume with: qdsketch train --run-dir {run_dir} --resume"
+        )
+        raise SystemExit(130)
+    how = "stopped early" if summary["stopped_early"] else "done"
+    console.print(
+        f"{how} after {summary['epochs']} epochs; best validation loss {summary['best_val']:.4f} "
+        f"at epoch {summary['best_epoch']}: {run_dir / 'best.pt'}"
+    )
+
+
+def _read_history(run_dir: Path) -> list:
+    import json
+
+    path = run_dir / "history.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+# --- evaluate ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="Dataset file [default: the one the checkpoint was trained on].")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def evaluate(checkpoint, data, split, device, as_json):
+    """Report a model's losses on a dataset split, overall and per class.
+
+    \b
+    Example:
+        qdsketch evaluate runs/seed-20261125-101500
+        qdsketch evaluate runs/try/last.pt --split val --json
+    """
+    import json
+
+    from qdsketch.evaluate import evaluate as run_evaluate
+
+    report = run_evaluate(checkpoint, data, split, device)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    from rich.table import Table
+
+    xy, pen = ("MSE", "CE") if report["head"] == "mse" else ("xy", "pen")
+    table = Table(title=f"{report['checkpoint']} on the {split} split of {report['data']}")
+    for col in ("class", "drawings", "total", xy, pen):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, c in report["classes"].items():
+        table.add_row(name, f"{c['drawings']:,}", f"{c['total']:.4f}", f"{c['xy']:.4f}", f"{c['pen']:.4f}")
+    o = report["overall"]
+    table.add_row("[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}")
+    _console().print(table)

@@ -58,3 +58,67 @@ class RichDownloadReporter:
     def finish(self, label):
         task, _, _ = self.tasks[label]
         self.progress.update(task, completed=self.progress.tasks[task].total or 1, total=self.progress.tasks[task].total or 1)
+
+
+class RichTrainReporter:
+    """A live bar over the batches, and one row per epoch printed above it."""
+
+    COLUMNS = (  # fits 80 columns: epoch; train total, MSE, CE; validation total, MSE, CE; ...
+        ("ep", 3), ("train", 6), ("mse", 6), ("ce", 6), ("val", 6), ("mse", 6), ("ce", 6),
+        ("lr", 7), ("secs", 5), ("seq/s", 6), ("pad", 4), ("", 4),
+    )
+
+    def __init__(self, console: Console):
+        from rich.progress import MofNCompleteColumn
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:,.0f} seq/s"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = None
+
+    def start(self, info):
+        c = self.console
+        model = ", ".join(f"{k}={v}" for k, v in info["model"].items())
+        c.print(f"model: {info['parameters']:,} trainable parameters ({model})")
+        train = info["train"]
+        c.print(
+            "train: " + ", ".join(f"{k}={train[k]}" for k in ("data", "epochs", "batch_size", "lr", "weight_decay", "seed"))
+            + f"; device {info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else "")
+        )
+        sizes = info["sizes"]
+        c.print(f"data: {sizes['train']:,} train, {sizes['val']:,} validation, {sizes['test']:,} test drawings")
+        if info["resumed_at"]:
+            epoch, batch = info["resumed_at"]
+            c.print(f"resuming at epoch {epoch}, batch {batch}")
+        c.print(" ".join(f"{name:>{width}}" for name, width in self.COLUMNS).rstrip())
+        self.progress.start()
+
+    def batch(self, epoch, done, total, loss, seqs_per_s):
+        if self.task is None:
+            self.task = self.progress.add_task("", total=total, epoch=epoch, loss=loss, rate=seqs_per_s)
+        self.progress.update(self.task, completed=done, total=total, epoch=epoch, loss=loss, rate=seqs_per_s)
+
+    def epoch(self, row):
+        values = [
+            f"{row['epoch']}", *(f"{row[k]:.4f}" for k in ("train_total", "train_xy", "train_pen", "val_total", "val_xy", "val_pen")),
+            f"{row['lr']:.1e}", f"{row['seconds']:.1f}", f"{row['seqs_per_s']:,.0f}", f"{row['padding_efficiency']:.0%}",
+            "best" if row["best"] else "",
+        ]
+        line = " ".join(f"{v:>{w}}" for v, (_, w) in zip(values, self.COLUMNS))
+        self.progress.console.print(line.rstrip())
+        if self.task is not None:
+            self.progress.reset(self.task)
+
+    def message(self, text):
+        self.progress.console.print(text)
+
+    def close(self):
+        self.progress.stop()

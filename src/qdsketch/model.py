@@ -1,0 +1,137 @@
+"""The class-conditional stroke model: ``ModelConfig``, its presets, the heads.
+
+The ``seed`` preset is exactly the reference's SketchGenerator
+(../shared/reference): a class embedding concatenated to the stroke-5 input at
+every step, a stacked LSTM whose initial h and c are linear projections of the
+embedding, and an output head. The head is a separate module, so a mixture
+density head can stand in for the reference's MSE one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    n_classes: int = 5  # classes the model is conditioned on (set from the dataset)
+    embed_dim: int = 128  # class embedding size; fed at every step and projected to h0, c0
+    hidden: int = 512  # LSTM units per layer
+    layers: int = 3  # stacked LSTM layers
+    dropout: float = 0.3  # dropout between LSTM layers (as nn.LSTM applies it)
+    head: str = "mse"  # output head: "mse" (dx, dy regression + pen logits, the reference)
+    xy_weight: float = 1.0  # weight of the dx, dy loss in the total
+    pen_weight: float = 1.0  # weight of the pen cross-entropy in the total
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # the reference report's SketchGenerator: 5,927,045 parameters with 5 classes
+    "seed": ModelConfig(),
+    # for tests and smoke runs
+    "tiny": ModelConfig(embed_dim=8, hidden=8, layers=1, dropout=0.0),
+}
+
+HEADS: dict[str, type] = {}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+class MSEHead(nn.Module):
+    """The reference's head: dx, dy by regression, pen state by 3 logits.
+
+    Loss: mean squared error on the normalised dx, dy, and cross-entropy on
+    the pen state, both averaged over real (unpadded) steps.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.fc_xy = nn.Linear(cfg.hidden, 2)
+        self.fc_pen = nn.Linear(cfg.hidden, 3)
+
+    def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"xy": self.fc_xy(h), "pen": self.fc_pen(h)}
+
+    def losses(self, out: dict, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``xy`` and ``pen`` losses, each a mean over the steps where ``mask``."""
+        real = mask.sum().clamp(min=1)
+        squared = (out["xy"].float() - target[..., :2]).pow(2).sum(-1)
+        xy = (squared * mask).sum() / (2 * real)
+        ce = F.cross_entropy(out["pen"].float().flatten(0, 1), target[..., 2:].argmax(-1).flatten(), reduction="none")
+        pen = (ce * mask.flatten()).sum() / real
+        return {"xy": xy, "pen": pen}
+
+    def sample_xy(self, out: dict, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+        """dx, dy of the last step; a regression head has nothing to sample."""
+        return out["xy"][:, -1]
+
+
+HEADS["mse"] = MSEHead
+
+
+class SketchModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.head not in HEADS:
+            raise ValueError(f"unknown head {cfg.head!r}")
+        self.cfg = cfg
+        self.class_embedding = nn.Embedding(cfg.n_classes, cfg.embed_dim)
+        self.init_h_proj = nn.Linear(cfg.embed_dim, cfg.layers * cfg.hidden)
+        self.init_c_proj = nn.Linear(cfg.embed_dim, cfg.layers * cfg.hidden)
+        self.lstm = nn.LSTM(
+            5 + cfg.embed_dim, cfg.hidden, cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
+        )
+        self.head = HEADS[cfg.head](cfg)
+
+    def initial_state(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h0 and c0, ``(layers, B, hidden)``, from the class embedding."""
+        shape = (emb.shape[0], self.cfg.layers, self.cfg.hidden)
+        h = self.init_h_proj(emb).view(shape).transpose(0, 1).contiguous()
+        c = self.init_c_proj(emb).view(shape).transpose(0, 1).contiguous()
+        return h, c
+
+    def forward(
+        self,
+        strokes: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[dict, dict | None]:
+        """Run ``strokes`` ``(B, T, 5)`` for classes ``labels`` ``(B,)``.
+
+        Returns the head's outputs (plus ``state``, the LSTM state after the
+        last step) and, given ``targets`` and ``mask`` ``(B, T)``, the losses:
+        ``xy``, ``pen`` and the weighted ``total``.
+        """
+        emb = self.class_embedding(labels)
+        if state is None:
+            state = self.initial_state(emb)
+        cond = emb.unsqueeze(1).expand(-1, strokes.shape[1], -1)
+        h, state = self.lstm(torch.cat([strokes, cond], dim=-1), state)
+        out = self.head(h)
+        out["state"] = state
+        if targets is None:
+            return out, None
+        if mask is None:
+            mask = torch.ones(targets.shape[:2], device=targets.device)
+        losses = self.head.losses(out, targets, mask.float())
+        losses["total"] = self.cfg.xy_weight * losses["xy"] + self.cfg.pen_weight * losses["pen"]
+        return out, losses
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,199 @@
+"""Training: the recipe, resume equivalence, checkpoints, DDP, and the CLI."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from qdsketch.checkpoint import load_checkpoint, save_checkpoint
+from qdsketch.cli import cli
+from qdsketch.errors import CheckpointError
+from qdsketch.model import ModelConfig, SketchModel, preset
+from qdsketch.train import TrainConfig, train
+
+TINY = preset("tiny")
+
+
+def cfg(dataset_path, **kw):
+    return TrainConfig(**{"data": str(dataset_path), "batch_size": 16, "pool": 2, **kw})
+
+
+def same_state(a: Path, b: Path):
+    """Parameters and optimizer state of two last.pt files are bit-identical."""
+    ka, kb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    for name, t in ka["model"].items():
+        assert torch.equal(t, kb["model"][name]), name
+    sa, sb = ka["extra"]["optimizer"]["state"], kb["extra"]["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    for i in sa:
+        for k in sa[i]:
+            assert torch.equal(sa[i][k], sb[i][k]), (i, k)
+    assert ka["extra"]["scheduler"] == kb["extra"]["scheduler"]
+    assert ka["extra"]["early"] == kb["extra"]["early"]
+    assert torch.equal(ka["extra"]["rng"]["torch"], kb["extra"]["rng"]["torch"])
+    return ka["extra"]["history"], kb["extra"]["history"]
+
+
+# dropout on, two layers: so that the RNG state matters to the result
+DROPPY = ModelConfig(embed_dim=8, hidden=16, layers=2, dropout=0.3)
+
+
+def test_resume_at_an_epoch_boundary_is_bit_identical(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "straight")
+    train(cfg(dataset_path, epochs=1), DROPPY, tmp_path / "split")
+    summary = train(cfg(dataset_path, epochs=2), None, tmp_path / "split", resume=True)
+    assert summary["epochs"] == 2
+    h1, h2 = same_state(tmp_path / "straight" / "last.pt", tmp_path / "split" / "last.pt")
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "seqs_per_s")} for r in h]
+    assert strip(h1) == strip(h2)
+
+
+def test_interrupted_mid_epoch_and_resumed_is_bit_identical(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "straight")
+    polls = iter(range(1000))
+    summary = train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "cut", should_stop=lambda: next(polls) == 9)
+    assert summary["interrupted"] and (summary["epoch"], summary["batch"]) == (2, 1)  # 8 batches an epoch
+    train(cfg(dataset_path, epochs=2), None, tmp_path / "cut", resume=True)
+    same_state(tmp_path / "straight" / "last.pt", tmp_path / "cut" / "last.pt")
+
+
+def test_run_directory_and_early_stopping(dataset_path, tmp_path):
+    # lr so high that validation never improves after the first epoch
+    s = train(cfg(dataset_path, epochs=20, lr=0.5, early_stop=2), TINY, tmp_path / "run")
+    assert s["stopped_early"] and s["epochs"] < 20
+    assert s["best_epoch"] == min(range(1, s["epochs"] + 1), key=lambda e: s["history"][e - 1]["val_total"])
+    assert s["epochs"] == s["best_epoch"] + 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "best.pt", "config.json", "history.csv", "history.json", "last.pt"]
+    best = load_checkpoint(tmp_path / "run")  # a run directory means its best.pt
+    assert best.extra["epoch"] == s["best_epoch"]
+    assert best.class_names == ["cat", "clock", "house", "nail", "tent"]
+    lines = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,train_total,train_xy,train_pen,val_total,val_xy,val_pen,lr,")
+    assert len(lines) == s["epochs"] + 1
+
+
+def test_plateau_schedule_halves_the_lr(dataset_path, tmp_path):
+    # gradients clipped to norm 0 and no weight decay: the weights, so the validation loss, never change
+    frozen = cfg(dataset_path, epochs=7, grad_clip=0.0, weight_decay=0.0, early_stop=20, batch_size=64)
+    s = train(frozen, TINY, tmp_path / "run")
+    assert len({row["val_total"] for row in s["history"]}) == 1
+    # epoch 1 sets the best; after 4 epochs without improvement (patience 3) the lr halves
+    assert [row["lr"] for row in s["history"]] == [1e-3] * 5 + [5e-4] * 2
+
+
+def test_checkpoint_alone_is_enough_to_sample_from(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=1), TINY, tmp_path / "run")
+    ck = load_checkpoint(tmp_path / "run" / "best.pt")
+    from qdsketch.data import load_dataset
+
+    ds = load_dataset(dataset_path)
+    assert ck.mean == pytest.approx(ds.mean.tolist()) and ck.std == pytest.approx(ds.std.tolist())
+    assert ck.config.n_classes == 5 and not ck.model.training
+
+
+def test_bad_checkpoint_files(tmp_path):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+    model = SketchModel(preset("tiny", n_classes=2))
+    save_checkpoint(tmp_path / "good.pt", model, ["cat", "dog"], [0, 0], [1, 1])
+    data = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut.pt is truncated or not a checkpoint"):
+        load_checkpoint(tmp_path / "cut.pt")
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match=r"foreign.pt is not a qdsketch checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    assert load_checkpoint(tmp_path / "good.pt").class_names == ["cat", "dog"]
+
+
+def test_ddp_with_two_cpu_processes(dataset_path, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", "--data", str(dataset_path),
+         "--preset", "tiny", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--run-dir", str(tmp_path / "ddp")],
+        capture_output=True, text=True, env=env, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert files == ["best.pt", "config.json", "history.csv", "history.json", "last.pt",
+                     "loss_ce.png", "loss_mse.png", "loss_total.png"]
+    assert proc.stdout.count("done after 1 epochs") == 1  # rank 0 alone prints
+    history = json.loads((tmp_path / "ddp" / "history.json").read_text())
+    assert len(history) == 1 and history[0]["epoch"] == 1
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_cli_train_resume_evaluate(dataset_path, tmp_path):
+    rd = tmp_path / "run"
+    common = ["--data", dataset_path, "--preset", "tiny", "--batch-size", 16, "--run-dir", rd]
+    first = run("train", *common, "--epochs", 1)
+    assert first.exit_code == 0, first.output
+    assert "model: 965 trainable parameters (n_classes=5, embed_dim=8, hidden=8, layers=1," in first.output
+    assert first.output.splitlines()[-1].startswith("done after 1 epochs; best validation loss ")
+    assert {"loss_total.png", "loss_mse.png", "loss_ce.png"} <= {p.name for p in rd.iterdir()}
+    again = run("train", *common, "--epochs", 1)
+    assert again.exit_code == 1
+    assert again.output == f"Error: {rd} already holds a run. Pass --resume to continue it, or another --run-dir\n"
+    second = run("train", "--run-dir", rd, "--resume", "--epochs", 2, "--data", dataset_path)
+    assert second.exit_code == 0, second.output
+    assert "resuming at epoch 2, batch 0" in second.output
+    assert len(json.loads((rd / "history.json").read_text())) == 2
+    ev = run("evaluate", rd, "--json")
+    report = json.loads(ev.output)
+    assert set(report["classes"]) == {"cat", "clock", "house", "nail", "tent"}
+    assert report["overall"]["drawings"] == 25 and report["split"] == "test"
+    table = run("evaluate", rd / "last.pt", "--split", "val")
+    assert table.exit_code == 0 and "│ all " in table.output and "MSE" in table.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "nope.npz"], "Error: no dataset file at nope.npz. Make one with `qdsketch preprocess` or pass --data"),
+        (["train", "--resume"], "Error: --resume needs the --run-dir of the run to continue"),
+        (["evaluate", "nowhere"], "Error: no checkpoint at nowhere. Train one with `qdsketch train`, or pass --checkpoint"),
+    ],
+)
+def test_cli_errors(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code in (1, 2)
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_resume_without_last(tmp_path, dataset_path):
+    result = run("train", "--run-dir", tmp_path / "r", "--resume", "--data", dataset_path)
+    assert result.exit_code == 1
+    assert result.output == f"Error: nothing to resume: no {tmp_path / 'r' / 'last.pt'}. Start it with `qdsketch train --run-dir {tmp_path / 'r'}`\n"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cli_cuda_unavailable(dataset_path, tmp_path):
+    result = run("train", "--data", dataset_path, "--device", "cuda", "--run-dir", tmp_path / "r")
+    assert result.output == "Error: CUDA is not available on this machine. Use --device cpu (or auto)\n"
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_evaluate_on_another_dataset(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=1), TINY, tmp_path / "run")
+    from qdsketch.data import build_dataset, save_dataset
+    from conftest import DATA
+
+    save_dataset(build_dataset(DATA, ["cat", "tent"]), tmp_path / "two.npz")
+    result = run("evaluate", tmp_path / "run", "--data", tmp_path / "two.npz")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {tmp_path / 'two.npz'} holds classes ['cat', 'tent'], the checkpoint [")
