@@ -47,10 +47,10 @@ DROPPY = ModelConfig(embed_dim=8, hidden=16, layers=2, dropout=0.3)
 def test_resume_at_an_epoch_boundary_is_bit_identical(dataset_path, tmp_path):
     train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "straight")
     train(cfg(dataset_path, epochs=1), DROPPY, tmp_path / "split")
-    summary = train(cfg(dataset_path, epochs=2), None, tmp_path / "split", resume=True)
+    summary = train(cfg(dataset_path), None, tmp_path / "split", resume=True, epochs=2)
     assert summary["epochs"] == 2
     h1, h2 = same_state(tmp_path / "straight" / "last.pt", tmp_path / "split" / "last.pt")
-    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "seqs_per_s")} for r in h]
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "train_seconds", "seqs_per_s")} for r in h]
     assert strip(h1) == strip(h2)
 
 
@@ -59,7 +59,7 @@ def test_interrupted_mid_epoch_and_resumed_is_bit_identical(dataset_path, tmp_pa
     polls = iter(range(1000))
     summary = train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "cut", should_stop=lambda: next(polls) == 9)
     assert summary["interrupted"] and (summary["epoch"], summary["batch"]) == (2, 1)  # 8 batches an epoch
-    train(cfg(dataset_path, epochs=2), None, tmp_path / "cut", resume=True)
+    train(cfg(dataset_path), None, tmp_path / "cut", resume=True)  # the run's own 2 epochs
     same_state(tmp_path / "straight" / "last.pt", tmp_path / "cut" / "last.pt")
 
 
@@ -148,6 +148,8 @@ def test_cli_train_resume_evaluate(dataset_path, tmp_path):
     again = run("train", *common, "--epochs", 1)
     assert again.exit_code == 1
     assert again.output == f"Error: {rd} already holds a run. Pass --resume to continue it, or another --run-dir\n"
+    same = run("train", "--run-dir", rd, "--resume", "--data", dataset_path)  # the run's own epochs: nothing left
+    assert same.exit_code == 0 and len(json.loads((rd / "history.json").read_text())) == 1
     second = run("train", "--run-dir", rd, "--resume", "--epochs", 2, "--data", dataset_path)
     assert second.exit_code == 0, second.output
     assert "resuming at epoch 2, batch 0" in second.output

@@ -296,7 +296,7 @@ class _CtrlC:
 )
 @click.option("--preset", type=click.Choice(["seed", "tiny"]), default="seed", show_default=True,
               help="Model preset; `seed` is the reference's 5.9M-parameter LSTM.")
-@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), help="Most epochs to train [default: 50; with --resume: the run's].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-5, show_default=True)
@@ -342,7 +342,7 @@ def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device
     run_dir = run_dir or Path("runs") / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
     model_cfg = make_preset(preset, embed_dim=embed_dim, hidden=hidden, layers=layers, dropout=dropout,
                             xy_weight=xy_weight, pen_weight=pen_weight)
-    cfg = TrainConfig(data=str(data), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+    cfg = TrainConfig(data=str(data), epochs=epochs or TrainConfig.epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       early_stop=early_stop, seed=seed, device=device, amp=amp)
     main = int(os.environ.get("RANK", "0")) == 0
     console = _console(quiet or not main)
@@ -353,7 +353,8 @@ def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device
 
         reporter = RichTrainReporter(console)
     with _CtrlC() as ctrl_c:
-        summary = run_train(cfg, model_cfg, run_dir, resume, reporter, should_stop=lambda: ctrl_c.requested)
+        summary = run_train(cfg, model_cfg, run_dir, resume, reporter, should_stop=lambda: ctrl_c.requested,
+                            epochs=epochs)
     if not main:
         return
     from qdsketch.render import plot_history

@@ -224,10 +224,14 @@ def train(
     resume: bool = False,
     reporter: Reporter | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    epochs: int | None = None,
 ) -> dict:
     """Train into ``run_dir``; returns a summary. ``should_stop`` is polled
     between batches (Ctrl-C): when it says so, ``last.pt`` is saved with the
-    exact position and ``summary["interrupted"]`` is true."""
+    exact position and ``summary["interrupted"]`` is true.
+
+    On ``resume`` the run's saved config is used, except the device and
+    ``epochs``, which may raise the total (by default the run's own)."""
     reporter = reporter or SilentReporter()
     run_dir = Path(run_dir)
     state: dict = {}
@@ -238,7 +242,7 @@ def train(
         ckpt = load_checkpoint(last)
         state = ckpt.extra
         saved = TrainConfig.from_dict(state["train_config"])
-        cfg = TrainConfig(**{**asdict(saved), "epochs": cfg.epochs, "device": cfg.device})
+        cfg = TrainConfig(**{**asdict(saved), "epochs": epochs or saved.epochs, "device": cfg.device})
         model_cfg = ckpt.config
     elif (run_dir / "last.pt").exists():
         raise QdsketchError(f"{run_dir} already holds a run", "pass --resume to continue it, or another --run-dir")
@@ -342,6 +346,9 @@ def train(
                 shown = now
                 rate = seqs_done / max(now - t0, 1e-9)
                 reporter.batch(epoch, i + 1, len(batches), sums.means()["total"], rate * dist_info.world)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - t0
         sums = all_reduce_sums(sums, device, dist_info)
         val = all_reduce_sums(evaluate_split(model, val_split, cfg.batch_size * 2, cfg.amp), device, dist_info)
         seconds = time.perf_counter() - t0
@@ -358,8 +365,9 @@ def train(
             **{f"train_{k}": tm[k] for k in METRICS},
             **{f"val_{k}": vm[k] for k in METRICS},
             "lr": lr,
-            "seconds": seconds,
-            "seqs_per_s": sums.seqs / max(seconds, 1e-9),
+            "seconds": seconds,  # the epoch, validation included
+            "train_seconds": train_seconds,  # the batches alone
+            "seqs_per_s": sums.seqs / max(train_seconds, 1e-9),
             "padding_efficiency": sums.efficiency,
             "best": improved,
         }
