@@ -8,10 +8,23 @@ from pools of similar length so that little is spent on padding.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from qdsketch.data import Split
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random changes to training drawings, drawn afresh for every batch."""
+
+    scale: float = 0.0  # each axis of a drawing scaled by a factor in [1 - scale, 1 + scale]
+    jitter: float = 0.0  # standard deviation, in pixels, of noise added to every dx and dy
+
+    def __bool__(self) -> bool:
+        return self.scale > 0 or self.jitter > 0
 
 
 class DeviceSplit:
@@ -31,6 +44,8 @@ class DeviceSplit:
         flat[body, 3] = rows[:, 2]
         flat[body, 2] = 1 - rows[:, 2]
         self.device = torch.device(device)
+        self.mean = torch.as_tensor(np.asarray(mean, np.float32), device=self.device)
+        self.std = torch.as_tensor(np.asarray(std, np.float32), device=self.device)
         self.flat = torch.from_numpy(flat).to(self.device)
         self.starts = torch.from_numpy(starts).to(self.device)
         self.steps_np = (lengths + 1).astype(np.int64)  # input/target steps per drawing
@@ -42,20 +57,41 @@ class DeviceSplit:
     def __len__(self) -> int:
         return self.n
 
-    def batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(
+        self, index: np.ndarray, augment: Augment | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(inputs, targets, mask, labels)`` for the drawings at ``index``:
         inputs and targets ``(B, T, 5)``, padded with zeros past each drawing's
-        steps, and ``mask`` ``(B, T)`` true on real steps."""
+        steps, and ``mask`` ``(B, T)`` true on real steps. With ``augment``, the
+        drawings' dx and dy are changed at random, drawn from ``generator``."""
         t = int(self.steps_np[index].max())  # from the host copy: no device sync
         index = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device, non_blocking=True)
         steps = self.steps[index]
         pos = torch.arange(t + 1, device=self.device)
         gather = (self.starts[index, None] + pos[None, :]).clamp(max=len(self.flat) - 1)
         seq = self.flat[gather]
+        if augment:
+            seq = self._augment(seq, pos, steps, augment, generator)
         # input t and target t are real together: t < steps (the block is SOS, rows, EOS)
         mask = pos[None, 1:] <= steps[:, None]
         keep = mask[..., None]
         return seq[:, :-1] * keep, seq[:, 1:] * keep, mask, self.labels[index]
+
+
+    def _augment(self, seq, pos, steps, augment: Augment, generator) -> torch.Tensor:
+        """Scale and jitter dx, dy in pixels, on the drawing rows only (not SOS,
+        EOS or padding), then normalise again."""
+        b = seq.shape[0]
+        body = (pos[None, :] >= 1) & (pos[None, :] < steps[:, None])
+        xy = seq[..., :2] * self.std + self.mean
+        if augment.scale > 0:
+            factor = 1 + augment.scale * (2 * torch.rand(b, 1, 2, device=self.device, generator=generator) - 1)
+            xy = xy * factor
+        if augment.jitter > 0:
+            xy = xy + augment.jitter * torch.randn(xy.shape, device=self.device, generator=generator)
+        seq = seq.clone()
+        seq[..., :2] = torch.where(body[..., None], (xy - self.mean) / self.std, seq[..., :2])
+        return seq
 
 
 def batch_order(

@@ -314,9 +314,13 @@ class _CtrlC:
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between LSTM layers [preset's].")
 @click.option("--xy-weight", type=click.FloatRange(min=0), help="Weight of the dx, dy loss [1.0].")
 @click.option("--pen-weight", type=click.FloatRange(min=0), help="Weight of the pen loss [1.0].")
+@click.option("--augment-scale", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Scale each axis of a training drawing by a random factor in 1 +- this.")
+@click.option("--augment-jitter", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Add noise of this std (pixels) to every training dx, dy.")
 @quiet_option
 def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device, amp, run_dir, resume, seed,
-          embed_dim, hidden, layers, dropout, xy_weight, pen_weight, quiet):
+          embed_dim, hidden, layers, dropout, xy_weight, pen_weight, augment_scale, augment_jitter, quiet):
     """Train the class-conditional stroke model on a dataset file.
 
     Follows the reference recipe: AdamW, gradient clipping at 1.0, the learning
@@ -343,7 +347,8 @@ def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device
     model_cfg = make_preset(preset, embed_dim=embed_dim, hidden=hidden, layers=layers, dropout=dropout,
                             xy_weight=xy_weight, pen_weight=pen_weight)
     cfg = TrainConfig(data=str(data), epochs=epochs or TrainConfig.epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      early_stop=early_stop, seed=seed, device=device, amp=amp)
+                      early_stop=early_stop, seed=seed, device=device, amp=amp,
+                      augment_scale=augment_scale, augment_jitter=augment_jitter)
     main = int(os.environ.get("RANK", "0")) == 0
     console = _console(quiet or not main)
     if quiet or not main:

@@ -74,8 +74,10 @@ class MSEHead(nn.Module):
         pen = (ce * mask.flatten()).sum() / real
         return {"xy": xy, "pen": pen}
 
-    def sample_xy(self, out: dict, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-        """dx, dy of the last step; a regression head has nothing to sample."""
+    def sample_xy(self, out: dict, temperature: float, noise: torch.Tensor) -> torch.Tensor:
+        """Normalised dx, dy ``(B, 2)`` for the last step. ``noise`` ``(B, 3)``
+        holds one uniform and two standard normals per sketch, for heads that
+        sample; this one predicts dx, dy outright and uses none."""
         return out["xy"][:, -1]
 
 
@@ -103,6 +105,14 @@ class SketchModel(nn.Module):
         c = self.init_c_proj(emb).view(shape).transpose(0, 1).contiguous()
         return h, c
 
+    def run(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> dict:
+        """The LSTM and the head over ``strokes``, conditioned on ``emb``, from ``state``."""
+        cond = emb.unsqueeze(1).expand(-1, strokes.shape[1], -1)
+        h, state = self.lstm(torch.cat([strokes, cond], dim=-1), state)
+        out = self.head(h)
+        out["state"] = state
+        return out
+
     def forward(
         self,
         strokes: torch.Tensor,
@@ -118,12 +128,7 @@ class SketchModel(nn.Module):
         ``xy``, ``pen`` and the weighted ``total``.
         """
         emb = self.class_embedding(labels)
-        if state is None:
-            state = self.initial_state(emb)
-        cond = emb.unsqueeze(1).expand(-1, strokes.shape[1], -1)
-        h, state = self.lstm(torch.cat([strokes, cond], dim=-1), state)
-        out = self.head(h)
-        out["state"] = state
+        out = self.run(strokes, emb, self.initial_state(emb) if state is None else state)
         if targets is None:
             return out, None
         if mask is None:

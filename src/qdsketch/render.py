@@ -1,13 +1,18 @@
-"""Figures: loss curves (and, later, sketch grids and GIF frames).
+"""Pictures of sketches: loss curves and grids (matplotlib), SVG (text),
+stroke-by-stroke GIF frames (Pillow, written by imageio).
 
-The only module that imports matplotlib; the core never imports it.
+The core never imports this module; matplotlib, Pillow and imageio are
+imported inside the functions that use them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from qdsketch.files import atomic_path
+from qdsketch.strokes import stroke3_to_strokes
 
 PLOTS = {"total": "loss_total.png", "xy": "loss_mse.png", "pen": "loss_ce.png"}
 TITLES = {"total": "Total loss", "xy": "MSE loss (dx, dy)", "pen": "Cross-entropy loss (pen state)"}
@@ -45,3 +50,132 @@ def plot_history(history: list[dict], run_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+# --- placing a sketch in a box -------------------------------------------------------------
+
+
+def fit(rows: np.ndarray, size: float, margin: float = 0.08) -> list[np.ndarray]:
+    """A sketch's strokes scaled uniformly and centred in a ``size`` square."""
+    strokes = stroke3_to_strokes(rows)
+    if not strokes:
+        return []
+    every = np.concatenate(strokes)
+    extent = max(float(np.ptp(every, axis=0).max()), 1e-9)
+    scale = size * (1 - 2 * margin) / extent
+    offset = (size - np.ptp(every, axis=0) * scale) / 2 - every.min(axis=0) * scale
+    return [s * scale + offset for s in strokes]
+
+
+# --- grid (PNG) and SVG -----------------------------------------------------------------------
+
+
+def save_grid(sketches: list[np.ndarray], titles: list[str], path: Path, columns: int | None = None) -> None:
+    """A grid of sketches as a matplotlib PNG, a title over each."""
+    plt = _pyplot()
+    n = len(sketches)
+    cols = columns or min(n, 8)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.6 * cols, 1.75 * nrows), dpi=100, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, rows, title in zip(axes.flat, sketches, titles):
+        for stroke in fit(rows, 1.0):
+            ax.plot(stroke[:, 0], stroke[:, 1], color="black", linewidth=1.2, solid_capstyle="round")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(1, 0)  # screen coordinates: y grows downwards
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def svg_text(sketches: list[np.ndarray], titles: list[str], columns: int | None = None, cell: int = 128) -> str:
+    n = len(sketches)
+    cols = columns or min(n, 8)
+    nrows = -(-n // cols)
+    label = 16
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{cols * cell}" height="{nrows * (cell + label)}" '
+        f'viewBox="0 0 {cols * cell} {nrows * (cell + label)}">',
+        '<rect width="100%" height="100%" fill="white"/>',
+    ]
+    for i, (rows, title) in enumerate(zip(sketches, titles)):
+        x0, y0 = (i % cols) * cell, (i // cols) * (cell + label)
+        parts.append(f'<g transform="translate({x0},{y0})">')
+        parts.append(f'<text x="{cell / 2}" y="12" font-family="sans-serif" font-size="11" text-anchor="middle">{_escape(title)}</text>')
+        parts.append(f'<g transform="translate(0,{label})" fill="none" stroke="black" stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round">')
+        for stroke in fit(rows, cell):
+            points = " ".join(f"{x:.1f},{y:.1f}" for x, y in stroke)
+            parts.append(f'<polyline points="{points}"/>')
+        parts.append("</g></g>")
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def save_svg(sketches: list[np.ndarray], titles: list[str], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(svg_text(sketches, titles))
+
+
+# --- raster frames and the GIF ------------------------------------------------------------------
+
+
+def raster(strokes: list[np.ndarray], size: int, width: int | None = None):
+    """Strokes (already fitted to ``size``) drawn black on white, as an ``L`` image."""
+    from PIL import Image, ImageDraw
+
+    width = width or max(1, round(size / 96))
+    image = Image.new("L", (size, size), 255)
+    draw = ImageDraw.Draw(image)
+    for s in strokes:
+        points = [tuple(p) for p in np.round(s, 2).tolist()]
+        if len(points) == 1 or all(p == points[0] for p in points):
+            x, y = points[0]
+            r = width / 2
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=0)
+        else:
+            draw.line(points, fill=0, width=width, joint="curve")
+    return image
+
+
+def render_static(rows: np.ndarray, size: int = 256) -> np.ndarray:
+    """The whole sketch, as the last frame of its animation shows it: ``(size, size)`` uint8."""
+    return np.asarray(raster(fit(rows, size), size))
+
+
+def frames(rows: np.ndarray, size: int = 256, points_per_frame: int = 2) -> list[np.ndarray]:
+    """The sketch drawn point by point: a blank first frame, then ``points_per_frame``
+    more points of ink a frame, in the order the strokes were drawn. Pen-up moves
+    draw nothing. A frame that adds nothing visible (a repeated point) is skipped."""
+    strokes = fit(rows, size)
+    counts = np.cumsum([len(s) for s in strokes])
+    total = int(counts[-1]) if len(counts) else 0
+    out = [np.asarray(raster([], size))]
+    for shown in list(range(points_per_frame, total, points_per_frame)) + [total]:
+        partial = []
+        for s, end in zip(strokes, counts):
+            start = end - len(s)
+            if shown <= start:
+                break
+            partial.append(s[: shown - start])
+        frame = np.asarray(raster(partial, size))
+        if not np.array_equal(frame, out[-1]):
+            out.append(frame)
+    return out
+
+
+def save_gif(frame_list: list[np.ndarray], path: Path, fps: float = 20, hold: float = 1.5) -> None:
+    """A looping GIF: ``1 / fps`` seconds a frame, the last held ``hold`` seconds."""
+    import imageio.v3 as iio
+
+    durations = [1000 / fps] * len(frame_list)
+    durations[-1] = max(hold * 1000, durations[-1])
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(frame_list), extension=".gif", duration=durations, loop=0)

@@ -27,7 +27,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from qdsketch.batching import DeviceSplit, batch_order, padding_efficiency
+from qdsketch.batching import Augment, DeviceSplit, batch_order, padding_efficiency
 from qdsketch.checkpoint import load_checkpoint, save_checkpoint
 from qdsketch.data import Dataset, load_dataset
 from qdsketch.errors import CheckpointError, QdsketchError
@@ -52,6 +52,8 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     amp: bool = False  # bf16 autocast for the forward pass (CUDA)
     pool: int = 50  # batches per pool sorted by length (padding vs randomness)
+    augment_scale: float = 0.0  # scale each axis of a training drawing by up to +-this (0.15 in Sketch-RNN)
+    augment_jitter: float = 0.0  # add noise of this std, in pixels, to each training dx and dy
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -112,6 +114,13 @@ def autocast(device: torch.device, amp: bool):
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
+
+
+def batch_generator(seed: int, epoch: int, index: int, device: torch.device) -> torch.Generator:
+    """The augmentation generator of one batch: a function of where it is, so a
+    resumed run draws exactly what an uninterrupted one would."""
+    state = int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> 1)
+    return torch.Generator(device).manual_seed(state)
 
 
 class Sums:
@@ -316,6 +325,7 @@ def train(
         })
     summary = {"interrupted": False}
     steps = train_split.steps_np
+    augment = Augment(cfg.augment_scale, cfg.augment_jitter)
     model.train()
     while epoch <= cfg.epochs and early["bad_epochs"] < cfg.early_stop:
         batches = batch_order(steps, cfg.batch_size, epoch_rng(cfg.seed, epoch), cfg.pool)
@@ -332,7 +342,10 @@ def train(
                 summary.update(interrupted=True, epoch=epoch, batch=i)
                 return summary
             b = batches[i]
-            inp, tgt, mask, labels = train_split.batch(b)
+            if augment:
+                inp, tgt, mask, labels = train_split.batch(b, augment, batch_generator(cfg.seed, epoch, i, device))
+            else:
+                inp, tgt, mask, labels = train_split.batch(b)
             with autocast(device, cfg.amp):
                 _, losses = net(inp, labels, tgt, mask)
             opt.zero_grad(set_to_none=True)
