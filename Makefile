@@ -10,20 +10,21 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/qdsketch download --from tests/data/quickdraw --data-dir demo-data --quiet
-	$(BIN)/qdsketch preprocess --data-dir demo-data -o demo-data/dataset.npz
+	$(BIN)/qdsketch animate house -o house.gif
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/preprocess_speed.py
+	$(BIN)/python benchmarks/download_bytes.py
+	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/sample_speed.py
 
 clean:
-	rm -rf $(VENV) demo-data
+	rm -rf $(VENV) house.gif

@@ -21,10 +21,12 @@ class Augment:
     """Random changes to training drawings, drawn afresh for every batch."""
 
     scale: float = 0.0  # each axis of a drawing scaled by a factor in [1 - scale, 1 + scale]
+    rotate: float = 0.0  # each drawing rotated by an angle in [-rotate, rotate] degrees
+    drop: float = 0.0  # each point inside a stroke dropped with this probability (Sketch-RNN)
     jitter: float = 0.0  # standard deviation, in pixels, of noise added to every dx and dy
 
     def __bool__(self) -> bool:
-        return self.scale > 0 or self.jitter > 0
+        return any(v > 0 for v in (self.scale, self.rotate, self.drop, self.jitter))
 
 
 class DeviceSplit:
@@ -71,27 +73,48 @@ class DeviceSplit:
         gather = (self.starts[index, None] + pos[None, :]).clamp(max=len(self.flat) - 1)
         seq = self.flat[gather]
         if augment:
-            seq = self._augment(seq, pos, steps, augment, generator)
+            seq, steps = self._augment(seq, pos, steps, augment, generator)
         # input t and target t are real together: t < steps (the block is SOS, rows, EOS)
         mask = pos[None, 1:] <= steps[:, None]
         keep = mask[..., None]
         return seq[:, :-1] * keep, seq[:, 1:] * keep, mask, self.labels[index]
 
 
-    def _augment(self, seq, pos, steps, augment: Augment, generator) -> torch.Tensor:
-        """Scale and jitter dx, dy in pixels, on the drawing rows only (not SOS,
-        EOS or padding), then normalise again."""
-        b = seq.shape[0]
+    def _augment(self, seq, pos, steps, augment: Augment, generator):
+        """Change the drawing rows (not SOS, EOS or padding) in pixels, then
+        normalise again: scale, rotate, drop points inside strokes, jitter.
+        Returns the new sequences and their (possibly fewer) steps."""
+        b, width = seq.shape[:2]
+        dev = self.device
         body = (pos[None, :] >= 1) & (pos[None, :] < steps[:, None])
         xy = seq[..., :2] * self.std + self.mean
         if augment.scale > 0:
-            factor = 1 + augment.scale * (2 * torch.rand(b, 1, 2, device=self.device, generator=generator) - 1)
-            xy = xy * factor
+            xy = xy * (1 + augment.scale * (2 * torch.rand(b, 1, 2, device=dev, generator=generator) - 1))
+        if augment.rotate > 0:
+            angle = torch.deg2rad(augment.rotate * (2 * torch.rand(b, 1, device=dev, generator=generator) - 1))
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            xy = torch.stack([cos * xy[..., 0] - sin * xy[..., 1], sin * xy[..., 0] + cos * xy[..., 1]], -1)
+        if augment.drop > 0:
+            # a row inside a stroke: the pen stays down after it and after the row before it,
+            # and it is not the last row; dropping it merges its offset into the next row
+            down = seq[..., 2] > 0.5
+            inside = body & down & torch.roll(down, 1, dims=1) & (pos[None, :] >= 2) & (pos[None, :] < steps[:, None] - 1)
+            dropped = inside & (torch.rand(b, width, device=dev, generator=generator) < augment.drop)
+            absolute = torch.cumsum(xy * body[..., None], dim=1)
+            kept = ~dropped
+            new_pos = torch.cumsum(kept, dim=1) - 1  # where each kept row goes
+            target = torch.where(kept, new_pos, torch.full_like(new_pos, width - 1))
+            absolute = torch.zeros_like(absolute).scatter_(1, target[..., None].expand(-1, -1, 2), absolute * kept[..., None])
+            compact = torch.zeros_like(seq).scatter_(1, target[..., None].expand(-1, -1, 5), seq * kept[..., None])
+            steps = steps - dropped.sum(1)
+            body = (pos[None, :] >= 1) & (pos[None, :] < steps[:, None])
+            xy = torch.diff(absolute, dim=1, prepend=torch.zeros_like(absolute[:, :1]))
+            seq = compact * (pos[None, :] <= steps[:, None])[..., None]
         if augment.jitter > 0:
-            xy = xy + augment.jitter * torch.randn(xy.shape, device=self.device, generator=generator)
+            xy = xy + augment.jitter * torch.randn(xy.shape, device=dev, generator=generator)
         seq = seq.clone()
         seq[..., :2] = torch.where(body[..., None], (xy - self.mean) / self.std, seq[..., :2])
-        return seq
+        return seq, steps
 
 
 def batch_order(

@@ -50,13 +50,22 @@ def save_checkpoint(
         torch.save(payload, tmp)
 
 
-def resolve(path: Path) -> Path:
-    """A run directory means its ``best.pt``."""
+def bundled() -> Path:
+    """The model that ships with the package (docs/model-card.md)."""
+    from importlib import resources
+
+    return Path(str(resources.files("qdsketch") / "data" / "default.pt"))
+
+
+def resolve(path: Path | None) -> Path:
+    """A run directory means its ``best.pt``; no path means the bundled model."""
+    if path is None:
+        return bundled()
     path = Path(path)
     return path / "best.pt" if path.is_dir() else path
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Checkpoint:
     path = resolve(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}", "train one with `qdsketch train`, or pass --checkpoint")

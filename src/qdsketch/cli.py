@@ -294,8 +294,9 @@ class _CtrlC:
     "--data", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/dataset.npz"), show_default=True,
     help="Dataset file from `qdsketch preprocess`.",
 )
-@click.option("--preset", type=click.Choice(["seed", "tiny"]), default="seed", show_default=True,
-              help="Model preset; `seed` is the reference's 5.9M-parameter LSTM.")
+@click.option("--preset", type=click.Choice(["seed", "sketchrnn", "tiny"]), default="seed", show_default=True,
+              help="Model preset: `seed` is the reference's 5.9M-parameter LSTM; `sketchrnn` the same LSTM "
+                   "with Sketch-RNN's mixture-density head.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Most epochs to train [default: 50; with --resume: the run's].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate.")
@@ -312,15 +313,22 @@ class _CtrlC:
 @click.option("--hidden", type=click.IntRange(min=1), help="LSTM units per layer [preset's].")
 @click.option("--layers", type=click.IntRange(min=1), help="LSTM layers [preset's].")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between LSTM layers [preset's].")
+@click.option("--head", type=click.Choice(["mse", "gmm"]), help="Output head: regression or mixture density [preset's].")
+@click.option("--mixtures", type=click.IntRange(min=1), help="Gaussians in the gmm head [20].")
 @click.option("--xy-weight", type=click.FloatRange(min=0), help="Weight of the dx, dy loss [1.0].")
 @click.option("--pen-weight", type=click.FloatRange(min=0), help="Weight of the pen loss [1.0].")
 @click.option("--augment-scale", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Scale each axis of a training drawing by a random factor in 1 +- this.")
+@click.option("--augment-rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
+              help="Rotate each training drawing by a random angle within +- this many degrees.")
+@click.option("--augment-drop", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Drop each point inside a stroke with this probability (Sketch-RNN: 0.1).")
 @click.option("--augment-jitter", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Add noise of this std (pixels) to every training dx, dy.")
 @quiet_option
 def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device, amp, run_dir, resume, seed,
-          embed_dim, hidden, layers, dropout, xy_weight, pen_weight, augment_scale, augment_jitter, quiet):
+          embed_dim, hidden, layers, dropout, head, mixtures, xy_weight, pen_weight, augment_scale, augment_rotate,
+          augment_drop, augment_jitter, quiet):
     """Train the class-conditional stroke model on a dataset file.
 
     Follows the reference recipe: AdamW, gradient clipping at 1.0, the learning
@@ -344,11 +352,12 @@ def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device
     if resume and run_dir is None:
         raise click.UsageError("--resume needs the --run-dir of the run to continue")
     run_dir = run_dir or Path("runs") / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    model_cfg = make_preset(preset, embed_dim=embed_dim, hidden=hidden, layers=layers, dropout=dropout,
-                            xy_weight=xy_weight, pen_weight=pen_weight)
+    model_cfg = make_preset(preset, embed_dim=embed_dim, hidden=hidden, layers=layers, dropout=dropout, head=head,
+                            mixtures=mixtures, xy_weight=xy_weight, pen_weight=pen_weight)
     cfg = TrainConfig(data=str(data), epochs=epochs or TrainConfig.epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       early_stop=early_stop, seed=seed, device=device, amp=amp,
-                      augment_scale=augment_scale, augment_jitter=augment_jitter)
+                      augment_scale=augment_scale, augment_rotate=augment_rotate, augment_drop=augment_drop,
+                      augment_jitter=augment_jitter)
     main = int(os.environ.get("RANK", "0")) == 0
     console = _console(quiet or not main)
     if quiet or not main:
@@ -396,20 +405,39 @@ def _read_history(run_dir: Path) -> list:
               help="Dataset file [default: the one the checkpoint was trained on].")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @device_option
+@click.option("--judge", "use_judge", is_flag=True,
+              help="Also judge recognisability, Frechet distance and novelty of generated sketches.")
+@click.option("-n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Judge: sketches per class.")
+@click.option("--temperature", "temperatures", type=click.FloatRange(min=0), multiple=True,
+              help="Judge: sampling temperature; repeat for several [default: 0.5].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Judge: seed of the generated sketches.")
+@click.option("--judge-path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Judge: where the classifier is cached [default: beside the dataset, .judge.pt].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def evaluate(checkpoint, data, split, device, as_json):
+def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, as_json):
     """Report a model's losses on a dataset split, overall and per class.
+
+    With --judge, a compact classifier trained on the dataset's training
+    split (cached beside it) also reports, per class: its accuracy on real
+    test drawings; the fraction of generated sketches it recognises; a
+    Frechet distance between its features for real and generated sketches;
+    and novelty, the distance from each sketch to its nearest training
+    drawing, beside the same for real test drawings.
 
     \b
     Example:
         qdsketch evaluate runs/seed-20261125-101500
         qdsketch evaluate runs/try/last.pt --split val --json
+        qdsketch evaluate runs/try --judge --temperature 0.3 --temperature 0.7
     """
     import json
 
     from qdsketch.evaluate import evaluate as run_evaluate
 
-    report = run_evaluate(checkpoint, data, split, device)
+    judge = None
+    if use_judge:
+        judge = {"n": count, "temperatures": temperatures or (0.5,), "seed": seed, "path": judge_path}
+    report = run_evaluate(checkpoint, data, split, device, judge=judge)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -423,4 +451,150 @@ def evaluate(checkpoint, data, split, device, as_json):
         table.add_row(name, f"{c['drawings']:,}", f"{c['total']:.4f}", f"{c['xy']:.4f}", f"{c['pen']:.4f}")
     o = report["overall"]
     table.add_row("[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}")
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    if "judge" in report:
+        _judge_table(console, report["judge"])
+
+
+def _judge_table(console, j: dict) -> None:
+    from rich.table import Table
+
+    fmt = lambda v, spec=".2f": "" if v is None else format(v, spec)
+    table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}")
+    table.add_column("class")
+    table.add_column("real acc", justify="right")
+    for t in j["temperatures"]:
+        for col in ("recog", "FD", "novelty"):
+            table.add_column(f"{col}@{t}", justify="right")
+    table.add_column("novelty real", justify="right")
+    for name, c in j["classes"].items():
+        cells = [name, fmt(c["accuracy"])]
+        for t in j["temperatures"]:
+            cells += [fmt(c[f"recognised@{t}"]), fmt(c[f"frechet@{t}"], ".1f"), fmt(c[f"novelty@{t}"], ".3f")]
+        table.add_row(*cells, fmt(c["novelty_real"], ".3f"))
+    o = j["overall"]
+    table.add_row("[bold]all", fmt(o["accuracy"]), *[x for t in j["temperatures"] for x in (fmt(o[f"recognised@{t}"]), "", "")], "")
+    console.print(table)
+
+
+# --- sample and animate ----------------------------------------------------------------------
+
+
+def checkpoint_option(f):
+    return click.option(
+        "--checkpoint", type=click.Path(path_type=Path), metavar="PATH",
+        help="A checkpoint or run directory [default: the model that ships with qdsketch].",
+    )(f)
+
+
+def generation_options(f):
+    f = click.option("--temperature", type=click.FloatRange(min=0), default=0.5, show_default=True,
+                     help="Sampling temperature; 0 always takes the most likely pen state.")(f)
+    f = click.option("--seed", type=int, help="Seed for reproducible sketches [default: a random one, printed].")(f)
+    return device_option(checkpoint_option(f))
+
+
+def _seed(seed: int | None) -> int:
+    return seed if seed is not None else int.from_bytes(os.urandom(4), "little")
+
+
+SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
+
+
+@cli.command()
+@click.argument("classes", nargs=-1, required=True)
+@click.option("-n", "count", type=click.IntRange(min=1), default=16, show_default=True, help="Sketches per class.")
+@generation_options
+@click.option("--prefix", type=click.Path(dir_okay=False, path_type=Path),
+              help="Continue the first drawing of this ndjson file instead of starting blank.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format).")
+def sample(classes, count, temperature, seed, checkpoint, device, prefix, output):
+    """Generate sketches of one or more classes.
+
+    All sketches are generated in one batch; --seed makes them reproducible.
+
+    \b
+    Example:
+        qdsketch sample cat clock tent house nail -n 16 -o grid.png
+        qdsketch sample house -n 100 --temperature 0.3 --seed 7 -o houses.ndjson
+        qdsketch sample cat --prefix my-cat-head.ndjson -o cats.svg
+    """
+    from qdsketch.checkpoint import load_checkpoint
+    from qdsketch.classes import resolve_class
+    from qdsketch.readers import read_drawing
+    from qdsketch.sample import generate, ndjson_lines, sketch_seeds
+    from qdsketch.train import pick_device
+
+    suffix = output.suffix.lower()
+    if suffix not in SAMPLE_SUFFIXES:
+        raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson")
+    dev = pick_device(device)
+    ckpt = load_checkpoint(checkpoint, dev)
+    names = [resolve_class(c, ckpt.class_names) for c in classes]
+    pre = read_drawing(prefix)[1] if prefix else None
+    seed = _seed(seed)
+    labels = [ckpt.class_names.index(n) for n in names for _ in range(count)]
+    seeds = sketch_seeds(seed, len(labels))
+    gen = generate(ckpt, labels, seeds, temperature, ckpt.extra.get("max_seq_len", 150), pre, dev)
+    words = [ckpt.class_names[i] for i in labels]
+    if suffix == ".ndjson":
+        from qdsketch.files import atomic_path
+
+        with atomic_path(output) as tmp:
+            tmp.write_text("\n".join(ndjson_lines(gen.rows, words, seeds)) + "\n")
+    else:
+        from qdsketch import render
+
+        (render.save_grid if suffix == ".png" else render.save_svg)(gen.rows, words, output)
+    click.echo(f"wrote {output}: {len(labels)} sketches ({', '.join(names)}), seed {seed}, temperature {temperature}")
+
+
+@cli.command()
+@click.argument("class_name", metavar="CLASS", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The GIF to write.")
+@click.option("--fps", type=click.FloatRange(min=1, max=100), default=20, show_default=True, help="Frames per second.")
+@click.option("--size", type=click.IntRange(min=32, max=2048), default=256, show_default=True, help="Width and height in pixels.")
+@click.option("--points-per-frame", type=click.IntRange(min=1), default=2, show_default=True, help="Points of ink added each frame.")
+@click.option("--hold", type=click.FloatRange(min=0), default=1.5, show_default=True, help="Seconds the finished drawing stays.")
+@generation_options
+@click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path),
+              help="Animate the first drawing of this ndjson file instead of generating one.")
+def animate(class_name, output, fps, size, points_per_frame, hold, temperature, seed, checkpoint, device, source):
+    """Write a looping GIF of a sketch being drawn, stroke by stroke.
+
+    \b
+    Example:
+        qdsketch animate house -o house.gif
+        qdsketch animate cat -o cat.gif --seed 3 --fps 30 --size 384
+        qdsketch animate --from drawing.ndjson -o real.gif
+    """
+    from qdsketch import render
+
+    if output.suffix.lower() != ".gif":
+        raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: animate writes .gif")
+    if source is not None:
+        from qdsketch.readers import read_drawing
+
+        word, rows = read_drawing(source)
+        what = f"{word or 'drawing'} from {source}"
+    else:
+        if not class_name:
+            raise click.UsageError("give a CLASS to draw, or --from FILE to animate a real drawing")
+        from qdsketch.checkpoint import load_checkpoint
+        from qdsketch.classes import resolve_class
+        from qdsketch.sample import generate, sketch_seeds
+        from qdsketch.train import pick_device
+
+        dev = pick_device(device)
+        ckpt = load_checkpoint(checkpoint, dev)
+        name = resolve_class(class_name, ckpt.class_names)
+        seed = _seed(seed)
+        gen = generate(ckpt, [ckpt.class_names.index(name)], sketch_seeds(seed, 1), temperature,
+                       ckpt.extra.get("max_seq_len", 150), None, dev)
+        rows = gen.rows[0]
+        what = f"{name}, seed {seed}, temperature {temperature}"
+    frame_list = render.frames(rows, size, points_per_frame)
+    render.save_gif(frame_list, output, fps, hold)
+    click.echo(f"wrote {output}: {len(frame_list)} frames, {what}")

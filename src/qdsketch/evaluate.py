@@ -13,10 +13,14 @@ from qdsketch.errors import DataError
 from qdsketch.train import evaluate_split, pick_device
 
 
-def evaluate(checkpoint: Path, data: Path | None = None, split: str = "test", device: str = "auto", batch_size: int = 256) -> dict:
+def evaluate(
+    checkpoint: Path | None, data: Path | None = None, split: str = "test", device: str = "auto", batch_size: int = 256,
+    judge: dict | None = None,
+) -> dict:
     """Losses (total, xy, pen) of ``checkpoint`` on ``split``, overall and per class.
 
-    ``data`` defaults to the dataset the checkpoint was trained on.
+    ``data`` defaults to the dataset the checkpoint was trained on. With
+    ``judge`` (keyword arguments of ``run_judge``), the judge's figures too.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
@@ -41,7 +45,7 @@ def evaluate(checkpoint: Path, data: Path | None = None, split: str = "test", de
             per_class[name] = {**sums.means(), "drawings": len(index), "steps": sums.steps}
     steps = sum(c["steps"] for c in per_class.values())
     overall = {k: sum(c[k] * c["steps"] for c in per_class.values()) / steps for k in ("total", "xy", "pen")}
-    return {
+    report = {
         "checkpoint": str(resolve(checkpoint)),
         "data": str(data),
         "split": split,
@@ -49,3 +53,27 @@ def evaluate(checkpoint: Path, data: Path | None = None, split: str = "test", de
         "overall": {**overall, "drawings": len(part), "steps": steps},
         "classes": per_class,
     }
+    if judge is not None:
+        report["judge"] = run_judge(ckpt, ds, data, dev, **judge)
+    return report
+
+
+def run_judge(ckpt, ds, data: Path, device, n: int = 100, temperatures=(0.5,), seed: int = 0, path: Path | None = None,
+              config=None) -> dict:
+    """Recognisability, Frechet distance and novelty of ``n`` sketches per class
+    at each temperature (``qdsketch.judge``)."""
+    from qdsketch import judge as J
+    from qdsketch.sample import generate, sketch_seeds
+
+    cfg = config or J.JudgeConfig()
+    path = Path(path) if path else data.with_name(data.stem + ".judge.pt")
+    net, trained = J.load_or_train(ds, path, cfg, str(device))
+    max_len = ckpt.extra.get("max_seq_len", ds.max_seq_len)
+    generated = {}
+    for t in temperatures:
+        generated[t] = {}
+        for label in range(len(ds.class_names)):
+            seeds = sketch_seeds(seed, n, offset=label * n)
+            generated[t][label] = generate(ckpt, [label] * n, seeds, t, max_len, None, device).rows
+    result = J.judge_generator(net, ds, generated, str(device), cfg.size)
+    return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained}

@@ -23,7 +23,8 @@ class ModelConfig:
     hidden: int = 512  # LSTM units per layer
     layers: int = 3  # stacked LSTM layers
     dropout: float = 0.3  # dropout between LSTM layers (as nn.LSTM applies it)
-    head: str = "mse"  # output head: "mse" (dx, dy regression + pen logits, the reference)
+    head: str = "mse"  # output head: "mse" (dx, dy regression, the reference) or "gmm" (mixture density)
+    mixtures: int = 20  # gmm head: bivariate Gaussians in the mixture for (dx, dy)
     xy_weight: float = 1.0  # weight of the dx, dy loss in the total
     pen_weight: float = 1.0  # weight of the pen cross-entropy in the total
 
@@ -39,6 +40,8 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     # the reference report's SketchGenerator: 5,927,045 parameters with 5 classes
     "seed": ModelConfig(),
+    # Sketch-RNN's output: a 20-component bivariate Gaussian mixture for (dx, dy), on the seed LSTM
+    "sketchrnn": ModelConfig(head="gmm"),
     # for tests and smoke runs
     "tiny": ModelConfig(embed_dim=8, hidden=8, layers=1, dropout=0.0),
 }
@@ -82,6 +85,72 @@ class MSEHead(nn.Module):
 
 
 HEADS["mse"] = MSEHead
+
+LOG_2PI = 1.8378770664093453
+
+
+class GMMHead(nn.Module):
+    """Sketch-RNN's head: ``M`` bivariate Gaussians for (dx, dy), and pen logits.
+
+    Per step it gives mixture logits ``pi``, means ``mu`` ``(.., M, 2)``, log
+    standard deviations ``log_sigma`` ``(.., M, 2)`` and correlations ``rho``.
+    The ``xy`` loss is the negative log-likelihood of the normalised (dx, dy)
+    under the mixture, averaged over real steps.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.m = cfg.mixtures
+        self.fc_gmm = nn.Linear(cfg.hidden, 6 * cfg.mixtures)
+        self.fc_pen = nn.Linear(cfg.hidden, 3)
+
+    def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        pi, mu_x, mu_y, ls_x, ls_y, rho = self.fc_gmm(h).float().split(self.m, dim=-1)
+        return {
+            "pi": pi,
+            "mu": torch.stack([mu_x, mu_y], -1),
+            "log_sigma": torch.stack([ls_x, ls_y], -1).clamp(-7.0, 5.0),
+            "rho": torch.tanh(rho) * 0.999,
+            "pen": self.fc_pen(h),
+        }
+
+    @staticmethod
+    def log_prob(out: dict, xy: torch.Tensor) -> torch.Tensor:
+        """log p(xy) under the mixture, per step: ``xy`` ``(..., 2)`` -> ``(...)``."""
+        d = (xy.unsqueeze(-2) - out["mu"]) / out["log_sigma"].exp()  # (..., M, 2)
+        rho = out["rho"]
+        one_minus = 1 - rho**2
+        z = d[..., 0] ** 2 + d[..., 1] ** 2 - 2 * rho * d[..., 0] * d[..., 1]
+        log_n = -z / (2 * one_minus) - LOG_2PI - out["log_sigma"].sum(-1) - 0.5 * torch.log(one_minus)
+        return torch.logsumexp(torch.log_softmax(out["pi"], -1) + log_n, dim=-1)
+
+    def losses(self, out: dict, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        real = mask.sum().clamp(min=1)
+        xy = -(self.log_prob(out, target[..., :2].float()) * mask).sum() / real
+        ce = F.cross_entropy(out["pen"].float().flatten(0, 1), target[..., 2:].argmax(-1).flatten(), reduction="none")
+        return {"xy": xy, "pen": (ce * mask.flatten()).sum() / real}
+
+    def sample_xy(self, out: dict, temperature: float, noise: torch.Tensor) -> torch.Tensor:
+        """A draw from the mixture at the last step, with the Sketch-RNN paper's
+        temperature: mixture logits divided by ``T``, variances multiplied by
+        ``T``. ``noise`` holds, per row, a uniform (the component) and two
+        standard normals. ``T = 0`` gives the mean of the likeliest component."""
+        pi = out["pi"][:, -1]
+        mu, log_sigma, rho = out["mu"][:, -1], out["log_sigma"][:, -1], out["rho"][:, -1]
+        if temperature <= 0:
+            k = pi.argmax(-1)
+        else:
+            cdf = torch.softmax(pi / temperature, -1).cumsum(-1)
+            k = (noise[:, :1] > cdf[:, :-1]).sum(-1)
+        rows = torch.arange(len(k), device=k.device)
+        mu, sigma, rho = mu[rows, k], log_sigma[rows, k].exp() * temperature**0.5, rho[rows, k]
+        z1, z2 = noise[:, 1], noise[:, 2]
+        x = mu[:, 0] + sigma[:, 0] * z1
+        y = mu[:, 1] + sigma[:, 1] * (rho * z1 + torch.sqrt(1 - rho**2) * z2)
+        return torch.stack([x, y], -1)
+
+
+HEADS["gmm"] = GMMHead
 
 
 class SketchModel(nn.Module):

@@ -412,3 +412,35 @@ def concat(parts: list[Drawings]) -> Drawings:
     shifts = np.cumsum([0] + [len(p.rows) for p in parts[:-1]])
     offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
     return Drawings(np.concatenate([p.rows for p in parts]), offsets.astype(np.int64), [k for p in parts for k in p.keys])
+
+
+# --- one drawing, for --prefix and animate --from ------------------------------------------------
+
+
+def read_drawing(path: Path, index: int = 0) -> tuple[str | None, np.ndarray]:
+    """The ``index``-th usable drawing of an ndjson file (simplified or raw,
+    told apart by its strokes), as ``(word, stroke-3 rows)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no file at {path}", "pass an ndjson file of Quick, Draw! drawings")
+    found = 0
+    reasons = Skipped()
+    with open(path, "rb") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = parse_line(line)
+                drawing = obj["drawing"]
+                fmt = "raw" if isinstance(drawing, list) and drawing and isinstance(drawing[0], list) and len(drawing[0]) == 3 else "simplified"
+                check_drawing(drawing, fmt)
+            except _Bad as bad:
+                reasons.add(f"{path.name}:{lineno}", str(bad))
+                continue
+            if found == index:
+                if fmt == "raw":
+                    drawing = [[s[:, 0], s[:, 1]] for s in strokes.simplify_drawing(drawing)]
+                return obj.get("word"), strokes.drawing_to_stroke3(drawing).astype(np.float32)
+            found += 1
+    why = f" ({reasons.examples[0]})" if reasons.examples else ""
+    raise DataError(f"no usable drawing in {path}{why}", "pass Quick, Draw! ndjson: one {\"drawing\": [[xs, ys], ...]} a line")

@@ -117,3 +117,32 @@ def generate(
             r[-1, 2] = 1  # the last stroke ends, at EOS or at the limit
         rows.append(r)
     return Generated(rows, lengths < max_len)
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def key_id(seed: int) -> str:
+    """A 16-digit numeric key_id, as Google's look, derived from a sketch's seed."""
+    return str(10**15 + seed % (9 * 10**15))
+
+
+def ndjson_lines(rows: list[np.ndarray], words: list[str], seeds: list[int]) -> list[str]:
+    """Quick, Draw! simplified ndjson: coordinates aligned and scaled into 0..255.
+
+    ``recognized`` is false: Google's classifier never saw these drawings (and
+    `qdsketch preprocess` leaves them out by default, so they do not slip into
+    training data). ``countrycode`` is ``ZZ``, "unknown".
+    """
+    import json
+    import time
+
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime())
+    return [
+        json.dumps(
+            {"word": w, "countrycode": "ZZ", "timestamp": stamp, "recognized": False, "key_id": key_id(s),
+             "drawing": S.stroke3_to_drawing(r)},
+            separators=(",", ":"),
+        )
+        for r, w, s in zip(rows, words, seeds)
+    ]

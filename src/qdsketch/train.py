@@ -53,6 +53,8 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast for the forward pass (CUDA)
     pool: int = 50  # batches per pool sorted by length (padding vs randomness)
     augment_scale: float = 0.0  # scale each axis of a training drawing by up to +-this (0.15 in Sketch-RNN)
+    augment_rotate: float = 0.0  # rotate each training drawing by up to +-this many degrees
+    augment_drop: float = 0.0  # drop each point inside a stroke with this probability (0.1 in Sketch-RNN)
     augment_jitter: float = 0.0  # add noise of this std, in pixels, to each training dx and dy
 
     @classmethod
@@ -325,7 +327,7 @@ def train(
         })
     summary = {"interrupted": False}
     steps = train_split.steps_np
-    augment = Augment(cfg.augment_scale, cfg.augment_jitter)
+    augment = Augment(cfg.augment_scale, cfg.augment_rotate, cfg.augment_drop, cfg.augment_jitter)
     model.train()
     while epoch <= cfg.epochs and early["bad_epochs"] < cfg.early_stop:
         batches = batch_order(steps, cfg.batch_size, epoch_rng(cfg.seed, epoch), cfg.pool)
@@ -352,7 +354,8 @@ def train(
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            sums.add({k: v.detach() for k, v in losses.items()}, int(steps[b].sum()), len(b) * int(steps[b].max()), len(b))
+            real = int(mask.sum()) if augment.drop else int(steps[b].sum())  # dropping points shortens drawings
+            sums.add({k: v.detach() for k, v in losses.items()}, real, len(b) * int(steps[b].max()), len(b))
             seqs_done += len(b)
             now = time.perf_counter()
             if dist_info.main and (now - shown > 0.25 or i + 1 == len(batches)):  # reading the loss syncs

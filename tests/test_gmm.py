@@ -1,0 +1,68 @@
+"""The mixture-density head: its likelihood, and sampling."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from qdsketch.model import GMMHead, ModelConfig, SketchModel, count_parameters, preset
+from qdsketch.sample import sample_pen
+
+
+def one_step(pi, mu, sigma, rho):
+    """A head output for one row, one step, from plain numbers."""
+    t = lambda v: torch.tensor(v, dtype=torch.float32).reshape(1, 1, *np.shape(v))
+    return {"pi": t(pi), "mu": t(mu), "log_sigma": torch.log(t(sigma)), "rho": t(rho)}
+
+
+def test_log_likelihood_agrees_with_a_direct_computation():
+    pi_logits = [0.3, -1.2]
+    mu = [[0.5, -0.2], [-1.0, 2.0]]
+    sigma = [[0.8, 1.5], [0.4, 0.6]]
+    rho = [0.6, -0.3]
+    out = one_step(pi_logits, mu, sigma, rho)
+    x, y = 0.1, 0.4
+    # the bivariate normal density written out, as in Bishop (1994) and Sketch-RNN's eq. (24)
+    w = np.exp(pi_logits) / np.exp(pi_logits).sum()
+    p = 0.0
+    for k in range(2):
+        zx, zy = (x - mu[k][0]) / sigma[k][0], (y - mu[k][1]) / sigma[k][1]
+        z = zx**2 + zy**2 - 2 * rho[k] * zx * zy
+        p += w[k] * math.exp(-z / (2 * (1 - rho[k] ** 2))) / (2 * math.pi * sigma[k][0] * sigma[k][1] * math.sqrt(1 - rho[k] ** 2))
+    got = GMMHead.log_prob(out, torch.tensor([[[x, y]]]))
+    assert got.item() == pytest.approx(math.log(p), rel=1e-5)
+
+
+def test_sampling_near_zero_temperature_collapses_to_the_mode():
+    out = one_step([0.1, 2.0, -1.0], [[1.0, 1.0], [-0.5, 0.25], [3.0, 3.0]], [[1, 1], [0.5, 0.5], [1, 1]], [0.0, 0.5, 0.0])
+    head = GMMHead(ModelConfig(head="gmm", mixtures=3, hidden=4))
+    noise = torch.tensor([[0.999, 2.5, -2.5]])  # a draw far from the mean, at full temperature
+    assert head.sample_xy(out, 1e-8, noise)[0].tolist() == pytest.approx([-0.5, 0.25], abs=1e-3)
+    assert head.sample_xy(out, 0.0, noise)[0].tolist() == pytest.approx([-0.5, 0.25])
+    assert sample_pen(torch.tensor([[0.2, 1.5, -3.0]]), 1e-8, torch.tensor([0.99])).tolist() == [1]
+
+
+def test_sampling_at_temperature_one_follows_the_mixture():
+    out = one_step([0.0, 0.0], [[-2.0, 0.0], [2.0, 0.0]], [[0.5, 0.5], [0.5, 0.5]], [0.0, 0.0])
+    head = GMMHead(ModelConfig(head="gmm", mixtures=2, hidden=4))
+    g = torch.Generator().manual_seed(0)
+    n = 4000
+    noise = torch.cat([torch.rand(n, 1, generator=g), torch.randn(n, 2, generator=g)], 1)
+    expanded = {k: v.expand(n, *v.shape[1:]) for k, v in out.items()}
+    xy = head.sample_xy(expanded, 1.0, noise)
+    assert (xy[:, 0] > 0).float().mean().item() == pytest.approx(0.5, abs=0.03)
+    assert xy[xy[:, 0] > 0, 0].std().item() == pytest.approx(0.5, abs=0.03)
+
+
+def test_sketchrnn_preset_trains_and_its_loss_is_the_nll():
+    torch.manual_seed(0)
+    model = SketchModel(preset("tiny", head="gmm", mixtures=3))
+    assert count_parameters(SketchModel(preset("sketchrnn"))) == 5_927_045 - 2 * 513 + 120 * 513
+    x = torch.zeros(2, 4, 5)
+    y = torch.randn(2, 4, 5)
+    y[..., 2:] = torch.nn.functional.one_hot(torch.tensor([[0, 1, 0, 2], [0, 0, 1, 2]]), 3).float()
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    out, losses = model(x, torch.tensor([0, 1]), y, mask)
+    nll = -GMMHead.log_prob(out, y[..., :2])[mask].mean()
+    assert losses["xy"].item() == pytest.approx(nll.item(), rel=1e-6)

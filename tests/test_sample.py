@@ -1,0 +1,189 @@
+"""Generation, the GIF, ndjson output, and `sample`/`animate` with the bundled model."""
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA, real_lines
+from qdsketch import render
+from qdsketch.checkpoint import bundled, load_checkpoint
+from qdsketch.cli import cli
+from qdsketch.readers import read_drawing, read_ndjson
+from qdsketch.sample import generate, ndjson_lines, sketch_seeds
+from qdsketch.strokes import drawing_to_stroke3
+
+
+@pytest.fixture(scope="module")
+def ckpt():
+    return load_checkpoint(None)
+
+
+def test_the_bundled_model(ckpt):
+    assert bundled().stat().st_size <= 25 * 2**20
+    assert ckpt.class_names == ["cat", "clock", "tent", "house", "nail"]
+
+
+def test_batched_generation_equals_one_at_a_time(ckpt):
+    labels = [0, 1, 2, 3, 4, 3]
+    seeds = sketch_seeds(7, len(labels))
+    batch = generate(ckpt, labels, seeds)
+    for i, (label, seed) in enumerate(zip(labels, seeds)):
+        alone = generate(ckpt, [label], [seed])
+        # Same draws (each sketch has its own generator), so the same pen states and
+        # lengths; dx and dy can differ in the last float bits, because a matrix product
+        # over a batch of 6 rounds differently from one over a batch of 1.
+        assert len(alone.rows[0]) == len(batch.rows[i])
+        assert alone.rows[0][:, 2].tolist() == batch.rows[i][:, 2].tolist()
+        assert np.abs(alone.rows[0][:, :2] - batch.rows[i][:, :2]).max() < 1e-3
+
+
+def test_shapes_and_termination(ckpt):
+    gen = generate(ckpt, [3] * 8, sketch_seeds(0, 8), max_len=150)
+    for rows, ended in zip(gen.rows, gen.ended):
+        assert rows.ndim == 2 and rows.shape[1] == 3 and 1 <= len(rows) <= 150
+        assert set(np.unique(rows[:, 2])) <= {0.0, 1.0} and rows[-1, 2] == 1
+        assert ended == (len(rows) < 150)
+    assert gen.ended.any()
+    short = generate(ckpt, [0] * 4, sketch_seeds(0, 4), max_len=3)
+    assert [len(r) for r in short.rows] == [3, 3, 3, 3] and not short.ended.any()
+
+
+def test_temperature_zero_is_deterministic(ckpt):
+    gen = generate(ckpt, [1] * 3, sketch_seeds(0, 3), temperature=0)
+    assert all(np.array_equal(gen.rows[0], r) for r in gen.rows)
+
+
+def test_a_prefix_is_continued(ckpt):
+    word, prefix = read_drawing(DATA / "simplified" / "house.ndjson")
+    prefix = prefix[:10]
+    gen = generate(ckpt, [3, 3], sketch_seeds(0, 2), prefix=prefix)
+    for rows in gen.rows:
+        assert len(rows) > 10 and np.array_equal(rows[:9], prefix[:9])
+    assert not np.array_equal(gen.rows[0][10:], gen.rows[1][10:])
+
+
+def test_gif_frames_size_loop_first_blank_last_static(ckpt, tmp_path):
+    rows = drawing_to_stroke3(json.loads(real_lines("tent")[0])["drawing"])
+    frame_list = render.frames(rows, 128, points_per_frame=3)
+    points = len(rows) + 1
+    assert len(frame_list) == 1 + -(-points // 3)  # a blank frame, then 3 more points each
+    render.save_gif(frame_list, tmp_path / "t.gif", fps=10, hold=2)
+    back = iio.imread(tmp_path / "t.gif", index=None)
+    assert back.shape[:3] == (len(frame_list), 128, 128)
+    gray = back[..., 0] if back.ndim == 4 else back
+    assert (gray[0] == 255).all()
+    assert np.array_equal(gray[-1], render.render_static(rows, 128))
+    meta = iio.immeta(tmp_path / "t.gif")
+    assert meta["loop"] == 0
+    from PIL import Image
+
+    with Image.open(tmp_path / "t.gif") as im:
+        durations = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            durations.append(im.info["duration"])
+    assert durations == [100] * (len(frame_list) - 1) + [2000]
+
+
+def test_ndjson_output_is_quickdraw_and_reads_back(ckpt, tmp_path):
+    seeds = sketch_seeds(0, 4)
+    gen = generate(ckpt, [3, 3, 0, 0], seeds)
+    path = tmp_path / "house.ndjson"
+    lines = ndjson_lines(gen.rows[:2], ["house", "house"], seeds[:2])
+    path.write_text("\n".join(lines) + "\n")
+    for line in lines:
+        obj = json.loads(line)
+        assert set(obj) == {"word", "countrycode", "timestamp", "recognized", "key_id", "drawing"}
+        xs = [v for s in obj["drawing"] for v in s[0]]
+        ys = [v for s in obj["drawing"] for v in s[1]]
+        assert all(type(v) is int for v in xs + ys) and min(xs) == min(ys) == 0 and max(xs + ys) == 255
+        assert len(obj["key_id"]) == 16 and obj["key_id"].isdigit()
+    back = read_ndjson(path, "simplified", "house", recognized_only=False)
+    assert len(back) == 2
+    assert len(read_ndjson(path, "simplified", "house")) == 0  # not recognized: preprocess leaves them out
+
+
+# --- CLI with the bundled model --------------------------------------------------------------
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".ndjson"])
+def test_sample_writes_each_format(tmp_path, suffix):
+    out = tmp_path / f"grid{suffix}"
+    result = run("sample", "cat", "clock", "tent", "house", "nail", "-n", 2, "--seed", 3, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {out}: 10 sketches (cat, clock, tent, house, nail), seed 3, temperature 0.5\n"
+    data = out.read_bytes()
+    if suffix == ".png":
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    elif suffix == ".svg":
+        assert data.startswith(b"<svg") and data.count(b"<polyline") >= 10
+    else:
+        words = [json.loads(l)["word"] for l in data.decode().splitlines()]
+        assert words == ["cat"] * 2 + ["clock"] * 2 + ["tent"] * 2 + ["house"] * 2 + ["nail"] * 2
+
+
+def test_seed_reproducibility(tmp_path):
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        assert run("sample", "house", "-n", 3, "--seed", seed, "-o", tmp_path / f"{name}.svg").exit_code == 0
+    assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+    assert (tmp_path / "a.svg").read_bytes() != (tmp_path / "c.svg").read_bytes()
+    for name in ("a", "b"):
+        assert run("animate", "house", "--seed", 5, "-o", tmp_path / f"{name}.gif").exit_code == 0
+    assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
+
+
+def test_without_a_seed_the_seed_is_printed_and_reproduces(tmp_path):
+    first = run("sample", "tent", "-n", 2, "-o", tmp_path / "a.svg")
+    seed = int(first.output.split("seed ")[1].split(",")[0])
+    run("sample", "tent", "-n", 2, "--seed", seed, "-o", tmp_path / "b.svg")
+    assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+
+
+def test_animate_and_animate_from(tmp_path):
+    result = run("animate", "house", "-o", tmp_path / "house.gif", "--seed", 1, "--size", 96)
+    assert result.exit_code == 0, result.output
+    frames = iio.imread(tmp_path / "house.gif", index=None)
+    assert frames.shape[1:3] == (96, 96) and len(frames) > 3
+    result = run("animate", "--from", DATA / "simplified" / "clock.ndjson", "-o", tmp_path / "clock.gif")
+    assert result.exit_code == 0 and result.output.startswith(f"wrote {tmp_path / 'clock.gif'}: ")
+    assert "clock from" in result.output
+
+
+def test_sample_with_a_prefix(tmp_path):
+    result = run("sample", "house", "-n", 2, "--seed", 0, "--prefix", DATA / "simplified" / "house.ndjson",
+                 "-o", tmp_path / "h.ndjson")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sample", "dog", "-o", "x.png"], "Error: class 'dog' is not one this model knows. It knows: cat, clock, house, nail, tent"),
+        (["sample", "hous", "-o", "x.png"], "Error: class 'hous' is not one this model knows. Did you mean 'house'? It knows: cat, clock, house, nail, tent"),
+        (["sample", "house", "-o", "x.jpg"], "Error: unknown output suffix '.jpg': use .png, .svg or .ndjson"),
+        (["animate", "house", "-o", "x.png"], "Error: unknown output suffix '.png': animate writes .gif"),
+        (["animate", "-o", "x.gif"], "Error: give a CLASS to draw, or --from FILE to animate a real drawing"),
+        (["animate", "--from", "missing.ndjson", "-o", "x.gif"], "Error: no file at missing.ndjson. Pass an ndjson file of Quick, Draw! drawings"),
+        (["sample", "cat", "--checkpoint", "nope.pt", "-o", "x.png"], "Error: no checkpoint at nope.pt. Train one with `qdsketch train`, or pass --checkpoint"),
+        (["sample", "cat", "--prefix", "missing.ndjson", "-o", "x.png"], "Error: no file at missing.ndjson. Pass an ndjson file of Quick, Draw! drawings"),
+    ],
+)
+def test_sample_and_animate_errors(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code in (1, 2)
+    assert message in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_animate_from_a_file_with_no_usable_drawing(tmp_path):
+    (tmp_path / "bad.ndjson").write_text('{"drawing": []}\nnot json\n')
+    result = run("animate", "--from", tmp_path / "bad.ndjson", "-o", tmp_path / "x.gif")
+    assert result.output == f"Error: no usable drawing in {tmp_path / 'bad.ndjson'} (bad.ndjson:1: empty drawing). Pass Quick, Draw! ndjson: one {{\"drawing\": [[xs, ys], ...]}} a line\n"
