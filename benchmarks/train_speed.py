@@ -2,7 +2,7 @@
 on the same tokens, in the same run; and the padding efficiency.
 
 The data: every real drawing of the five reference classes in ../shared
-(benchmarks/shared_data.sh), preprocessed as `qdsketch preprocess` does.
+(scripts/shared_data.sh), preprocessed as `qdsketch preprocess` does.
 
     python benchmarks/train_speed.py [--preset seed] [--device cpu] [--batches 20]
 """
@@ -37,7 +37,7 @@ def main():
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run(["bash", str(ROOT / "benchmarks/shared_data.sh"), str(ROOT.parent / "shared/data/quickdraw"),
+        subprocess.run(["bash", str(ROOT / "scripts/shared_data.sh"), str(ROOT.parent / "shared/data/quickdraw"),
                         str(tmp / "data")], check=True, capture_output=True)
         ds = build_dataset(tmp / "data", ["cat", "clock", "tent", "house", "nail"])
         if args.repeat > 1:  # the same real drawings again, as more sequences

@@ -12,6 +12,10 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import torch
+
+# tiny models run fastest on one thread, and the suite should not fight whatever else runs
+torch.set_num_threads(1)
 
 DATA = Path(__file__).parent / "data" / "quickdraw"
 FIVE = ["cat", "clock", "house", "nail", "tent"]

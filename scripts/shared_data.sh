@@ -3,7 +3,7 @@
 # into one data directory in Google's layout: simplified/ holds Google's first lines, the
 # next/ lines and the samples/ lines; raw/ the raw drawings (preprocess counts a raw drawing
 # and its simplified twin once, by key_id).
-#   bash benchmarks/shared_data.sh [SHARED_DIR] [OUT_DIR]
+#   bash scripts/shared_data.sh [SHARED_DIR] [OUT_DIR]
 set -euo pipefail
 shared=${1:-../shared/data/quickdraw}
 out=${2:-data-shared}
