@@ -75,8 +75,6 @@ def test_scaling_scales_each_axis_by_one_factor(split):
     a_inp, _, a_mask, _ = split.batch(index, Augment(scale=0.3), torch.Generator().manual_seed(2))
     for j in range(4):
         a, b = stroke3_of(split, inp, mask, j), stroke3_of(split, a_inp, a_mask, j)
-        moving = np.abs(a[:, :2]) > 1
-        ratio = b[:, :2][moving] / a[:, :2][moving]
         for axis in (0, 1):
             r = (b[:, axis] / np.where(np.abs(a[:, axis]) > 1, a[:, axis], np.nan))
             r = r[~np.isnan(r)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import DATA, FIVE, real_lines, repeated_lines
+from conftest import DATA, real_lines, repeated_lines
 from qdsketch import download as dl
 from qdsketch.cli import cli
 from qdsketch.errors import DownloadError

@@ -66,3 +66,17 @@ def test_sketchrnn_preset_trains_and_its_loss_is_the_nll():
     out, losses = model(x, torch.tensor([0, 1]), y, mask)
     nll = -GMMHead.log_prob(out, y[..., :2])[mask].mean()
     assert losses["xy"].item() == pytest.approx(nll.item(), rel=1e-6)
+
+
+def test_nll_in_sketchrnn_units_is_the_change_of_variables():
+    from qdsketch.evaluate import nll_in_sketchrnn_units
+
+    mean, std, scale = np.array([1.5, -0.7]), np.array([38.0, 34.0]), 36.5
+    # one Gaussian, over pixels: centre (10, -4), deviations (20, 15), correlation 0.3
+    px_mu, px_sigma, rho = np.array([10.0, -4.0]), np.array([20.0, 15.0]), 0.3
+    x = np.array([[17.0, 2.0]])
+    ours = one_step([0.0], [((px_mu - mean) / std).tolist()], [(px_sigma / std).tolist()], [rho])
+    theirs = one_step([0.0], [(px_mu / scale).tolist()], [(px_sigma / scale).tolist()], [rho])
+    nll_ours = -GMMHead.log_prob(ours, torch.tensor((x - mean) / std, dtype=torch.float32)[None]).item()
+    nll_theirs = -GMMHead.log_prob(theirs, torch.tensor(x / scale, dtype=torch.float32)[None]).item()
+    assert nll_in_sketchrnn_units(nll_ours, std, scale) == pytest.approx(nll_theirs, abs=1e-4)

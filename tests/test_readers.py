@@ -1,7 +1,6 @@
 """Reading files: bad drawings are skipped and counted, never fatal."""
 
 import json
-import pickle
 
 import numpy as np
 import pytest

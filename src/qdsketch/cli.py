@@ -453,6 +453,12 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
     table.add_row("[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}")
     console = _console()
     console.print(table)
+    if "sketchrnn_units" in report:
+        u = report["sketchrnn_units"]
+        console.print(
+            f"in Sketch-RNN's units: L_R = L_s + L_p = {u['L_s']:.4f} + {u['L_p']:.4f} = {u['L_R']:.4f} "
+            f"(N_max {u['n_max']}, scale {u['scale']:.2f}; docs/results.md)"
+        )
     if "judge" in report:
         _judge_table(console, report["judge"])
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from qdsketch import strokes
-from qdsketch.classes import categories, resolve_class
+from qdsketch.classes import categories
 from qdsketch.errors import DataError
 from qdsketch.files import atomic_path
 from qdsketch.readers import FORMATS, Drawings, Skipped, concat, read_ndjson, read_npz, select

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Protocol
 
 from qdsketch.classes import resolve_class, url_name
-from qdsketch.errors import DataError, DownloadError
+from qdsketch.errors import DataError, DownloadError, UnknownClassError
 from qdsketch.files import atomic_path
 from qdsketch.readers import FORMATS, keep_line, load_sketchrnn
 
@@ -352,7 +352,7 @@ def importable(source: Path, classes: Iterable[str] | None, formats: Iterable[st
 def _known(name: str) -> bool:
     try:
         resolve_class(name)
-    except Exception:
+    except UnknownClassError:
         return False
     return True
 

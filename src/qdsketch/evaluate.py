@@ -53,9 +53,38 @@ def evaluate(
         "overall": {**overall, "drawings": len(part), "steps": steps},
         "classes": per_class,
     }
+    if ckpt.config.head == "gmm":
+        report["sketchrnn_units"] = sketchrnn_units(report["overall"], ds, ckpt)
     if judge is not None:
         report["judge"] = run_judge(ckpt, ds, data, dev, **judge)
     return report
+
+
+def nll_in_sketchrnn_units(nll: float, std, scale: float) -> float:
+    """A (dx, dy) negative log-likelihood per step, from our per-axis standard
+    scaling (std_x, std_y) to offsets divided by one ``scale``: the Jacobian."""
+    return nll + float(np.log(std[0]) + np.log(std[1]) - 2 * np.log(scale))
+
+
+def sketchrnn_units(overall: dict, ds, ckpt) -> dict:
+    """The reconstruction loss in Sketch-RNN's convention (Ha & Eck 2017, eq. 9-11).
+
+    Sketch-RNN divides offsets by one scale, the standard deviation of all
+    training dx and dy pooled; we standard-scale each axis. The density of
+    (dx, dy) changes by that Jacobian, so per real step the NLL in its units is
+    ours + log(std_x) + log(std_y) - 2 log(scale). Its ``L_s`` and ``L_p`` sum
+    over a drawing and divide by ``N_max`` (its longest sequence, here
+    max_seq_len + 1). One difference stays: its ``L_p`` also counts the
+    padding steps after the end, which our model never reads; here ``L_p``
+    covers the real steps only.
+    """
+    rows = ds.splits["train"].drawings.rows[:, :2].astype(np.float64)
+    scale = float(rows.std())
+    nll_step = nll_in_sketchrnn_units(overall["xy"], ckpt.std, scale)
+    n_max = ckpt.extra.get("max_seq_len", ds.max_seq_len) + 1
+    per_drawing = overall["steps"] / overall["drawings"] / n_max  # real steps / N_max, on average
+    l_s, l_p = nll_step * per_drawing, overall["pen"] * per_drawing
+    return {"scale": scale, "n_max": n_max, "nll_per_step": nll_step, "L_s": l_s, "L_p": l_p, "L_R": l_s + l_p}
 
 
 def run_judge(ckpt, ds, data: Path, device, n: int = 100, temperatures=(0.5,), seed: int = 0, path: Path | None = None,

@@ -27,7 +27,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from qdsketch.batching import Augment, DeviceSplit, batch_order, padding_efficiency
+from qdsketch.batching import Augment, DeviceSplit, batch_order
 from qdsketch.checkpoint import load_checkpoint, save_checkpoint
 from qdsketch.data import Dataset, load_dataset
 from qdsketch.errors import CheckpointError, QdsketchError
