@@ -63,7 +63,7 @@ class RichDownloadReporter:
 class RichTrainReporter:
     """A live bar over the batches, and one row per epoch printed above it."""
 
-    COLUMNS = (  # fits 80 columns: epoch; train total, MSE, CE; validation total, MSE, CE; ...
+    COLUMNS = (  # fits 80 columns: epoch; train total, MSE (NLL for gmm), CE; validation the same; ...
         ("ep", 3), ("train", 6), ("mse", 6), ("ce", 6), ("val", 6), ("mse", 6), ("ce", 6),
         ("lr", 7), ("secs", 5), ("seq/s", 6), ("pad", 4), ("", 4),
     )
@@ -98,7 +98,8 @@ class RichTrainReporter:
         if info["resumed_at"]:
             epoch, batch = info["resumed_at"]
             c.print(f"resuming at epoch {epoch}, batch {batch}")
-        c.print(" ".join(f"{name:>{width}}" for name, width in self.COLUMNS).rstrip())
+        xy = "nll" if info["model"]["head"] == "gmm" else "mse"
+        c.print(" ".join(f"{xy if name == 'mse' else name:>{width}}" for name, width in self.COLUMNS).rstrip())
         self.progress.start()
 
     def batch(self, epoch, done, total, loss, seqs_per_s):

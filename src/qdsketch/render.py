@@ -14,8 +14,7 @@ import numpy as np
 from qdsketch.files import atomic_path
 from qdsketch.strokes import stroke3_to_strokes
 
-PLOTS = {"total": "loss_total.png", "xy": "loss_mse.png", "pen": "loss_ce.png"}
-TITLES = {"total": "Total loss", "xy": "MSE loss (dx, dy)", "pen": "Cross-entropy loss (pen state)"}
+XY_LOSS = {"mse": ("mse", "MSE loss (dx, dy)"), "gmm": ("nll", "Mixture negative log-likelihood (dx, dy)")}
 
 
 def _pyplot():
@@ -27,12 +26,17 @@ def _pyplot():
     return plt
 
 
-def plot_history(history: list[dict], run_dir: Path) -> list[Path]:
-    """The reference's three plots: total, MSE and CE loss per epoch, train and validation."""
+def plot_history(history: list[dict], run_dir: Path, head: str = "mse") -> list[Path]:
+    """The reference's three plots, train and validation per epoch: total loss,
+    the dx, dy loss (MSE, or the mixture NLL for the gmm head) and the pen
+    cross-entropy: ``loss_total.png``, ``loss_mse.png`` (``loss_nll.png``), ``loss_ce.png``."""
     plt = _pyplot()
     written = []
     epochs = [row["epoch"] for row in history]
-    for key, name in PLOTS.items():
+    xy_name, xy_title = XY_LOSS[head]
+    plots = {"total": ("loss_total.png", "Total loss"), "xy": (f"loss_{xy_name}.png", xy_title),
+             "pen": ("loss_ce.png", "Cross-entropy loss (pen state)")}
+    for key, (name, title) in plots.items():
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
         ax.plot(epochs, [row[f"train_{key}"] for row in history], marker="o", label="train")
         ax.plot(epochs, [row[f"val_{key}"] for row in history], marker="o", label="validation")
@@ -41,7 +45,7 @@ def plot_history(history: list[dict], run_dir: Path) -> list[Path]:
             ax.axvline(best[-1], color="grey", linestyle=":", label=f"best (epoch {best[-1]})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        ax.set_title(TITLES[key])
+        ax.set_title(title)
         ax.legend()
         fig.tight_layout()
         path = Path(run_dir) / name

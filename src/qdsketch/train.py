@@ -213,6 +213,16 @@ def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
     return Dist(dist.get_rank(), dist.get_world_size()), device
 
 
+def finish_distributed(d: Dist) -> None:
+    """Leave the process group together: a rank that exits while another still
+    holds a connection to it can make gloo abort."""
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def all_reduce_sums(sums: Sums, device: torch.device, d: Dist) -> Sums:
     if d.world == 1:
         return sums
@@ -325,7 +335,7 @@ def train(
             "device": str(device), "world": dist_info.world, "sizes": {k: len(v) for k, v in ds.splits.items()},
             "resumed_at": (epoch, start_batch) if resume else None,
         })
-    summary = {"interrupted": False}
+    summary = {"interrupted": False, "head": model_cfg.head}
     steps = train_split.steps_np
     augment = Augment(cfg.augment_scale, cfg.augment_rotate, cfg.augment_drop, cfg.augment_jitter)
     model.train()
@@ -398,6 +408,7 @@ def train(
     # the result is best.pt, the best weights; last.pt stays the exact last state, to resume from
     if dist_info.main:
         reporter.close()
+    finish_distributed(dist_info)
     summary.update(
         stopped_early=early["bad_epochs"] >= cfg.early_stop, best_epoch=early["best_epoch"], best_val=early["best"],
         epochs=len(history), history=history,
