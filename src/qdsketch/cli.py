@@ -38,10 +38,17 @@ class Group(click.Group):
 def cli():
     """Draw like people do: learn Quick, Draw! sketches stroke by stroke.
 
+    A model ships with qdsketch, so `sample` and `animate` work at once; the
+    other commands make your own from Google's drawings.
+
     \b
     Example:
+        qdsketch animate house -o house.gif
         qdsketch download --classes cat,clock
         qdsketch preprocess
+        qdsketch train --device cuda
+        qdsketch evaluate runs/seed-20261125-101500 --judge
+        qdsketch sample cat clock -n 16 --checkpoint runs/seed-20261125-101500 -o grid.png
     """
 
 
