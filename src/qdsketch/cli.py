@@ -173,8 +173,9 @@ def _download_table(console, results) -> None:
     from rich.filesize import decimal
     from rich.table import Table
 
+    retried = any(r.retries for r in results)  # a column only when something was retried
     table = Table(title="download")
-    for col in ("class", "format", "status", "drawings", "kept", "moved", "ratio", "retries"):
+    for col in ("class", "format", "status", "drawings", "kept", "moved", "ratio") + (("retries",) if retried else ()):
         table.add_column(col, justify="left" if col in ("class", "format", "status") else "right")
     for r in results:
         counted = r.status in ("downloaded", "imported")
@@ -186,7 +187,7 @@ def _download_table(console, results) -> None:
             decimal(r.bytes_kept) if counted else "",
             decimal(r.bytes_moved) if counted else "",
             f"{r.bytes_moved / r.bytes_kept:.2f}x" if counted and r.bytes_kept else "",
-            str(r.retries) if counted else "",
+            *((str(r.retries) if counted else "",) if retried else ()),
         )
     console.print(table)
     bad = sum(r.bad for r in results)
