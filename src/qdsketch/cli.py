@@ -509,8 +509,23 @@ def generation_options(f):
     return device_option(checkpoint_option(f))
 
 
-def _seed(seed: int | None) -> int:
-    return seed if seed is not None else int.from_bytes(os.urandom(4), "little")
+def _generate(checkpoint, device, classes, count, seed, temperature, prefix=None):
+    """Load a checkpoint and draw ``count`` sketches of each class in one batch.
+    Returns ``(names, words, rows, sketch seeds, seed)``; ``seed`` is chosen
+    at random when not given, so it can be printed and reused."""
+    from qdsketch.checkpoint import load_checkpoint
+    from qdsketch.classes import resolve_class
+    from qdsketch.sample import generate, sketch_seeds
+    from qdsketch.train import pick_device
+
+    dev = pick_device(device)
+    ckpt = load_checkpoint(checkpoint, dev)
+    names = [resolve_class(c, ckpt.class_names) for c in classes]
+    seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
+    labels = [ckpt.class_names.index(n) for n in names for _ in range(count)]
+    seeds = sketch_seeds(seed, len(labels))
+    gen = generate(ckpt, labels, seeds, temperature, ckpt.extra.get("max_seq_len", 150), prefix, dev)
+    return names, [ckpt.class_names[i] for i in labels], gen.rows, seeds, seed
 
 
 SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
@@ -535,34 +550,24 @@ def sample(classes, count, temperature, seed, checkpoint, device, prefix, output
         qdsketch sample house -n 100 --temperature 0.3 --seed 7 -o houses.ndjson
         qdsketch sample cat --prefix my-cat-head.ndjson -o cats.svg
     """
-    from qdsketch.checkpoint import load_checkpoint
-    from qdsketch.classes import resolve_class
     from qdsketch.readers import read_drawing
-    from qdsketch.sample import generate, ndjson_lines, sketch_seeds
-    from qdsketch.train import pick_device
 
     suffix = output.suffix.lower()
     if suffix not in SAMPLE_SUFFIXES:
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson")
-    dev = pick_device(device)
-    ckpt = load_checkpoint(checkpoint, dev)
-    names = [resolve_class(c, ckpt.class_names) for c in classes]
     pre = read_drawing(prefix)[1] if prefix else None
-    seed = _seed(seed)
-    labels = [ckpt.class_names.index(n) for n in names for _ in range(count)]
-    seeds = sketch_seeds(seed, len(labels))
-    gen = generate(ckpt, labels, seeds, temperature, ckpt.extra.get("max_seq_len", 150), pre, dev)
-    words = [ckpt.class_names[i] for i in labels]
+    names, words, rows, seeds, seed = _generate(checkpoint, device, classes, count, seed, temperature, pre)
     if suffix == ".ndjson":
         from qdsketch.files import atomic_path
+        from qdsketch.sample import ndjson_lines
 
         with atomic_path(output) as tmp:
-            tmp.write_text("\n".join(ndjson_lines(gen.rows, words, seeds)) + "\n")
+            tmp.write_text("\n".join(ndjson_lines(rows, words, seeds)) + "\n")
     else:
         from qdsketch import render
 
-        (render.save_grid if suffix == ".png" else render.save_svg)(gen.rows, words, output)
-    click.echo(f"wrote {output}: {len(labels)} sketches ({', '.join(names)}), seed {seed}, temperature {temperature}")
+        (render.save_grid if suffix == ".png" else render.save_svg)(rows, words, output)
+    click.echo(f"wrote {output}: {len(rows)} sketches ({', '.join(names)}), seed {seed}, temperature {temperature}")
 
 
 @cli.command()
@@ -596,19 +601,9 @@ def animate(class_name, output, fps, size, points_per_frame, hold, temperature, 
     else:
         if not class_name:
             raise click.UsageError("give a CLASS to draw, or --from FILE to animate a real drawing")
-        from qdsketch.checkpoint import load_checkpoint
-        from qdsketch.classes import resolve_class
-        from qdsketch.sample import generate, sketch_seeds
-        from qdsketch.train import pick_device
-
-        dev = pick_device(device)
-        ckpt = load_checkpoint(checkpoint, dev)
-        name = resolve_class(class_name, ckpt.class_names)
-        seed = _seed(seed)
-        gen = generate(ckpt, [ckpt.class_names.index(name)], sketch_seeds(seed, 1), temperature,
-                       ckpt.extra.get("max_seq_len", 150), None, dev)
-        rows = gen.rows[0]
-        what = f"{name}, seed {seed}, temperature {temperature}"
+        names, _, generated, _, seed = _generate(checkpoint, device, [class_name], 1, seed, temperature)
+        rows = generated[0]
+        what = f"{names[0]}, seed {seed}, temperature {temperature}"
     frame_list = render.frames(rows, size, points_per_frame)
     render.save_gif(frame_list, output, fps, hold)
     click.echo(f"wrote {output}: {len(frame_list)} frames, {what}")

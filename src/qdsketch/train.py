@@ -354,10 +354,8 @@ def train(
                 summary.update(interrupted=True, epoch=epoch, batch=i)
                 return summary
             b = batches[i]
-            if augment:
-                inp, tgt, mask, labels = train_split.batch(b, augment, batch_generator(cfg.seed, epoch, i, device))
-            else:
-                inp, tgt, mask, labels = train_split.batch(b)
+            generator = batch_generator(cfg.seed, epoch, i, device) if augment else None
+            inp, tgt, mask, labels = train_split.batch(b, augment, generator)
             with autocast(device, cfg.amp):
                 _, losses = net(inp, labels, tgt, mask)
             opt.zero_grad(set_to_none=True)
