@@ -383,7 +383,7 @@ def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device
 
     history = summary.get("history") or _read_history(run_dir)
     if history:
-        plot_history(history, run_dir, summary.get("head", model_cfg.head))
+        plot_history(history, run_dir, summary["head"])  # the run's own head, also on --resume
     if summary["interrupted"]:
         console.print(
             f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: saved {run_dir / 'last.pt'}\n"

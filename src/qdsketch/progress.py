@@ -118,8 +118,5 @@ class RichTrainReporter:
         if self.task is not None:
             self.progress.reset(self.task)
 
-    def message(self, text):
-        self.progress.console.print(text)
-
     def close(self):
         self.progress.stop()

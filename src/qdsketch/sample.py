@@ -21,13 +21,14 @@ import torch
 
 from qdsketch import strokes as S
 from qdsketch.checkpoint import Checkpoint
+from qdsketch.seeds import derive_seed
 
 NOISE = 4  # per sketch and step: a uniform for the pen, then a uniform and two normals for the head
 
 
 def sketch_seeds(seed: int, n: int, offset: int = 0) -> list[int]:
     """One independent 63-bit seed per sketch, from ``(seed, index)``."""
-    return [int(np.random.SeedSequence([seed, offset + i]).generate_state(2, np.uint64)[0] >> 1) for i in range(n)]
+    return [derive_seed(seed, offset + i) for i in range(n)]
 
 
 def draw_noise(seeds: list[int], steps: int) -> torch.Tensor:
@@ -75,7 +76,8 @@ def generate(
     b = len(labels)
     noise = draw_noise(seeds, max_len).to(device)
     start = torch.as_tensor(S.SOS, device=device).expand(b, 1, 5)
-    if prefix is not None and len(prefix):
+    has_prefix = prefix is not None and len(prefix) > 0
+    if has_prefix:
         pre = torch.as_tensor(S.stroke3_to_stroke5(prefix), device=device)
         pre[:, :2] = (pre[:, :2] - mean) / std
         start = torch.cat([start, pre.expand(b, -1, -1)], dim=1)
@@ -88,7 +90,7 @@ def generate(
     for t in range(max_len):
         xy = model.head.sample_xy(out, temperature, noise[:, t, 1:])
         logits = out["pen"][:, -1]
-        if t == 0 and start.shape[1] == 1:  # a sketch has at least one row: no EOS straight after SOS
+        if t == 0 and not has_prefix:  # a sketch has at least one row: no EOS straight after SOS
             logits = logits.clone()
             logits[:, 2] = -torch.inf
         pen = sample_pen(logits, temperature, noise[:, t, 0])
@@ -111,7 +113,7 @@ def generate(
         r = np.zeros((n, 3), dtype=np.float32)
         r[:, :2] = xy_px[i, :n]
         r[:, 2] = pen_np[i, :n] == 1
-        if prefix is not None and len(prefix):
+        if has_prefix:
             r = np.vstack([np.asarray(prefix, np.float32), r])
         if len(r):
             r[-1, 2] = 1  # the last stroke ends, at EOS or at the limit

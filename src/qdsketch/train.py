@@ -33,6 +33,7 @@ from qdsketch.data import Dataset, load_dataset
 from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.files import atomic_path
 from qdsketch.model import ModelConfig, SketchModel, count_parameters
+from qdsketch.seeds import derive_seed
 
 METRICS = ("total", "xy", "pen")
 
@@ -67,7 +68,6 @@ class Reporter(Protocol):
     def start(self, info: dict) -> None: ...
     def batch(self, epoch: int, done: int, total: int, loss: float, seqs_per_s: float) -> None: ...
     def epoch(self, row: dict) -> None: ...
-    def message(self, text: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -79,9 +79,6 @@ class SilentReporter:
         pass
 
     def epoch(self, row):
-        pass
-
-    def message(self, text):
         pass
 
     def close(self):
@@ -121,8 +118,7 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
 def batch_generator(seed: int, epoch: int, index: int, device: torch.device) -> torch.Generator:
     """The augmentation generator of one batch: a function of where it is, so a
     resumed run draws exactly what an uninterrupted one would."""
-    state = int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> 1)
-    return torch.Generator(device).manual_seed(state)
+    return torch.Generator(device).manual_seed(derive_seed(seed, epoch, index))
 
 
 class Sums:
