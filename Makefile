@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast data bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# every real drawing of the five reference classes in ../shared (bulk/ included) -> data-shared/dataset.npz
+data: $(STAMP)
+	bash scripts/shared_data.sh ../shared/data/quickdraw data-shared
+	$(BIN)/qdsketch preprocess --data-dir data-shared --classes cat,clock,tent,house,nail -o data-shared/dataset.npz
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/preprocess_speed.py

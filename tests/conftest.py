@@ -19,6 +19,9 @@ torch.set_num_threads(1)
 
 DATA = Path(__file__).parent / "data" / "quickdraw"
 FIVE = ["cat", "clock", "house", "nail", "tent"]
+#: the real drawings beside the repository (CI lays ../shared there); slow tests use its bulk/ files
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "quickdraw"
+needs_shared = pytest.mark.skipif(not (SHARED / "bulk").is_dir(), reason=f"needs the real drawings in {SHARED}")
 
 
 def real_lines(name: str, folder: str = "simplified") -> list[bytes]:

@@ -95,3 +95,28 @@ def test_training_the_gmm_head_names_its_loss(dataset_path, tmp_path):
     assert {p.name for p in rd.glob("*.png")} == {"loss_total.png", "loss_nll.png", "loss_ce.png"}
     report = CliRunner().invoke(cli, ["evaluate", str(rd)])
     assert "in Sketch-RNN's units: L_R = L_s + L_p = " in report.output
+
+
+def test_the_pen_keeps_its_own_probabilities_by_default_for_the_mixture_head():
+    """Sharpening the pen makes the end of a sketch rarer than the model says, so
+    sketches run on (docs/sampling.md): the mixture head samples the pen at 1."""
+    from qdsketch.checkpoint import Checkpoint
+    from qdsketch.sample import generate, sketch_seeds
+
+    def ckpt(head):
+        torch.manual_seed(0)
+        cfg = ModelConfig(n_classes=2, embed_dim=4, hidden=8, layers=1, dropout=0.0, head=head, mixtures=3)
+        return Checkpoint(SketchModel(cfg), cfg, ["a", "b"], [1.0, 1.0], [30.0, 30.0])
+
+    seeds = sketch_seeds(0, 16)
+    gmm = ckpt("gmm")
+    rows = lambda g: [r.tolist() for r in g.rows]
+    default = generate(gmm, [0] * 16, seeds, temperature=0.4)
+    assert (default.temperature, default.pen_temperature) == (0.4, 1.0)
+    assert rows(default) == rows(generate(gmm, [0] * 16, seeds, temperature=0.4, pen_temperature=1.0))
+    assert rows(default) != rows(generate(gmm, [0] * 16, seeds, temperature=0.4, pen_temperature=0.4))
+    mse = ckpt("mse")
+    ref = generate(mse, [0] * 16, seeds, temperature=0.3)
+    assert (ref.temperature, ref.pen_temperature) == (0.3, 0.3)  # the reference's: one temperature, the pen's
+    assert rows(ref) == rows(generate(mse, [0] * 16, seeds, temperature=0.3, pen_temperature=0.3))
+    assert generate(gmm, [0], seeds[:1]).temperature == 0.4 and generate(mse, [0], seeds[:1]).temperature == 0.5

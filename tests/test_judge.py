@@ -1,14 +1,18 @@
-"""The judge: its measures, and `qdsketch evaluate --judge` on a tiny run."""
+"""The judge: its measures, its "none of these" class, and `qdsketch evaluate --judge`."""
 
 import json
+import shutil
+import subprocess
 import time
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import FIVE, SHARED, needs_shared
 from qdsketch import judge as J
 from qdsketch.cli import cli
+from qdsketch.data import build_dataset
 from qdsketch.model import preset
 from qdsketch.train import TrainConfig, train
 
@@ -35,6 +39,114 @@ def test_nearest_distance_is_the_fraction_of_differing_pixels():
     assert J.nearest_distance(pool, pool).tolist() == [0.0, 0.0]
 
 
+def test_precision_recall_by_hand():
+    # real points 0, 1, 2, 3 on a line: with k = 1 each ball reaches its nearest neighbour (radius 1)
+    real = np.array([[0.0], [1.0], [2.0], [3.0]])
+    fake = np.array([[0.5], [10.0], [10.5], [11.0]])
+    p, r = J.precision_recall(real, fake, k=1)
+    assert p == 0.25  # only 0.5 lies in a real ball
+    # fake balls: 0.5 -> radius 9.5 (its nearest is 10), covers every real point
+    assert r == 1.0
+    p, r = J.precision_recall(real, np.array([[10.0], [10.0], [10.0], [10.0]]), k=1)
+    assert (p, r) == (0.0, 0.0)
+
+
+def test_flatness_and_typical():
+    line = np.array([[5, 5, 0]] * 10 + [[0, 0, 1]], np.float32)
+    square = np.array([[10, 0, 0], [0, 10, 0], [-10, 0, 1]], np.float32)  # its four corners
+    assert J.flatness(line) == pytest.approx(0.0, abs=1e-6)
+    assert J.flatness(square) == pytest.approx(1.0)
+    labels = np.array([0, 0, 0, 1])
+    assert J.typical([square, square, line, line], labels).tolist() == [True, True, False, True]
+
+
+def test_other_drawings_leave_out_the_dataset_classes_and_hold_out_whole_classes():
+    f = J._others_file()
+    names = f["class_names"].tolist()
+    assert len(names) == 344 and "cat" in names
+    train_all, held_all = J.other_drawings([])
+    train_five, held_five = J.other_drawings(FIVE)
+    assert len(train_all) + len(held_all) == len(f["labels"])
+    five = sum(int((f["labels"] == names.index(c)).sum()) for c in FIVE)
+    assert len(train_five) + len(held_five) == len(f["labels"]) - five
+    assert len(held_five) / (len(train_five) + len(held_five)) == pytest.approx(0.2, abs=0.02)
+    # a held-out class has no drawing in training: compare drawings as bytes
+    seen = {r.tobytes() for r in train_five}
+    assert not any(r.tobytes() in seen for r in held_five)
+
+
+# --- a judge trained on real drawings (slow: about a minute) ----------------------------------
+
+
+def degenerate() -> dict[str, np.ndarray]:
+    """What a broken generator draws: a straight line, a scribble, one shape over and over."""
+    rng = np.random.default_rng(0)
+    line = np.array([[5, 5, 0]] * 30 + [[0, 0, 1]], np.float32)
+    walk = np.c_[rng.normal(0, 40, (120, 2)), np.zeros(120)].astype(np.float32)
+    walk[-1, 2] = 1
+    circle = np.c_[20 * np.cos(np.linspace(0, 2 * np.pi, 13)), 20 * np.sin(np.linspace(0, 2 * np.pi, 13))]
+    points, pen = [], []
+    for x in (0, 60, 120):
+        for y in (0, 60, 120):
+            points += (circle + [x, y]).tolist()
+            pen += [0] * 12 + [1]
+    points = np.array(points)
+    circles = np.c_[np.diff(points, axis=0), pen[1:]].astype(np.float32)
+    return {"line": line, "scribble": walk, "circles": circles}
+
+
+@pytest.fixture(scope="module")
+def real_judge(tmp_path_factory):
+    if not (SHARED / "bulk").is_dir():
+        pytest.skip(f"needs the real drawings in {SHARED}")
+    folder = tmp_path_factory.mktemp("bulk")
+    (folder / "simplified").mkdir()
+    for name in FIVE:
+        shutil.copy(SHARED / "bulk" / f"{name}.ndjson", folder / "simplified" / f"{name}.ndjson")
+    ds = build_dataset(folder, FIVE, max_per_class=1000)
+    cfg = J.JudgeConfig(epochs=6)
+    t = time.perf_counter()
+    net = J.train_judge(ds, cfg)
+    print(f"judge trained on {len(ds.splits['train'])} drawings in {time.perf_counter() - t:.0f} s")
+    return net, ds, cfg
+
+
+@pytest.mark.slow
+def test_the_judge_knows_real_drawings_and_calls_degenerate_ones_none(real_judge):
+    net, ds, cfg = real_judge
+    images = J.rasterize(J.split_rows(ds, "test"))
+    pred, _ = J.classify(net, images)
+    assert (pred == ds.splits["test"].labels).mean() > 0.8
+    for name, rows in degenerate().items():
+        p, _ = J.classify(net, J.rasterize([rows]))
+        assert p.tolist() == [len(FIVE)], name  # none of these
+
+
+@pytest.mark.slow
+def test_precision_and_recall_real_halves_high_collapsed_and_degenerate_low(real_judge):
+    net, ds, cfg = real_judge
+    test = J.split_rows(ds, "test") + J.split_rows(ds, "val")
+    labels = np.concatenate([ds.splits["test"].labels, ds.splits["val"].labels])
+    house = [r for r, y in zip(test, labels) if ds.class_names[y] == "house"]
+    _, feats = J.classify(net, J.rasterize(house))
+    a, b = feats[: len(feats) // 2], feats[len(feats) // 2 : 2 * (len(feats) // 2)]
+    p, r = J.precision_recall(a, b)
+    assert p > 0.75 and r > 0.75
+    # a collapsed generator: five real houses, drawn over and over
+    _, r5 = J.precision_recall(a, np.repeat(b[:5], len(b) // 5 + 1, axis=0)[: len(b)])
+    assert r5 < 0.1
+    # a degenerate one: lines at every angle
+    rng = np.random.default_rng(1)
+    lines = [np.array([[*(5 * np.array([np.cos(t), np.sin(t)])), 0]] * 30 + [[0, 0, 1]], np.float32)
+             for t in rng.uniform(0, 2 * np.pi, len(b))]
+    _, lf = J.classify(net, J.rasterize(lines))
+    p_lines, r_lines = J.precision_recall(a, lf)
+    assert r_lines < 0.1 and p_lines < 0.2
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def tiny_run(dataset_path, tmp_path_factory):
     rd = tmp_path_factory.mktemp("judge") / "run"
@@ -42,30 +154,32 @@ def tiny_run(dataset_path, tmp_path_factory):
     return rd
 
 
+@pytest.mark.slow
 def test_evaluate_judge_json_on_a_tiny_run(tiny_run, dataset_path, tmp_path):
     judge_path = tmp_path / "judge.pt"
-    t = time.perf_counter()
     result = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "6", "--temperature", "0.3",
                                       "--temperature", "1.0", "--judge-path", str(judge_path), "--json"])
-    seconds = time.perf_counter() - t
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     j = report["judge"]
     assert j["temperatures"] == [0.3, 1.0] and j["n"] == 6 and j["judge_trained_now"]
     assert set(j["classes"]) == {"cat", "clock", "house", "nail", "tent"}
     for c in j["classes"].values():
-        for key in ("accuracy", "novelty_real", "recognised@0.3", "recognised@1.0", "novelty@0.3", "novelty@1.0"):
+        for key in ("accuracy", "false_positive", "novelty_real", "recognised@0.3", "none@0.3", "recognised@1.0",
+                    "novelty@0.3", "novelty@1.0", "precision@0.3", "recall@1.0", "precision_real", "recall_real"):
             assert 0.0 <= c[key] <= 1.0, key
         assert c["frechet@0.3"] >= 0
-    assert 0 <= j["overall"]["accuracy"] <= 1
+    assert 0 <= j["overall"]["accuracy"] <= 1 and 0 <= j["overall"]["false_positive"] <= 1
+    assert j["overall"]["held_out_drawings"] > 1000
     assert judge_path.exists()
-    print(f"evaluate --judge on a tiny run: {seconds:.1f} s")  # the whole evaluation runs in seconds
     again = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "6", "--judge-path", str(judge_path), "--json"])
     assert json.loads(again.output)["judge"]["judge_trained_now"] is False  # the cached judge is reused
 
 
+@pytest.mark.slow
 def test_evaluate_judge_table(tiny_run, tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "4", "--judge-path", str(tmp_path / "j.pt")])
     assert result.exit_code == 0, result.output
-    assert "judge: 4 sketches per class, seed 0" in result.output
-    assert "recog@0.5" in result.output and "novelty real" in result.output
+    assert "judge: 4 sketches per class, seed 0, temperature 0.5" in result.output
+    for column in ("recog", "none", "prec", "recall", "real acc", "false pos", "novelty"):
+        assert column in result.output, column

@@ -95,3 +95,27 @@ def test_length_grouping_keeps_padding_small(train_split):
     assert sorted(np.concatenate(grouped).tolist()) == list(range(len(steps)))
     random = [b for b in np.array_split(rng.permutation(len(steps)), len(grouped))]
     assert padding_efficiency(steps, grouped) > 0.9 > padding_efficiency(steps, random)
+
+
+def test_balanced_sampling_gives_each_class_equal_expected_batches(train_split):
+    from qdsketch.batching import balanced_weights
+
+    labels, steps = train_split.labels_np, train_split.steps_np
+    sizes = np.bincount(labels)
+    assert sizes.min() < sizes.max()  # real, uneven classes: 16 cats against 28 tents
+    w = balanced_weights(labels)
+    assert w.sum() == pytest.approx(1.0)
+    assert [w[labels == c].sum() for c in range(5)] == pytest.approx([0.2] * 5)
+    counts = np.zeros(5)
+    for epoch in range(300):
+        for b in batch_order(steps, 8, np.random.default_rng([0, epoch]), pool=4, weights=w):
+            counts += np.bincount(labels[b], minlength=5)
+    total = counts.sum()
+    assert total == 300 * len(labels)  # an epoch is as many draws as there are drawings
+    sigma = np.sqrt(total * 0.2 * 0.8)
+    assert np.abs(counts - total / 5).max() < 4 * sigma
+    # without weights, each class comes in proportion to its size, exactly
+    plain = np.zeros(5)
+    for b in batch_order(steps, 8, np.random.default_rng(0), pool=4):
+        plain += np.bincount(labels[b], minlength=5)
+    assert plain.tolist() == sizes.tolist()

@@ -117,17 +117,29 @@ class DeviceSplit:
         return seq, steps
 
 
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-drawing probabilities under which every class is drawn equally often:
+    ``1 / (classes present x drawings of the class)``."""
+    labels = np.asarray(labels)
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    return 1.0 / (len(classes) * counts[inverse])
+
+
 def batch_order(
-    steps: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 50, shuffle: bool = True
+    steps: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 50, shuffle: bool = True,
+    weights: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Indices of each batch: shuffled, then sorted by length within pools of
     ``pool`` batches, so a batch holds drawings of similar length; the batches
-    are then shuffled. Without ``shuffle``: sorted by length, for evaluation."""
+    are then shuffled. Without ``shuffle``: sorted by length, for evaluation.
+
+    With ``weights`` (per-drawing probabilities, e.g. ``balanced_weights``) an
+    epoch is as many draws with replacement instead of a permutation."""
     n = len(steps)
     if not shuffle:
         order = np.argsort(steps, kind="stable")
         return [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    order = rng.permutation(n)
+    order = rng.permutation(n) if weights is None else rng.choice(n, size=n, replace=True, p=weights)
     size = batch_size * pool
     batches = []
     for i in range(0, n, size):

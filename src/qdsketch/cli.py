@@ -325,6 +325,8 @@ class _CtrlC:
 @click.option("--mixtures", type=click.IntRange(min=1), help="Gaussians in the gmm head [20].")
 @click.option("--xy-weight", type=click.FloatRange(min=0), help="Weight of the dx, dy loss [1.0].")
 @click.option("--pen-weight", type=click.FloatRange(min=0), help="Weight of the pen loss [1.0].")
+@click.option("--balance", is_flag=True,
+              help="Draw every class equally often in an epoch (with replacement), however many drawings it has.")
 @click.option("--augment-scale", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Scale each axis of a training drawing by a random factor in 1 +- this.")
 @click.option("--augment-rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
@@ -335,7 +337,7 @@ class _CtrlC:
               help="Add noise of this std (pixels) to every training dx, dy.")
 @quiet_option
 def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device, amp, run_dir, resume, seed,
-          embed_dim, hidden, layers, dropout, head, mixtures, xy_weight, pen_weight, augment_scale, augment_rotate,
+          embed_dim, hidden, layers, dropout, head, mixtures, xy_weight, pen_weight, balance, augment_scale, augment_rotate,
           augment_drop, augment_jitter, quiet):
     """Train the class-conditional stroke model on a dataset file.
 
@@ -363,7 +365,7 @@ def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device
     model_cfg = make_preset(preset, embed_dim=embed_dim, hidden=hidden, layers=layers, dropout=dropout, head=head,
                             mixtures=mixtures, xy_weight=xy_weight, pen_weight=pen_weight)
     cfg = TrainConfig(data=str(data), epochs=epochs or TrainConfig.epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      early_stop=early_stop, seed=seed, device=device, amp=amp,
+                      early_stop=early_stop, seed=seed, device=device, amp=amp, balance=balance,
                       augment_scale=augment_scale, augment_rotate=augment_rotate, augment_drop=augment_drop,
                       augment_jitter=augment_jitter)
     main = int(os.environ.get("RANK", "0")) == 0
@@ -417,7 +419,7 @@ def _read_history(run_dir: Path) -> list:
               help="Also judge recognisability, Frechet distance and novelty of generated sketches.")
 @click.option("-n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Judge: sketches per class.")
 @click.option("--temperature", "temperatures", type=click.FloatRange(min=0), multiple=True,
-              help="Judge: sampling temperature; repeat for several [default: 0.5].")
+              help="Judge: sampling temperature; repeat for several [default: the model's head's, as sample uses].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Judge: seed of the generated sketches.")
 @click.option("--judge-path", type=click.Path(dir_okay=False, path_type=Path),
               help="Judge: where the classifier is cached [default: beside the dataset, .judge.pt].")
@@ -444,7 +446,7 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
 
     judge = None
     if use_judge:
-        judge = {"n": count, "temperatures": temperatures or (0.5,), "seed": seed, "path": judge_path}
+        judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path}
     report = run_evaluate(checkpoint, data, split, device, judge=judge)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -475,21 +477,33 @@ def _judge_table(console, j: dict) -> None:
     from rich.table import Table
 
     fmt = lambda v, spec=".2f": "" if v is None else format(v, spec)
-    table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}")
-    table.add_column("class")
-    table.add_column("real acc", justify="right")
-    for t in j["temperatures"]:
-        for col in ("recog", "FD", "novelty"):
-            table.add_column(f"{col}@{t}", justify="right")
-    table.add_column("novelty real", justify="right")
+    temps = j["temperatures"]
+    said = f"temperature {temps[0]}" if len(temps) == 1 else f"temperatures {', '.join(map(str, temps))}"
+    table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}, {said}")
+    one = len(temps) == 1
+    columns = ["class", "real acc", "false pos"]
+    for t in temps:
+        columns += [f"{col}" if one else f"{col}@{t}" for col in ("recog", "none", "prec", "recall", "FD", "novelty")]
+    columns += ["prec real", "recall real", "novelty real"]
+    for col in columns:
+        table.add_column(col, justify="left" if col == "class" else "right")
     for name, c in j["classes"].items():
-        cells = [name, fmt(c["accuracy"])]
-        for t in j["temperatures"]:
-            cells += [fmt(c[f"recognised@{t}"]), fmt(c[f"frechet@{t}"], ".1f"), fmt(c[f"novelty@{t}"], ".3f")]
-        table.add_row(*cells, fmt(c["novelty_real"], ".3f"))
+        cells = [name, fmt(c["accuracy"]), fmt(c["false_positive"])]
+        for t in temps:
+            cells += [fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")]
+            cells += [fmt(c[f"frechet@{t}"], ".1f"), fmt(c[f"novelty@{t}"], ".3f")]
+        table.add_row(*cells, fmt(c["precision_real"]), fmt(c["recall_real"]), fmt(c["novelty_real"], ".3f"))
     o = j["overall"]
-    table.add_row("[bold]all", fmt(o["accuracy"]), *[x for t in j["temperatures"] for x in (fmt(o[f"recognised@{t}"]), "", "")], "")
+    cells = ["[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"])]
+    for t in temps:
+        cells += [fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", ""]
+    table.add_row(*cells, "", "", "")
     console.print(table)
+    console.print(
+        "real acc: the judge on real test drawings; false pos: held-out drawings of other classes it calls this "
+        f"class ({o['held_out_drawings']:,}, none of their classes seen in training); prec/recall real: real "
+        "validation against real test drawings, the ceiling"
+    )
 
 
 # --- sample and animate ----------------------------------------------------------------------
@@ -503,16 +517,21 @@ def checkpoint_option(f):
 
 
 def generation_options(f):
-    f = click.option("--temperature", type=click.FloatRange(min=0), default=0.5, show_default=True,
-                     help="Sampling temperature; 0 always takes the most likely pen state.")(f)
+    f = click.option("--pen-temperature", type=click.FloatRange(min=0),
+                     help="Temperature of the pen state (down, up, end) [default: 1 for a mixture head, "
+                          "--temperature for a regression head].")(f)
+    f = click.option("--temperature", type=click.FloatRange(min=0),
+                     help="Sampling temperature: how adventurous the strokes are (0 takes the likeliest); "
+                          "[default: the model's head's best, 0.4 for a mixture head, 0.5 for a regression head]. "
+                          "docs/sampling.md.")(f)
     f = click.option("--seed", type=int, help="Seed for reproducible sketches [default: a random one, printed].")(f)
     return device_option(checkpoint_option(f))
 
 
-def _generate(checkpoint, device, classes, count, seed, temperature, prefix=None):
+def _generate(checkpoint, device, classes, count, seed, temperature, pen_temperature, prefix=None):
     """Load a checkpoint and draw ``count`` sketches of each class in one batch.
-    Returns ``(names, words, rows, sketch seeds, seed)``; ``seed`` is chosen
-    at random when not given, so it can be printed and reused."""
+    Returns ``(names, words, generated, sketch seeds, seed)``; ``seed`` is
+    chosen at random when not given, so it can be printed and reused."""
     from qdsketch.checkpoint import load_checkpoint
     from qdsketch.classes import resolve_class
     from qdsketch.sample import generate, sketch_seeds
@@ -524,8 +543,14 @@ def _generate(checkpoint, device, classes, count, seed, temperature, prefix=None
     seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
     labels = [ckpt.class_names.index(n) for n in names for _ in range(count)]
     seeds = sketch_seeds(seed, len(labels))
-    gen = generate(ckpt, labels, seeds, temperature, ckpt.extra.get("max_seq_len", 150), prefix, dev)
-    return names, [ckpt.class_names[i] for i in labels], gen.rows, seeds, seed
+    gen = generate(ckpt, labels, seeds, temperature, ckpt.extra.get("max_seq_len", 150), prefix, dev, pen_temperature)
+    return names, [ckpt.class_names[i] for i in labels], gen, seeds, seed
+
+
+def _temperatures(gen) -> str:
+    if gen.pen_temperature == gen.temperature:
+        return f"temperature {gen.temperature:g}"
+    return f"temperature {gen.temperature:g} (pen {gen.pen_temperature:g})"
 
 
 SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
@@ -539,7 +564,7 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
               help="Continue the first drawing of this ndjson file instead of starting blank.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format).")
-def sample(classes, count, temperature, seed, checkpoint, device, prefix, output):
+def sample(classes, count, temperature, pen_temperature, seed, checkpoint, device, prefix, output):
     """Generate sketches of one or more classes.
 
     All sketches are generated in one batch; --seed makes them reproducible.
@@ -556,7 +581,8 @@ def sample(classes, count, temperature, seed, checkpoint, device, prefix, output
     if suffix not in SAMPLE_SUFFIXES:
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson")
     pre = read_drawing(prefix)[1] if prefix else None
-    names, words, rows, seeds, seed = _generate(checkpoint, device, classes, count, seed, temperature, pre)
+    names, words, gen, seeds, seed = _generate(checkpoint, device, classes, count, seed, temperature, pen_temperature, pre)
+    rows = gen.rows
     if suffix == ".ndjson":
         from qdsketch.files import atomic_path
         from qdsketch.sample import ndjson_lines
@@ -567,7 +593,7 @@ def sample(classes, count, temperature, seed, checkpoint, device, prefix, output
         from qdsketch import render
 
         (render.save_grid if suffix == ".png" else render.save_svg)(rows, words, output)
-    click.echo(f"wrote {output}: {len(rows)} sketches ({', '.join(names)}), seed {seed}, temperature {temperature}")
+    click.echo(f"wrote {output}: {len(rows)} sketches ({', '.join(names)}), seed {seed}, {_temperatures(gen)}")
 
 
 @cli.command()
@@ -580,7 +606,8 @@ def sample(classes, count, temperature, seed, checkpoint, device, prefix, output
 @generation_options
 @click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path),
               help="Animate the first drawing of this ndjson file instead of generating one.")
-def animate(class_name, output, fps, size, points_per_frame, hold, temperature, seed, checkpoint, device, source):
+def animate(class_name, output, fps, size, points_per_frame, hold, temperature, pen_temperature, seed, checkpoint, device,
+            source):
     """Write a looping GIF of a sketch being drawn, stroke by stroke.
 
     \b
@@ -601,9 +628,9 @@ def animate(class_name, output, fps, size, points_per_frame, hold, temperature, 
     else:
         if not class_name:
             raise click.UsageError("give a CLASS to draw, or --from FILE to animate a real drawing")
-        names, _, generated, _, seed = _generate(checkpoint, device, [class_name], 1, seed, temperature)
-        rows = generated[0]
-        what = f"{names[0]}, seed {seed}, temperature {temperature}"
+        names, _, gen, _, seed = _generate(checkpoint, device, [class_name], 1, seed, temperature, pen_temperature)
+        rows = gen.rows[0]
+        what = f"{names[0]}, seed {seed}, {_temperatures(gen)}"
     frame_list = render.frames(rows, size, points_per_frame)
     render.save_gif(frame_list, output, fps, hold)
     click.echo(f"wrote {output}: {len(frame_list)} frames, {what}")

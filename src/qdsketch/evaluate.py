@@ -87,16 +87,18 @@ def sketchrnn_units(overall: dict, ds, ckpt) -> dict:
     return {"scale": scale, "n_max": n_max, "nll_per_step": nll_step, "L_s": l_s, "L_p": l_p, "L_R": l_s + l_p}
 
 
-def run_judge(ckpt, ds, data: Path, device, n: int = 100, temperatures=(0.5,), seed: int = 0, path: Path | None = None,
-              config=None) -> dict:
-    """Recognisability, Frechet distance and novelty of ``n`` sketches per class
-    at each temperature (``qdsketch.judge``)."""
+def run_judge(ckpt, ds, data: Path, device, n: int = 100, temperatures=None, seed: int = 0, path: Path | None = None,
+              config=None, progress=None) -> dict:
+    """Recognisability, precision and recall, Frechet distance and novelty of
+    ``n`` sketches per class at each temperature (by default the head's own;
+    ``qdsketch.judge``). ``progress(done, total)`` follows the judge's training."""
     from qdsketch import judge as J
-    from qdsketch.sample import generate, sketch_seeds
+    from qdsketch.sample import default_temperature, generate, sketch_seeds
 
     cfg = config or J.JudgeConfig()
+    temperatures = tuple(temperatures or (default_temperature(ckpt.config.head),))
     path = Path(path) if path else data.with_name(data.stem + ".judge.pt")
-    net, trained = J.load_or_train(ds, path, cfg, str(device))
+    net, trained = J.load_or_train(ds, path, cfg, str(device), progress)
     max_len = ckpt.extra.get("max_seq_len", ds.max_seq_len)
     generated = {}
     for t in temperatures:
@@ -104,5 +106,5 @@ def run_judge(ckpt, ds, data: Path, device, n: int = 100, temperatures=(0.5,), s
         for label in range(len(ds.class_names)):
             seeds = sketch_seeds(seed, n, offset=label * n)
             generated[t][label] = generate(ckpt, [label] * n, seeds, t, max_len, None, device).rows
-    result = J.judge_generator(net, ds, generated, str(device), cfg.size)
+    result = J.judge_generator(net, ds, generated, str(device), cfg)
     return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained}

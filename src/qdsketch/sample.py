@@ -3,8 +3,18 @@
 As in the reference: the class gives the embedding and the initial state;
 ``SOS`` comes first; each step gives dx, dy (denormalised for the output, kept
 normalised for the next input) and a pen state drawn from
-``softmax(logits / temperature)``; a sketch ends at ``EOS`` or at the maximum
-length.
+``softmax(logits / pen_temperature)``; a sketch ends at ``EOS`` or at the
+maximum length.
+
+Two temperatures. ``temperature`` shapes the offsets: the mixture head divides
+its mixture logits by it and multiplies its variances by it (Sketch-RNN). The
+pen state has its own, ``pen_temperature``. For the mixture head it defaults
+to 1, the model's own probabilities: the end of a sketch is one of the three
+pen states, and sharpening them makes ``EOS`` rarer than the model predicts,
+so sketches run on past their end (at 0.5 a mixture model's nails came out
+three times as long as real ones, at 0.1 every sketch ran to the length
+limit; docs/sampling.md). The reference's regression head has no random
+offsets, so there, as in the reference, ``temperature`` is the pen's.
 
 All sketches step together; finished ones are masked. Each sketch draws its
 randomness from its own ``torch.Generator``, seeded from ``(seed, i)`` before
@@ -52,10 +62,25 @@ def sample_pen(logits: torch.Tensor, temperature: float, u: torch.Tensor) -> tor
     return (u[:, None] > cdf[:, :-1]).sum(-1)
 
 
+DEFAULT_TEMPERATURE = {"mse": 0.5, "gmm": 0.4}  # per head: the best sketches by the judge (docs/results.md)
+
+
+def default_temperature(head: str) -> float:
+    return DEFAULT_TEMPERATURE.get(head, 0.5)
+
+
+def default_pen_temperature(head: str, temperature: float) -> float:
+    """The pen's temperature when none is given: the model's own probabilities
+    for the mixture head, ``temperature`` for the reference's head."""
+    return temperature if head == "mse" else 1.0
+
+
 @dataclass
 class Generated:
     rows: list[np.ndarray]  # stroke-3 per sketch, in simplified pixels; the prefix first, if any
     ended: np.ndarray  # (B,) bool: True where the sketch ended at EOS, False at the length limit
+    temperature: float = 0.5  # of the offsets (the mixture head) or the pen (the regression head)
+    pen_temperature: float = 0.5  # of the pen state
 
 
 @torch.no_grad()
@@ -63,14 +88,19 @@ def generate(
     ckpt: Checkpoint,
     labels: list[int],
     seeds: list[int],
-    temperature: float = 0.5,
+    temperature: float | None = None,
     max_len: int = 150,
     prefix: np.ndarray | None = None,
     device: str | torch.device = "cpu",
+    pen_temperature: float | None = None,
 ) -> Generated:
     """Sketches of the classes ``labels``, one per seed, at most ``max_len`` rows
-    after ``prefix`` (stroke-3 rows in simplified pixels, continued by every sketch)."""
+    after ``prefix`` (stroke-3 rows in simplified pixels, continued by every sketch).
+    ``None`` temperatures take the head's defaults."""
     model = ckpt.model.to(device).eval()
+    head = ckpt.config.head
+    temperature = default_temperature(head) if temperature is None else temperature
+    pen_temperature = default_pen_temperature(head, temperature) if pen_temperature is None else pen_temperature
     mean = torch.tensor(ckpt.mean, device=device)
     std = torch.tensor(ckpt.std, device=device)
     b = len(labels)
@@ -93,7 +123,7 @@ def generate(
         if t == 0 and not has_prefix:  # a sketch has at least one row: no EOS straight after SOS
             logits = logits.clone()
             logits[:, 2] = -torch.inf
-        pen = sample_pen(logits, temperature, noise[:, t, 0])
+        pen = sample_pen(logits, pen_temperature, noise[:, t, 0])
         ends_now = (pen == 2) & ~finished
         length[ends_now] = t
         finished |= ends_now
@@ -118,7 +148,7 @@ def generate(
         if len(r):
             r[-1, 2] = 1  # the last stroke ends, at EOS or at the limit
         rows.append(r)
-    return Generated(rows, lengths < max_len)
+    return Generated(rows, lengths < max_len, temperature, pen_temperature)
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from qdsketch.batching import Augment, DeviceSplit, batch_order
+from qdsketch.batching import Augment, DeviceSplit, balanced_weights, batch_order
 from qdsketch.checkpoint import load_checkpoint, save_checkpoint
 from qdsketch.data import Dataset, load_dataset
 from qdsketch.errors import CheckpointError, QdsketchError
@@ -53,6 +53,7 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     amp: bool = False  # bf16 autocast for the forward pass (CUDA)
     pool: int = 50  # batches per pool sorted by length (padding vs randomness)
+    balance: bool = False  # draw every class equally often (with replacement) instead of in proportion
     augment_scale: float = 0.0  # scale each axis of a training drawing by up to +-this (0.15 in Sketch-RNN)
     augment_rotate: float = 0.0  # rotate each training drawing by up to +-this many degrees
     augment_drop: float = 0.0  # drop each point inside a stroke with this probability (0.1 in Sketch-RNN)
@@ -334,9 +335,10 @@ def train(
     summary = {"interrupted": False, "head": model_cfg.head}
     steps = train_split.steps_np
     augment = Augment(cfg.augment_scale, cfg.augment_rotate, cfg.augment_drop, cfg.augment_jitter)
+    weights = balanced_weights(train_split.labels_np) if cfg.balance else None
     model.train()
     while epoch <= cfg.epochs and early["bad_epochs"] < cfg.early_stop:
-        batches = batch_order(steps, cfg.batch_size, epoch_rng(cfg.seed, epoch), cfg.pool)
+        batches = batch_order(steps, cfg.batch_size, epoch_rng(cfg.seed, epoch), cfg.pool, weights=weights)
         if dist_info.world > 1:  # every rank takes the same number of batches
             usable = len(batches) - len(batches) % dist_info.world
             batches = batches[dist_info.rank : usable : dist_info.world]
