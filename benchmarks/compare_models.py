@@ -1,10 +1,15 @@
-"""Compare trained runs on the same dataset: losses and the judge's figures,
-printed as the markdown tables of docs/results.md.
+"""Compare trained runs on the same dataset: losses, lengths and the judge's figures,
+printed as the markdown tables of docs/results.md, and saved as JSON.
 
-    python benchmarks/compare_models.py DATASET RUN [RUN ...] [--n 100] [--temperature 0.5 ...]
+    python benchmarks/compare_models.py DATASET RUN [RUN ...] [--n 400] [--temperature 0.4 ...]
+        [--pen-temperature 1.0] [--json out.json]
+
+Every run is judged by the same judge (trained once on DATASET, cached beside it),
+with the same seeds, on the test split.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -13,50 +18,87 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from qdsketch import judge as J  # noqa: E402
 from qdsketch.checkpoint import load_checkpoint  # noqa: E402
+from qdsketch.data import load_dataset  # noqa: E402
 from qdsketch.evaluate import evaluate  # noqa: E402
 from qdsketch.model import count_parameters  # noqa: E402
+from qdsketch.sample import generate, sketch_seeds  # noqa: E402
+
+
+def lengths(ckpt, ds, n, temperature, pen_temperature, seed) -> dict:
+    """Mean rows per generated sketch, and the fraction that ran to the length limit."""
+    out = {}
+    for label, name in enumerate(ds.class_names):
+        g = generate(ckpt, [label] * n, sketch_seeds(seed, n, offset=label * n), temperature, ds.max_seq_len,
+                     pen_temperature=pen_temperature)
+        out[name] = {"rows": float(np.mean([len(r) for r in g.rows])), "at_limit": float((~g.ended).mean())}
+    return out
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("data")
     p.add_argument("runs", nargs="+")
-    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--n", type=int, default=400)
     p.add_argument("--temperature", type=float, action="append")
+    p.add_argument("--pen-temperature", type=float, help="[default: the head's]")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path)
     args = p.parse_args()
-    temps = args.temperature or [0.5]
+    ds = load_dataset(Path(args.data))
+    real = {name: float(np.diff(ds.splits["test"].drawings.offsets)[ds.splits["test"].labels == i].mean())
+            for i, name in enumerate(ds.class_names)}
     reports = {}
     for run in args.runs:
-        judge = {"n": args.n, "temperatures": temps, "seed": args.seed}
-        reports[run] = evaluate(Path(run), Path(args.data), "test", "cpu", judge=judge)
-    print("| run | head | parameters | test loss | Sketch-RNN L_R | " + " | ".join(
-        f"recognised @{t} | FD @{t} | novelty @{t}" for t in temps) + " | novelty of real |")
-    print("|" + " --- |" * (5 + 3 * len(temps) + 1))
-    for run, r in reports.items():
         ck = load_checkpoint(Path(run))
-        j = r["judge"]
-        mean = lambda key: np.mean([c[key] for c in j["classes"].values() if c[key] is not None])
-        lr = f"{r['sketchrnn_units']['L_R']:.3f}" if "sketchrnn_units" in r else ""
-        cells = [Path(run).name, r["head"], f"{count_parameters(ck.model):,}", f"{r['overall']['total']:.3f}", lr]
-        for t in temps:
-            cells += [f"{mean(f'recognised@{t}'):.2f}", f"{mean(f'frechet@{t}'):.1f}", f"{mean(f'novelty@{t}'):.3f}"]
-        cells.append(f"{mean('novelty_real'):.3f}")
-        print("| " + " | ".join(cells) + " |")
-    print()
+        temps = args.temperature or [None]
+        judge = {"n": args.n, "temperatures": temps if temps != [None] else None, "seed": args.seed,
+                 "pen_temperature": args.pen_temperature}
+        r = evaluate(Path(run), Path(args.data), "test", "cpu", judge=judge)
+        r["parameters"] = count_parameters(ck.model)
+        r["epochs"] = ck.extra.get("epoch")
+        r["val"] = ck.extra.get("val", {}).get("total")
+        r["lengths"] = {t: lengths(ck, ds, 100, t, args.pen_temperature, args.seed) for t in r["judge"]["temperatures"]}
+        reports[run] = r
+        print(f"judged {run}", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps({"real_rows": real, "runs": reports}, indent=1))
     first = next(iter(reports.values()))["judge"]
-    print(f"Judge accuracy on real test drawings: {first['overall']['accuracy']:.3f} overall; " + ", ".join(
-        f"{k} {v['accuracy']:.2f}" for k, v in first["classes"].items()))
-    print()
-    for t in temps:
-        names = list(first["classes"])
-        print(f"Recognised at temperature {t}, per class:\n")
-        print("| run | " + " | ".join(names) + " |")
-        print("|" + " --- |" * (len(names) + 1))
-        for run, r in reports.items():
-            print(f"| {Path(run).name} | " + " | ".join(f"{r['judge']['classes'][n][f'recognised@{t}']:.2f}" for n in names) + " |")
-        print()
+    names = list(first["classes"])
+    fmt = lambda v: "" if v is None else f"{v:.2f}"
+    print(f"Judge on real test drawings: accuracy {first['overall']['accuracy']:.3f} overall; "
+          + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in first["classes"].items())
+          + f". False positives on {first['overall']['held_out_drawings']:,} held-out drawings of other classes: "
+          f"{first['overall']['false_positive']:.3f} (" + ", ".join(f"{k} {v['false_positive']:.3f}" for k, v in first["classes"].items())
+          + "). Real validation against real test drawings: precision "
+          + ", ".join(f"{k} {fmt(v['precision_real'])}" for k, v in first["classes"].items()) + "; recall "
+          + ", ".join(f"{k} {fmt(v['recall_real'])}" for k, v in first["classes"].items()) + ".\n")
+    print("| run | head | parameters | epochs (best) | val loss | test loss | T | recognised | none | precision | recall | novelty | rows (real " + f"{np.mean(list(real.values())):.1f}) | at limit |")
+    print("|" + " --- |" * 14)
+    for run, r in reports.items():
+        j = r["judge"]
+        for t in j["temperatures"]:
+            mean = lambda key: np.mean([c[f"{key}@{t}"] for c in j["classes"].values() if c[f"{key}@{t}"] is not None])
+            ln = r["lengths"][t]
+            cells = [Path(run).name, r["head"], f"{r['parameters']:,}", str(r["epochs"]), fmt(r["val"]),
+                     f"{r['overall']['total']:.3f}", f"{t:g}", f"{mean('recognised'):.2f}", f"{mean('none'):.2f}",
+                     f"{mean('precision'):.2f}", f"{mean('recall'):.2f}", f"{mean('novelty'):.3f}",
+                     f"{np.mean([v['rows'] for v in ln.values()]):.1f}", f"{np.mean([v['at_limit'] for v in ln.values()]):.2f}"]
+            print("| " + " | ".join(cells) + " |")
+    print(f"\nNovelty of real test drawings: {np.mean([c['novelty_real'] for c in first['classes'].values()]):.3f}\n")
+    for run, r in reports.items():
+        j = r["judge"]
+        for t in j["temperatures"]:
+            print(f"{Path(run).name}, temperature {t:g}, per class:\n")
+            print("| class | real acc | false pos | recognised | none | precision | recall | prec real | recall real | novelty | novelty real | rows | real rows |")
+            print("|" + " --- |" * 13)
+            for n in names:
+                c = j["classes"][n]
+                print(f"| {n} | {fmt(c['accuracy'])} | {c['false_positive']:.3f} | {fmt(c[f'recognised@{t}'])} | {fmt(c[f'none@{t}'])} | "
+                      f"{fmt(c[f'precision@{t}'])} | {fmt(c[f'recall@{t}'])} | {fmt(c['precision_real'])} | {fmt(c['recall_real'])} | "
+                      f"{c[f'novelty@{t}']:.3f} | {c['novelty_real']:.3f} | {r['lengths'][t][n]['rows']:.1f} | {real[n]:.1f} |")
+            print()
 
 
 if __name__ == "__main__":

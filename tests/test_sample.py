@@ -187,3 +187,42 @@ def test_animate_from_a_file_with_no_usable_drawing(tmp_path):
     (tmp_path / "bad.ndjson").write_text('{"drawing": []}\nnot json\n')
     result = run("animate", "--from", tmp_path / "bad.ndjson", "-o", tmp_path / "x.gif")
     assert result.output == f"Error: no usable drawing in {tmp_path / 'bad.ndjson'} (bad.ndjson:1: empty drawing). Pass Quick, Draw! ndjson: one {{\"drawing\": [[xs, ys], ...]}} a line\n"
+
+
+def test_best_of_keeps_the_try_the_shipped_judge_likes_most(ckpt, tmp_path):
+    from qdsketch.judge import load_judge, rasterize
+
+    import torch
+
+    out = tmp_path / "houses.ndjson"
+    result = run("sample", "house", "nail", "-n", 2, "--seed", 5, "--best-of", 3, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(", best of 3\n")
+    kept = [drawing_to_stroke3(json.loads(line)["drawing"]) for line in out.read_text().splitlines()]
+    # the same tries, drawn here: 3 per sketch, sketch seeds (5, 0..11)
+    labels = [3] * 6 + [4] * 6
+    tries = generate(ckpt, labels, sketch_seeds(5, 12)).rows
+    net, classes = load_judge()
+    with torch.no_grad():
+        probs = torch.softmax(net(torch.from_numpy(rasterize(tries)))[0], -1).numpy()
+    for i, word in enumerate(["house", "house", "nail", "nail"]):
+        column = probs[3 * i : 3 * i + 3, classes.index(word)]
+        best = tries[3 * i + int(column.argmax())]
+        # the file holds it rescaled into 0..255 and rounded: compare the shape, not the pixels
+        assert len(kept[i]) == len(best) and kept[i][:, 2].tolist() == best[:, 2].tolist()
+
+
+def test_best_of_needs_a_judge_of_the_models_classes(tmp_path):
+    import torch
+
+    from qdsketch.checkpoint import save_checkpoint
+    from qdsketch.model import SketchModel, preset
+
+    path = tmp_path / "other.pt"
+    torch.manual_seed(0)
+    save_checkpoint(path, SketchModel(preset("tiny", n_classes=2)), ["cat", "The Eiffel Tower"], [0.0, 0.0], [30.0, 30.0])
+    result = run("sample", "The Eiffel Tower", "--checkpoint", path, "--best-of", 2, "-o", tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert result.output == ("Error: the judge that ships with qdsketch knows cat, clock, tent, house, nail, "
+                             "not The Eiffel Tower. Use --best-of 1 with this model\n")
+    assert not (tmp_path / "x.png").exists()

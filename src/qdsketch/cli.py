@@ -477,32 +477,28 @@ def _judge_table(console, j: dict) -> None:
     from rich.table import Table
 
     fmt = lambda v, spec=".2f": "" if v is None else format(v, spec)
-    temps = j["temperatures"]
-    said = f"temperature {temps[0]}" if len(temps) == 1 else f"temperatures {', '.join(map(str, temps))}"
-    table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}, {said}")
-    one = len(temps) == 1
-    columns = ["class", "real acc", "false pos"]
-    for t in temps:
-        columns += [f"{col}" if one else f"{col}@{t}" for col in ("recog", "none", "prec", "recall", "FD", "novelty")]
-    columns += ["prec real", "recall real", "novelty real"]
-    for col in columns:
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for name, c in j["classes"].items():
-        cells = [name, fmt(c["accuracy"]), fmt(c["false_positive"])]
-        for t in temps:
-            cells += [fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")]
-            cells += [fmt(c[f"frechet@{t}"], ".1f"), fmt(c[f"novelty@{t}"], ".3f")]
-        table.add_row(*cells, fmt(c["precision_real"]), fmt(c["recall_real"]), fmt(c["novelty_real"], ".3f"))
     o = j["overall"]
-    cells = ["[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"])]
-    for t in temps:
-        cells += [fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", ""]
-    table.add_row(*cells, "", "", "")
-    console.print(table)
+    own = Table(title=f"the judge on real drawings ({o['held_out_drawings']:,} held out of other classes)")
+    for col in ("class", "real acc", "false pos", "prec real", "recall real", "novelty real"):
+        own.add_column(col, justify="left" if col == "class" else "right")
+    for name, c in j["classes"].items():
+        own.add_row(name, fmt(c["accuracy"]), fmt(c["false_positive"], ".3f"), fmt(c["precision_real"]),
+                    fmt(c["recall_real"]), fmt(c["novelty_real"], ".3f"))
+    own.add_row("[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"], ".3f"), "", "", "")
+    console.print(own)
+    for t in j["temperatures"]:
+        table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}, temperature {t}")
+        for col in ("class", "recog", "none", "prec", "recall", "FD", "novelty"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, c in j["classes"].items():
+            table.add_row(name, *(fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")),
+                          fmt(c[f"frechet@{t}"], ".1f"), fmt(c[f"novelty@{t}"], ".3f"))
+        table.add_row("[bold]all", fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", "")
+        console.print(table)
     console.print(
-        "real acc: the judge on real test drawings; false pos: held-out drawings of other classes it calls this "
-        f"class ({o['held_out_drawings']:,}, none of their classes seen in training); prec/recall real: real "
-        "validation against real test drawings, the ceiling"
+        "real acc: the judge on real test drawings; false pos: held-out drawings of classes it never saw that it "
+        "calls this class; prec/recall real: real validation against real test drawings, the ceiling; "
+        "none: sketches it calls none of these"
     )
 
 
@@ -525,13 +521,17 @@ def generation_options(f):
                           "[default: the model's head's best, 0.4 for a mixture head, 0.5 for a regression head]. "
                           "docs/sampling.md.")(f)
     f = click.option("--seed", type=int, help="Seed for reproducible sketches [default: a random one, printed].")(f)
+    f = click.option("--best-of", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
+                     help="Draw K tries of each sketch and keep the one the judge that ships with qdsketch finds "
+                          "most like its class (the shipped model's classes only).")(f)
     return device_option(checkpoint_option(f))
 
 
-def _generate(checkpoint, device, classes, count, seed, temperature, pen_temperature, prefix=None):
-    """Load a checkpoint and draw ``count`` sketches of each class in one batch.
-    Returns ``(names, words, generated, sketch seeds, seed)``; ``seed`` is
-    chosen at random when not given, so it can be printed and reused."""
+def _generate(checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of=1, prefix=None):
+    """Load a checkpoint and draw ``count`` sketches of each class in one batch
+    (``best_of`` tries each, the judge keeping the likeliest). Returns ``(names,
+    words, generated, sketch seeds, seed)``; ``seed`` is chosen at random when
+    not given, so it can be printed and reused."""
     from qdsketch.checkpoint import load_checkpoint
     from qdsketch.classes import resolve_class
     from qdsketch.sample import generate, sketch_seeds
@@ -542,15 +542,26 @@ def _generate(checkpoint, device, classes, count, seed, temperature, pen_tempera
     names = [resolve_class(c, ckpt.class_names) for c in classes]
     seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
     labels = [ckpt.class_names.index(n) for n in names for _ in range(count)]
-    seeds = sketch_seeds(seed, len(labels))
-    gen = generate(ckpt, labels, seeds, temperature, ckpt.extra.get("max_seq_len", 150), prefix, dev, pen_temperature)
-    return names, [ckpt.class_names[i] for i in labels], gen, seeds, seed
+    words = [ckpt.class_names[i] for i in labels]
+    tries = [label for label in labels for _ in range(best_of)]
+    seeds = sketch_seeds(seed, len(tries))
+    gen = generate(ckpt, tries, seeds, temperature, ckpt.extra.get("max_seq_len", 150), prefix, dev, pen_temperature)
+    if best_of > 1:
+        from qdsketch.judge import best_of as pick, load_judge
+
+        net, judge_classes = load_judge(None, str(dev))
+        keep = pick(net, judge_classes, gen.rows, words, best_of, str(dev))
+        gen.rows, gen.ended = [gen.rows[i] for i in keep], gen.ended[keep]
+        seeds = [seeds[i] for i in keep]
+    return names, words, gen, seeds, seed
 
 
-def _temperatures(gen) -> str:
-    if gen.pen_temperature == gen.temperature:
-        return f"temperature {gen.temperature:g}"
-    return f"temperature {gen.temperature:g} (pen {gen.pen_temperature:g})"
+def _how(gen, best_of: int) -> str:
+    """How sketches were drawn, for the one-line report: temperatures, tries."""
+    said = f"temperature {gen.temperature:g}"
+    if gen.pen_temperature != gen.temperature:
+        said += f" (pen {gen.pen_temperature:g})"
+    return said + (f", best of {best_of}" if best_of > 1 else "")
 
 
 SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
@@ -564,7 +575,7 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
               help="Continue the first drawing of this ndjson file instead of starting blank.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format).")
-def sample(classes, count, temperature, pen_temperature, seed, checkpoint, device, prefix, output):
+def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoint, device, prefix, output):
     """Generate sketches of one or more classes.
 
     All sketches are generated in one batch; --seed makes them reproducible.
@@ -581,7 +592,8 @@ def sample(classes, count, temperature, pen_temperature, seed, checkpoint, devic
     if suffix not in SAMPLE_SUFFIXES:
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson")
     pre = read_drawing(prefix)[1] if prefix else None
-    names, words, gen, seeds, seed = _generate(checkpoint, device, classes, count, seed, temperature, pen_temperature, pre)
+    names, words, gen, seeds, seed = _generate(checkpoint, device, classes, count, seed, temperature, pen_temperature,
+                                               best_of, pre)
     rows = gen.rows
     if suffix == ".ndjson":
         from qdsketch.files import atomic_path
@@ -593,7 +605,7 @@ def sample(classes, count, temperature, pen_temperature, seed, checkpoint, devic
         from qdsketch import render
 
         (render.save_grid if suffix == ".png" else render.save_svg)(rows, words, output)
-    click.echo(f"wrote {output}: {len(rows)} sketches ({', '.join(names)}), seed {seed}, {_temperatures(gen)}")
+    click.echo(f"wrote {output}: {len(rows)} sketches ({', '.join(names)}), seed {seed}, {_how(gen, best_of)}")
 
 
 @cli.command()
@@ -606,8 +618,8 @@ def sample(classes, count, temperature, pen_temperature, seed, checkpoint, devic
 @generation_options
 @click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path),
               help="Animate the first drawing of this ndjson file instead of generating one.")
-def animate(class_name, output, fps, size, points_per_frame, hold, temperature, pen_temperature, seed, checkpoint, device,
-            source):
+def animate(class_name, output, fps, size, points_per_frame, hold, temperature, pen_temperature, best_of, seed, checkpoint,
+            device, source):
     """Write a looping GIF of a sketch being drawn, stroke by stroke.
 
     \b
@@ -628,9 +640,9 @@ def animate(class_name, output, fps, size, points_per_frame, hold, temperature, 
     else:
         if not class_name:
             raise click.UsageError("give a CLASS to draw, or --from FILE to animate a real drawing")
-        names, _, gen, _, seed = _generate(checkpoint, device, [class_name], 1, seed, temperature, pen_temperature)
+        names, _, gen, _, seed = _generate(checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of)
         rows = gen.rows[0]
-        what = f"{names[0]}, seed {seed}, {_temperatures(gen)}"
+        what = f"{names[0]}, seed {seed}, {_how(gen, best_of)}"
     frame_list = render.frames(rows, size, points_per_frame)
     render.save_gif(frame_list, output, fps, hold)
     click.echo(f"wrote {output}: {len(frame_list)} frames, {what}")

@@ -88,7 +88,7 @@ def sketchrnn_units(overall: dict, ds, ckpt) -> dict:
 
 
 def run_judge(ckpt, ds, data: Path, device, n: int = 100, temperatures=None, seed: int = 0, path: Path | None = None,
-              config=None, progress=None) -> dict:
+              config=None, progress=None, pen_temperature: float | None = None) -> dict:
     """Recognisability, precision and recall, Frechet distance and novelty of
     ``n`` sketches per class at each temperature (by default the head's own;
     ``qdsketch.judge``). ``progress(done, total)`` follows the judge's training."""
@@ -105,6 +105,6 @@ def run_judge(ckpt, ds, data: Path, device, n: int = 100, temperatures=None, see
         generated[t] = {}
         for label in range(len(ds.class_names)):
             seeds = sketch_seeds(seed, n, offset=label * n)
-            generated[t][label] = generate(ckpt, [label] * n, seeds, t, max_len, None, device).rows
+            generated[t][label] = generate(ckpt, [label] * n, seeds, t, max_len, None, device, pen_temperature).rows
     result = J.judge_generator(net, ds, generated, str(device), cfg)
     return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained}

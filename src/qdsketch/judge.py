@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from qdsketch.data import Dataset
+from qdsketch.errors import CheckpointError
 from qdsketch.files import atomic_path
 
 NONE = "none of these"
@@ -66,6 +67,7 @@ class JudgeNet(nn.Module):
 
     def __init__(self, n_classes: int, cfg: JudgeConfig):
         super().__init__()
+        self.cfg = cfg
         self.body = nn.Sequential(
             nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -232,9 +234,55 @@ def load_or_train(
             net.load_state_dict(saved["model"])
             return net.to(device).eval(), False
     net = train_judge(ds, cfg, device, progress)
-    with atomic_path(path) as tmp:
-        torch.save({"fingerprint": key, "config": asdict(cfg), "model": {k: v.cpu() for k, v in net.state_dict().items()}}, tmp)
+    save_judge(path, net, ds, cfg)
     return net, True
+
+
+def save_judge(path: Path, net: JudgeNet, ds: Dataset, cfg: JudgeConfig) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"fingerprint": fingerprint(ds, cfg), "config": asdict(cfg), "class_names": list(ds.class_names),
+                    "model": {k: v.cpu() for k, v in net.state_dict().items()}}, tmp)
+
+
+# --- the judge that ships, for --best-of --------------------------------------------------------
+
+
+def bundled_judge() -> Path:
+    """The judge that ships with qdsketch: trained by ``make data`` and ``qdsketch evaluate
+    --judge`` on the five-class real dataset (docs/model-card.md)."""
+    from importlib import resources
+
+    return Path(str(resources.files("qdsketch") / "data" / "judge.pt"))
+
+
+def load_judge(path: Path | None = None, device: str = "cpu") -> tuple[JudgeNet, list[str]]:
+    """A saved judge and its class names (the bundled one by default)."""
+    path = Path(path) if path else bundled_judge()
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+        cfg = JudgeConfig(**saved["config"])
+        net = JudgeNet(len(saved["class_names"]), cfg)
+        net.load_state_dict(saved["model"])
+    except Exception as exc:  # missing, truncated or foreign: all mean the same here
+        raise CheckpointError(f"{path} is not a judge ({type(exc).__name__})",
+                              "pass a .judge.pt that `qdsketch evaluate --judge` wrote") from None
+    return net.to(device).eval(), list(saved["class_names"])
+
+
+@torch.no_grad()
+def best_of(net: JudgeNet, judge_classes: list[str], candidates: list[np.ndarray], words: list[str], k: int,
+            device: str = "cpu") -> list[int]:
+    """For sketches drawn ``k`` at a time (``candidates[i * k : (i + 1) * k]`` are
+    the tries for sketch ``i``, of class ``words[i]``), the index of the try the
+    judge finds most likely to be of its class."""
+    missing = sorted({w for w in words if w not in judge_classes})
+    if missing:
+        raise CheckpointError(f"the judge that ships with qdsketch knows {', '.join(judge_classes)}, not {', '.join(missing)}",
+                              "use --best-of 1 with this model")
+    logits, _ = net(torch.from_numpy(rasterize(candidates, net.cfg.size)).to(device))
+    probs = torch.softmax(logits, -1).cpu().numpy().reshape(len(words), k, -1)
+    columns = [judge_classes.index(w) for w in words]
+    return [i * k + int(np.argmax(probs[i, :, c])) for i, c in enumerate(columns)]
 
 
 @torch.no_grad()
