@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/qdsketch animate house -o house.gif
+	$(BIN)/qdsketch animate house -o house.gif --best-of 4
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

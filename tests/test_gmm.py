@@ -119,4 +119,4 @@ def test_the_pen_keeps_its_own_probabilities_by_default_for_the_mixture_head():
     ref = generate(mse, [0] * 16, seeds, temperature=0.3)
     assert (ref.temperature, ref.pen_temperature) == (0.3, 0.3)  # the reference's: one temperature, the pen's
     assert rows(ref) == rows(generate(mse, [0] * 16, seeds, temperature=0.3, pen_temperature=0.3))
-    assert generate(gmm, [0], seeds[:1]).temperature == 0.4 and generate(mse, [0], seeds[:1]).temperature == 0.5
+    assert generate(gmm, [0], seeds[:1]).temperature == 0.25 and generate(mse, [0], seeds[:1]).temperature == 0.5

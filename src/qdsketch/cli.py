@@ -518,7 +518,7 @@ def generation_options(f):
                           "--temperature for a regression head].")(f)
     f = click.option("--temperature", type=click.FloatRange(min=0),
                      help="Sampling temperature: how adventurous the strokes are (0 takes the likeliest); "
-                          "[default: the model's head's best, 0.4 for a mixture head, 0.5 for a regression head]. "
+                          "[default: the model's head's best, 0.25 for a mixture head, 0.5 for a regression head]. "
                           "docs/sampling.md.")(f)
     f = click.option("--seed", type=int, help="Seed for reproducible sketches [default: a random one, printed].")(f)
     f = click.option("--best-of", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",

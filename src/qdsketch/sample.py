@@ -62,7 +62,7 @@ def sample_pen(logits: torch.Tensor, temperature: float, u: torch.Tensor) -> tor
     return (u[:, None] > cdf[:, :-1]).sum(-1)
 
 
-DEFAULT_TEMPERATURE = {"mse": 0.5, "gmm": 0.4}  # per head: the best sketches by the judge (docs/results.md)
+DEFAULT_TEMPERATURE = {"mse": 0.5, "gmm": 0.25}  # per head: the best sketches by the judge (docs/results.md)
 
 
 def default_temperature(head: str) -> float:
