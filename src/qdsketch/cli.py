@@ -445,9 +445,16 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
     from qdsketch.evaluate import evaluate as run_evaluate
 
     judge = None
+    console = _console()
+    bar = nullcontext()
     if use_judge:
         judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path}
-    report = run_evaluate(checkpoint, data, split, device, judge=judge)
+        if not as_json and console.is_terminal:  # a minute or more on a CPU: show it, on a terminal only
+            from qdsketch.progress import StepBar
+
+            bar = judge["progress"] = StepBar(console, "training the judge (cached for next time)")
+    with bar:
+        report = run_evaluate(checkpoint, data, split, device, judge=judge)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -461,7 +468,6 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
         table.add_row(name, f"{c['drawings']:,}", f"{c['total']:.4f}", f"{c['xy']:.4f}", f"{c['pen']:.4f}")
     o = report["overall"]
     table.add_row("[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}")
-    console = _console()
     console.print(table)
     if "sketchrnn_units" in report:
         u = report["sketchrnn_units"]

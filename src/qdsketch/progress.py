@@ -120,3 +120,26 @@ class RichTrainReporter:
 
     def close(self):
         self.progress.stop()
+
+
+class StepBar:
+    """A transient bar for one long step (training the judge): call it with
+    ``(done, total)``; it disappears when the step is over."""
+
+    def __init__(self, console: Console, description: str):
+        self.progress = Progress(TextColumn(description), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                 TimeElapsedColumn(), console=console, transient=True)
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("", total=total)
+        self.progress.update(self.task, completed=done)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.task is not None:
+            self.progress.stop()
