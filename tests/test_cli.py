@@ -123,3 +123,21 @@ def test_the_shared_data_command_includes_bulk(tmp_path):
     totals = {name: sum(c.values()) for name, c in json.loads(r.output)["classes"].items()}
     # bulk/ brings about 4,900 a class (without it clock, tent, house and nail have about 70); samples/ is left out
     assert totals == {"cat": 4757, "clock": 4927, "tent": 4938, "house": 4934, "nail": 4926}
+
+
+@pytest.mark.parametrize(
+    "args, option, value",
+    [
+        (["sample", "cat", "-o", "x.png", "--temperature", "nan"], "--temperature", "nan"),
+        (["animate", "cat", "-o", "x.gif", "--pen-temperature", "inf"], "--pen-temperature", "inf"),
+        (["train", "--lr", "inf"], "--lr", "inf"),
+        (["train", "--xy-weight", "nan"], "--xy-weight", "nan"),
+        (["evaluate", "runs/x", "--judge", "--temperature", "inf"], "--temperature", "inf"),
+    ],
+)
+def test_float_options_refuse_nan_and_inf(args, option, value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == f"Error: Invalid value for '{option}': '{value}' is not a finite number."
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -16,6 +16,16 @@ from qdsketch import __version__
 from qdsketch.errors import QdsketchError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class FiniteRange(click.FloatRange):
+    """A float range that also refuses nan and inf, which every comparison lets through."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 FORMAT_CHOICES = ("simplified", "raw", "sketchrnn")
 
 
@@ -123,7 +133,7 @@ def _console(quiet: bool = False):
     help="Import files copied by hand from this folder (same layout) instead of downloading.",
 )
 @click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True, help="Retries per file.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
+@click.option("--timeout", type=FiniteRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
 @click.option("--list-classes", is_flag=True, help="Print all 345 class names and exit.")
 @quiet_option
 def download(
@@ -307,8 +317,8 @@ class _CtrlC:
                    "with Sketch-RNN's mixture-density head.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Most epochs to train [default: 50; with --resume: the run's].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-5, show_default=True)
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate.")
+@click.option("--weight-decay", type=FiniteRange(min=0), default=1e-5, show_default=True)
 @click.option("--early-stop", type=click.IntRange(min=1), default=7, show_default=True,
               help="Stop after this many epochs without a better validation loss.")
 @device_option
@@ -320,20 +330,20 @@ class _CtrlC:
 @click.option("--embed-dim", type=click.IntRange(min=1), help="Class embedding size [preset's].")
 @click.option("--hidden", type=click.IntRange(min=1), help="LSTM units per layer [preset's].")
 @click.option("--layers", type=click.IntRange(min=1), help="LSTM layers [preset's].")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between LSTM layers [preset's].")
+@click.option("--dropout", type=FiniteRange(0, 1, max_open=True), help="Dropout between LSTM layers [preset's].")
 @click.option("--head", type=click.Choice(["mse", "gmm"]), help="Output head: regression or mixture density [preset's].")
 @click.option("--mixtures", type=click.IntRange(min=1), help="Gaussians in the gmm head [20].")
-@click.option("--xy-weight", type=click.FloatRange(min=0), help="Weight of the dx, dy loss [1.0].")
-@click.option("--pen-weight", type=click.FloatRange(min=0), help="Weight of the pen loss [1.0].")
+@click.option("--xy-weight", type=FiniteRange(min=0), help="Weight of the dx, dy loss [1.0].")
+@click.option("--pen-weight", type=FiniteRange(min=0), help="Weight of the pen loss [1.0].")
 @click.option("--balance", is_flag=True,
               help="Draw every class equally often in an epoch (with replacement), however many drawings it has.")
-@click.option("--augment-scale", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--augment-scale", type=FiniteRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Scale each axis of a training drawing by a random factor in 1 +- this.")
-@click.option("--augment-rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
+@click.option("--augment-rotate", type=FiniteRange(0, 180), default=0.0, show_default=True,
               help="Rotate each training drawing by a random angle within +- this many degrees.")
-@click.option("--augment-drop", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--augment-drop", type=FiniteRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Drop each point inside a stroke with this probability (Sketch-RNN: 0.1).")
-@click.option("--augment-jitter", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--augment-jitter", type=FiniteRange(min=0), default=0.0, show_default=True,
               help="Add noise of this std (pixels) to every training dx, dy.")
 @quiet_option
 def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device, amp, run_dir, resume, seed,
@@ -418,7 +428,7 @@ def _read_history(run_dir: Path) -> list:
 @click.option("--judge", "use_judge", is_flag=True,
               help="Also judge recognisability, Frechet distance and novelty of generated sketches.")
 @click.option("-n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Judge: sketches per class.")
-@click.option("--temperature", "temperatures", type=click.FloatRange(min=0), multiple=True,
+@click.option("--temperature", "temperatures", type=FiniteRange(min=0), multiple=True,
               help="Judge: sampling temperature; repeat for several [default: the model's head's, as sample uses].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Judge: seed of the generated sketches.")
 @click.option("--judge-path", type=click.Path(dir_okay=False, path_type=Path),
@@ -519,10 +529,10 @@ def checkpoint_option(f):
 
 
 def generation_options(f):
-    f = click.option("--pen-temperature", type=click.FloatRange(min=0),
+    f = click.option("--pen-temperature", type=FiniteRange(min=0),
                      help="Temperature of the pen state (down, up, end) [default: 1 for a mixture head, "
                           "--temperature for a regression head].")(f)
-    f = click.option("--temperature", type=click.FloatRange(min=0),
+    f = click.option("--temperature", type=FiniteRange(min=0),
                      help="Sampling temperature: how adventurous the strokes are (0 takes the likeliest); "
                           "[default: the model's head's best, 0.25 for a mixture head, 0.5 for a regression head]. "
                           "docs/sampling.md.")(f)
@@ -617,10 +627,10 @@ def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoi
 @cli.command()
 @click.argument("class_name", metavar="CLASS", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The GIF to write.")
-@click.option("--fps", type=click.FloatRange(min=1, max=100), default=20, show_default=True, help="Frames per second.")
+@click.option("--fps", type=FiniteRange(min=1, max=100), default=20, show_default=True, help="Frames per second.")
 @click.option("--size", type=click.IntRange(min=32, max=2048), default=256, show_default=True, help="Width and height in pixels.")
 @click.option("--points-per-frame", type=click.IntRange(min=1), default=2, show_default=True, help="Points of ink added each frame.")
-@click.option("--hold", type=click.FloatRange(min=0), default=1.5, show_default=True, help="Seconds the finished drawing stays.")
+@click.option("--hold", type=FiniteRange(min=0), default=1.5, show_default=True, help="Seconds the finished drawing stays.")
 @generation_options
 @click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path),
               help="Animate the first drawing of this ndjson file instead of generating one.")
