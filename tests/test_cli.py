@@ -141,3 +141,12 @@ def test_float_options_refuse_nan_and_inf(args, option, value, tmp_path, monkeyp
     assert result.exit_code == 2
     assert result.output.splitlines()[-1] == f"Error: Invalid value for '{option}': '{value}' is not a finite number."
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_preprocess_never_writes_over_its_input(data_copy):
+    cat = data_copy / "simplified" / "cat.ndjson"
+    before = cat.read_bytes()
+    result = run("preprocess", "--data-dir", str(data_copy), "-o", str(cat))
+    assert result.exit_code == 1
+    assert result.output == f"Error: {cat} is one of the input files: pass another --output\n"
+    assert cat.read_bytes() == before

@@ -187,3 +187,16 @@ def test_evaluate_judge_table(tiny_run, tmp_path):
     assert "judge: 4 sketches per class, seed 0, temperature 0.5" in result.output
     for column in ("recog", "none", "prec", "recall", "real acc", "false pos", "novelty", "recall real"):
         assert column in result.output, column
+
+
+def test_judge_path_never_overwrites_a_file_that_is_not_a_judge(tiny_run, tmp_path):
+    model = tiny_run / "best.pt"
+    before = model.read_bytes()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    for path in (model, notes):
+        result = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "2", "--judge-path", str(path)])
+        assert result.exit_code == 1
+        assert result.output == (f"Error: {path} is not a judge that qdsketch wrote. Pass a --judge-path that does "
+                                 "not exist yet, or one that holds a judge\n")
+    assert model.read_bytes() == before and notes.read_text() == "mine"

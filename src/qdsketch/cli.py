@@ -240,6 +240,9 @@ def preprocess(data_dir, classes_text, max_per_class, max_seq_len, split_text, s
     ds = build_dataset(
         data_dir, classes, max_per_class, max_seq_len, parse_split(split_text), seed, not all_drawings
     )
+    inputs = {Path(p).resolve() for paths in ds.meta["sources"].values() for p in paths}
+    if output.resolve() in inputs:
+        raise click.ClickException(f"{output} is one of the input files: pass another --output")
     save_dataset(ds, output)
     summary = summarize(ds)
     if as_json:

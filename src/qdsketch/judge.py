@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from qdsketch.data import Dataset
-from qdsketch.errors import CheckpointError
+from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.files import atomic_path
 
 NONE = "none of these"
@@ -224,12 +224,16 @@ def load_or_train(
     """The judge cached at ``path`` if it was trained on this dataset, else a new
     one, saved there. Returns ``(judge, trained_now)``."""
     key = fingerprint(ds, cfg)
-    if path.is_file():
+    if path.exists():
         try:
             saved = torch.load(path, map_location=device, weights_only=True)
         except Exception:
-            saved = {}
-        if isinstance(saved, dict) and saved.get("fingerprint") == key:
+            saved = None
+        if not (isinstance(saved, dict) and isinstance(saved.get("fingerprint"), str)):
+            # never overwrite a file that is not a judge: it may be the user's model
+            raise QdsketchError(f"{path} is not a judge that qdsketch wrote",
+                                "pass a --judge-path that does not exist yet, or one that holds a judge")
+        if saved["fingerprint"] == key:
             net = JudgeNet(len(ds.class_names), cfg)
             net.load_state_dict(saved["model"])
             return net.to(device).eval(), False
