@@ -11,9 +11,9 @@ its mixture logits by it and multiplies its variances by it (Sketch-RNN). The
 pen state has its own, ``pen_temperature``. For the mixture head it defaults
 to 1, the model's own probabilities: the end of a sketch is one of the three
 pen states, and sharpening them makes ``EOS`` rarer than the model predicts,
-so sketches run on past their end (at 0.5 a mixture model's nails came out
-three times as long as real ones, at 0.1 every sketch ran to the length
-limit; docs/sampling.md). The reference's regression head has no random
+so sketches run on past their end (at 0.5 the shipped model's nails come out
+twice as long as real ones, and at 0.1 most sketches run to the length limit;
+docs/sampling.md). The reference's regression head has no random
 offsets, so there, as in the reference, ``temperature`` is the pen's.
 
 All sketches step together; finished ones are masked. Each sketch draws its
