@@ -12,7 +12,7 @@ pen state has its own, ``pen_temperature``. For the mixture head it defaults
 to 1, the model's own probabilities: the end of a sketch is one of the three
 pen states, and sharpening them makes ``EOS`` rarer than the model predicts,
 so sketches run on past their end (at 0.5 the shipped model's nails come out
-twice as long as real ones, and at 0.1 most sketches run to the length limit;
+twice as long as real ones, and at 0.1 most cats and clocks run to the limit;
 docs/sampling.md). The reference's regression head has no random
 offsets, so there, as in the reference, ``temperature`` is the pen's.
 
