@@ -234,17 +234,22 @@ def load_or_train(
             raise QdsketchError(f"{path} is not a judge that qdsketch wrote",
                                 "pass a --judge-path that does not exist yet, or one that holds a judge")
         if saved["fingerprint"] == key:
-            net = JudgeNet(len(ds.class_names), cfg)
-            net.load_state_dict(saved["model"])
-            return net.to(device).eval(), False
+            return _net_from(saved, len(ds.class_names), cfg, device), False
     net = train_judge(ds, cfg, device, progress)
-    save_judge(path, net, ds, cfg)
+    save_judge(path, net, ds, cfg, key)
     return net, True
 
 
-def save_judge(path: Path, net: JudgeNet, ds: Dataset, cfg: JudgeConfig) -> None:
+def _net_from(saved: dict, n_classes: int, cfg: JudgeConfig, device: str) -> JudgeNet:
+    net = JudgeNet(n_classes, cfg)
+    net.load_state_dict(saved["model"])
+    return net.to(device).eval()
+
+
+def save_judge(path: Path, net: JudgeNet, ds: Dataset, cfg: JudgeConfig, key: str | None = None) -> None:
+    """Save a judge with what it was trained on (``key``: its fingerprint, if known)."""
     with atomic_path(path) as tmp:
-        torch.save({"fingerprint": fingerprint(ds, cfg), "config": asdict(cfg), "class_names": list(ds.class_names),
+        torch.save({"fingerprint": key or fingerprint(ds, cfg), "config": asdict(cfg), "class_names": list(ds.class_names),
                     "model": {k: v.cpu() for k, v in net.state_dict().items()}}, tmp)
 
 
@@ -264,13 +269,11 @@ def load_judge(path: Path | None = None, device: str = "cpu") -> tuple[JudgeNet,
     path = Path(path) if path else bundled_judge()
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
-        cfg = JudgeConfig(**saved["config"])
-        net = JudgeNet(len(saved["class_names"]), cfg)
-        net.load_state_dict(saved["model"])
+        net = _net_from(saved, len(saved["class_names"]), JudgeConfig(**saved["config"]), device)
     except Exception as exc:  # missing, truncated or foreign: all mean the same here
         raise CheckpointError(f"{path} is not a judge ({type(exc).__name__})",
                               "pass a .judge.pt that `qdsketch evaluate --judge` wrote") from None
-    return net.to(device).eval(), list(saved["class_names"])
+    return net, list(saved["class_names"])
 
 
 @torch.no_grad()
@@ -283,23 +286,27 @@ def best_of(net: JudgeNet, judge_classes: list[str], candidates: list[np.ndarray
     if missing:
         raise CheckpointError(f"the judge that ships with qdsketch knows {', '.join(judge_classes)}, not {', '.join(missing)}",
                               "use --best-of 1 with this model")
-    logits, _ = net(torch.from_numpy(rasterize(candidates, net.cfg.size)).to(device))
-    probs = torch.softmax(logits, -1).cpu().numpy().reshape(len(words), k, -1)
+    logits, _ = _forward(net, rasterize(candidates, net.cfg.size), device)
+    probs = torch.softmax(logits, -1).numpy().reshape(len(words), k, -1)
     columns = [judge_classes.index(w) for w in words]
     return [i * k + int(np.argmax(probs[i, :, c])) for i, c in enumerate(columns)]
 
 
 @torch.no_grad()
+def _forward(net: JudgeNet, images: np.ndarray, device: str = "cpu", chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and features of ``images``, on the CPU, ``chunk`` images at a time."""
+    logits, feats = [torch.zeros(0, net.out.out_features)], [torch.zeros(0, net.out.in_features)]
+    for i in range(0, len(images), chunk):
+        out, f = net(torch.from_numpy(images[i : i + chunk]).to(device))
+        logits.append(out.cpu())
+        feats.append(f.cpu())
+    return torch.cat(logits), torch.cat(feats)
+
+
 def classify(net: JudgeNet, images: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels (``n_classes`` = none of these) and features."""
-    preds, feats = [], []
-    for i in range(0, len(images), 1024):
-        logits, f = net(torch.from_numpy(images[i : i + 1024]).to(device))
-        preds.append(logits.argmax(-1).cpu())
-        feats.append(f.cpu().double())
-    if not preds:
-        return np.zeros(0, np.int64), np.zeros((0, net.out.in_features))
-    return torch.cat(preds).numpy(), torch.cat(feats).numpy()
+    logits, feats = _forward(net, images, device)
+    return logits.argmax(-1).numpy(), feats.double().numpy()
 
 
 # --- the measures --------------------------------------------------------------------------------
@@ -381,7 +388,7 @@ def judge_generator(
         # precision and recall compare sets of one size: n_gen real test drawings, and n_gen val ones for the ceiling
         real_feat = feat["test"][real][_subset(int(real.sum()), n_gen, cfg.seed)]
         val_feat = feat["val"][val][_subset(int(val.sum()), n_gen, cfg.seed + 1)]
-        p_real, r_real = precision_recall(real_feat, val_feat, cfg.k) if len(val_feat) else (float("nan"),) * 2
+        p_real, r_real = precision_recall(real_feat, val_feat, cfg.k)  # nan (None) with k or fewer drawings
         row = {
             "test_drawings": int(real.sum()),
             "accuracy": float((pred["test"][real] == label).mean()) if real.any() else None,
