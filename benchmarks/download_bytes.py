@@ -30,7 +30,9 @@ def main():
         size = len(mirror.add("simplified", "cat", repeated_lines("cat", args.lines)).read_bytes())
         mirror.thread.start()
         print(f"file: {args.lines:,} lines, {size / 1e6:.1f} MB (* = the whole file: no --max-per-class)")
-        print(f"{'kept':>8} {'bytes kept':>12} {'client moved':>13} {'server sent':>12} {'moved/kept':>10} {'seconds':>8}")
+        print(
+            f"{'kept':>8} {'bytes kept':>12} {'client moved':>13} {'server sent':>12} {'moved/kept':>10} {'seconds':>8}"
+        )
         for n in (100, 1_000, 10_000, None):
             mirror.sent.clear()
             t = time.perf_counter()
@@ -38,7 +40,10 @@ def main():
             seconds = time.perf_counter() - t
             sent = mirror.sent[mirror.path_of("simplified", "cat")]
             label = f"{r.kept:,}" + ("" if n else "*")
-            print(f"{label:>8} {r.bytes_kept:>12,} {r.bytes_moved:>13,} {sent:>12,} {r.bytes_moved / r.bytes_kept:>9.3f}x {seconds:>8.2f}")
+            print(
+                f"{label:>8} {r.bytes_kept:>12,} {r.bytes_moved:>13,} {sent:>12,} "
+                f"{r.bytes_moved / r.bytes_kept:>9.3f}x {seconds:>8.2f}"
+            )
         mirror.server.shutdown()
 
 

@@ -25,7 +25,7 @@ def make_input(folder: Path, name: str, count: int) -> Path:
     for src in SOURCES:
         f = src / f"{name}.ndjson"
         if f.exists():
-            lines += [json.loads(l) for l in f.read_text().splitlines()]
+            lines += [json.loads(line) for line in f.read_text().splitlines()]
     out = folder / "simplified" / f"{name}.ndjson"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w") as handle:
@@ -77,11 +77,15 @@ def main():
 
         t_bytes, t_text, t_read, t_full = (best_of(args.repeat, f) for f in (bare_bytes, bare_text, read, full))
     t_bare = min(t_bytes, t_text)  # compare against the faster of the two
-    print(f"input: {n:,} real cat drawings (repeated, new key_ids), {size / 1e6:.1f} MB, python {sys.version.split()[0]}")
+    print(
+        f"input: {n:,} real cat drawings (repeated, new key_ids), {size / 1e6:.1f} MB, python {sys.version.split()[0]}"
+    )
     print(f"{'bare json.loads, bytes lines':<34}{n / t_bytes:>12,.0f} drawings/s")
     print(f"{'bare json.loads, str lines':<34}{n / t_text:>12,.0f} drawings/s")
     print(f"{'read_ndjson (to stroke-3)':<34}{n / t_read:>12,.0f} drawings/s  {t_read / t_bare:.2f}x bare (the faster)")
-    print(f"{'preprocess (to dataset file)':<34}{n / t_full:>12,.0f} drawings/s  {t_full / t_bare:.2f}x bare (the faster)")
+    print(
+        f"{'preprocess (to dataset file)':<34}{n / t_full:>12,.0f} drawings/s  {t_full / t_bare:.2f}x bare (the faster)"
+    )
 
 
 if __name__ == "__main__":

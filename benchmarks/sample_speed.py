@@ -68,10 +68,14 @@ def main():
     sync(device)
     single = (time.perf_counter() - t) * args.n / m
 
-    print(f"{args.n:,} sketches, {sum(len(r) for r in gen.rows):,} rows, {steps} steps for the batch; "
-          f"model {ckpt.config.layers}x{ckpt.config.hidden} ({ckpt.config.head}) on {device}, torch {torch.__version__}")
+    print(
+        f"{args.n:,} sketches, {sum(len(r) for r in gen.rows):,} rows, {steps} steps for the batch; "
+        f"model {ckpt.config.layers}x{ckpt.config.hidden} ({ckpt.config.head}) on {device}, torch {torch.__version__}"
+    )
     print(f"bare LSTM stepping         {bare:8.2f} s")
-    print(f"batched                    {batched:8.2f} s  {batched / bare:.2f}x bare  {args.n / batched:10,.0f} sketches/s")
+    print(
+        f"batched                    {batched:8.2f} s  {batched / bare:.2f}x bare  {args.n / batched:10,.0f} sketches/s"
+    )
     print(f"one at a time (x{args.n // m} of {m})   {single:8.2f} s  {single / batched:.1f}x batched")
 
 

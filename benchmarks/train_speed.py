@@ -30,15 +30,25 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--preset", default="seed")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batches", type=int, default=0, help="train on this many batches (0: a whole epoch, timed exactly)")
+    p.add_argument(
+        "--batches", type=int, default=0, help="train on this many batches (0: a whole epoch, timed exactly)"
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeat", type=int, default=1, help="repeat the training split this many times (for GPU epochs)")
     args = p.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run(["bash", str(ROOT / "scripts/shared_data.sh"), str(ROOT.parent / "shared/data/quickdraw"),
-                        str(tmp / "data")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "bash",
+                str(ROOT / "scripts/shared_data.sh"),
+                str(ROOT.parent / "shared/data/quickdraw"),
+                str(tmp / "data"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         ds = build_dataset(tmp / "data", ["cat", "clock", "tent", "house", "nail"])
         if args.repeat > 1:  # the same real drawings again, as more sequences
             from qdsketch.readers import concat
@@ -65,6 +75,7 @@ def main():
         mc = preset(args.preset)
         lstm = torch.nn.LSTM(5 + mc.embed_dim, mc.hidden, mc.layers, batch_first=True, dropout=mc.dropout).to(device)
         lstm.train()
+
         def bare_pass(batches):
             for b in batches:
                 inp, _, _, _ = split.batch(b)
@@ -73,6 +84,7 @@ def main():
                 out.sum().backward()
             if device.type == "cuda":
                 torch.cuda.synchronize()
+
         bare_pass(batches[:2])  # warm-up
         t = time.perf_counter()
         bare_pass(batches)

@@ -31,7 +31,7 @@ def real_lines(name: str, folder: str = "simplified") -> list[bytes]:
 def repeated_lines(name: str, count: int) -> bytes:
     """``count`` lines: the real drawings of ``name`` over and over, each
     copy with a new key_id, for tests that need a large file."""
-    lines = [json.loads(l) for l in real_lines(name) + real_lines(name, "next")]
+    lines = [json.loads(line) for line in real_lines(name) + real_lines(name, "next")]
     out = []
     for i in range(count):
         obj = dict(lines[i % len(lines)], key_id=str(9_000_000_000_000_000 + i))

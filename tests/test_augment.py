@@ -33,8 +33,9 @@ def pens(inp, mask, j):
     return inp[j, :n, 2:].argmax(-1).tolist()
 
 
-@pytest.mark.parametrize("aug", [Augment(scale=0.2), Augment(rotate=15), Augment(drop=0.3), Augment(jitter=1.0),
-                                 Augment(0.15, 10, 0.1, 0.5)])
+@pytest.mark.parametrize(
+    "aug", [Augment(scale=0.2), Augment(rotate=15), Augment(drop=0.3), Augment(jitter=1.0), Augment(0.15, 10, 0.1, 0.5)]
+)
 def test_augmentation_preserves_the_pen_structure(split, aug):
     index = np.arange(16)
     inp, tgt, mask, _ = split.batch(index)
@@ -76,7 +77,7 @@ def test_scaling_scales_each_axis_by_one_factor(split):
     for j in range(4):
         a, b = stroke3_of(split, inp, mask, j), stroke3_of(split, a_inp, a_mask, j)
         for axis in (0, 1):
-            r = (b[:, axis] / np.where(np.abs(a[:, axis]) > 1, a[:, axis], np.nan))
+            r = b[:, axis] / np.where(np.abs(a[:, axis]) > 1, a[:, axis], np.nan)
             r = r[~np.isnan(r)]
             assert r.max() - r.min() < 1e-3 and 0.7 <= r.mean() <= 1.3
 

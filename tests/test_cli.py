@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import needs_shared
+
 from qdsketch.cli import cli
 
 COMMANDS = sorted(cli.commands)
@@ -51,9 +51,18 @@ def test_python_dash_m():
     [
         (["download", "--classes", "catt"], "Error: unknown class 'catt'. Did you mean 'cat', 'castle', 'carrot'?"),
         (["download", "--classes", ","], "Error: no class names given. Pass --classes cat,clock"),
-        (["download", "--base-url", "ftp://x/", "--classes", "cat"], "Error: base URL 'ftp://x/' is not http(s). Pass --base-url http://host/path/"),
-        (["preprocess", "--split", "1,2"], "Error: bad split '1,2'. Give three non-negative weights, e.g. --split 70,15,15"),
-        (["preprocess", "--classes", "eiffel tower"], "Error: unknown class 'eiffel tower'. Did you mean 'The Eiffel Tower', 'flower', 'feather'?"),
+        (
+            ["download", "--base-url", "ftp://x/", "--classes", "cat"],
+            "Error: base URL 'ftp://x/' is not http(s). Pass --base-url http://host/path/",
+        ),
+        (
+            ["preprocess", "--split", "1,2"],
+            "Error: bad split '1,2'. Give three non-negative weights, e.g. --split 70,15,15",
+        ),
+        (
+            ["preprocess", "--classes", "eiffel tower"],
+            "Error: unknown class 'eiffel tower'. Did you mean 'The Eiffel Tower', 'flower', 'feather'?",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args, message):
@@ -70,7 +79,10 @@ def test_download_needs_classes():
 def test_preprocess_without_data(tmp_path):
     result = run("preprocess", "--data-dir", str(tmp_path / "none"), "-o", str(tmp_path / "d.npz"))
     assert result.exit_code == 1
-    assert result.output == f"Error: no drawings in {tmp_path / 'none'}/. Run `qdsketch download --classes cat,clock` or pass --data-dir\n"
+    assert (
+        result.output
+        == f"Error: no drawings in {tmp_path / 'none'}/. Run `qdsketch download --classes cat,clock` or pass --data-dir\n"
+    )
     result = run("preprocess", "--data-dir", str(tmp_path), "--classes", "cat", "-o", str(tmp_path / "d.npz"))
     assert result.output == f"Error: no data for 'cat' in {tmp_path}/. Run `qdsketch download --classes cat`\n"
     assert not (tmp_path / "d.npz").exists()
@@ -114,11 +126,22 @@ def test_the_shared_data_command_includes_bulk(tmp_path):
     from conftest import SHARED
 
     root = Path(__file__).resolve().parents[1]
-    subprocess.run(["bash", str(root / "scripts" / "shared_data.sh"), str(SHARED), str(tmp_path / "d")], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bash", str(root / "scripts" / "shared_data.sh"), str(SHARED), str(tmp_path / "d")],
+        check=True,
+        capture_output=True,
+    )
     out = tmp_path / "d" / "dataset.npz"
-    r = run("preprocess", "--data-dir", str(tmp_path / "d"), "--classes", "cat,clock,tent,house,nail", "-o", str(out),
-            "--json")
+    r = run(
+        "preprocess",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--classes",
+        "cat,clock,tent,house,nail",
+        "-o",
+        str(out),
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     totals = {name: sum(c.values()) for name, c in json.loads(r.output)["classes"].items()}
     # bulk/ brings about 4,900 a class (without it clock, tent, house and nail have about 70); samples/ is left out

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import FIVE
+
 from qdsketch import data, readers, strokes
 from qdsketch.errors import DataError
 
@@ -23,7 +23,13 @@ def test_every_unique_recognized_drawing_lands_in_exactly_one_split(ds):
 
 def test_split_is_stratified_and_seeded(data_copy, ds):
     counts = {name: [int((ds.splits[s].labels == i).sum()) for s in data.SPLITS] for i, name in enumerate(FIVE)}
-    assert counts == {"cat": [16, 3, 4], "clock": [26, 6, 5], "house": [26, 6, 5], "nail": [24, 5, 5], "tent": [28, 6, 6]}
+    assert counts == {
+        "cat": [16, 3, 4],
+        "clock": [26, 6, 5],
+        "house": [26, 6, 5],
+        "nail": [24, 5, 5],
+        "tent": [28, 6, 6],
+    }
     again = data.build_dataset(data_copy, FIVE)
     assert again.splits["val"].drawings.keys == ds.splits["val"].drawings.keys
     other = data.build_dataset(data_copy, FIVE, seed=1)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import DATA, real_lines, repeated_lines
+
 from qdsketch import download as dl
 from qdsketch.cli import cli
 from qdsketch.errors import DownloadError
@@ -29,7 +29,7 @@ def test_keeps_exactly_n_recognized_drawings_and_closes_early(mirror, tmp_path):
     mirror.add("simplified", "cat", big)
     r = dl.download_class("cat", "simplified", tmp_path / "d", limit=10, base=mirror.url, policy=FAST)
     kept = (tmp_path / "d" / "simplified" / "cat.ndjson").read_bytes()
-    recognized = [l for l in big.splitlines(keepends=True) if json.loads(l)["recognized"]]
+    recognized = [line for line in big.splitlines(keepends=True) if json.loads(line)["recognized"]]
     assert kept == b"".join(recognized[:10])
     assert (r.kept, r.bytes_kept, r.exhausted) == (10, len(kept), False)
     # the client moved at most 1.1x what it kept plus one read buffer ...
@@ -45,7 +45,9 @@ def test_unrecognized_drawings_are_skipped_unless_all_drawings(mirror, tmp_path)
     assert r.kept == 20 and r.exhausted
     r = dl.download_class("nail", "simplified", tmp_path / "all", None, True, mirror.url, policy=FAST)
     assert r.kept == 25
-    assert (tmp_path / "all" / "simplified" / "nail.ndjson").read_bytes() == (DATA / "simplified" / "nail.ndjson").read_bytes()
+    assert (tmp_path / "all" / "simplified" / "nail.ndjson").read_bytes() == (
+        DATA / "simplified" / "nail.ndjson"
+    ).read_bytes()
 
 
 @pytest.mark.parametrize("honour_range", [True, False])
@@ -125,8 +127,11 @@ def test_sketchrnn_npz_downloads_resumes_and_is_validated(mirror, tmp_path):
     # a sketchrnn file holds stroke-3 object arrays; this one is made of real clocks
     from qdsketch.strokes import drawing_to_stroke3
 
-    drawings = [np.asarray(drawing_to_stroke3(json.loads(l)["drawing"]), np.int16) for l in real_lines("clock")]
-    arrays = {k: np.empty(len(v), dtype=object) for k, v in {"train": drawings[:20], "valid": drawings[20:], "test": drawings[20:]}.items()}
+    drawings = [np.asarray(drawing_to_stroke3(json.loads(line)["drawing"]), np.int16) for line in real_lines("clock")]
+    arrays = {
+        k: np.empty(len(v), dtype=object)
+        for k, v in {"train": drawings[:20], "valid": drawings[20:], "test": drawings[20:]}.items()
+    }
     for k, v in {"train": drawings[:20], "valid": drawings[20:], "test": drawings[20:]}.items():
         arrays[k][:] = v
     src = tmp_path / "src.npz"

@@ -29,13 +29,19 @@ def test_log_likelihood_agrees_with_a_direct_computation():
     for k in range(2):
         zx, zy = (x - mu[k][0]) / sigma[k][0], (y - mu[k][1]) / sigma[k][1]
         z = zx**2 + zy**2 - 2 * rho[k] * zx * zy
-        p += w[k] * math.exp(-z / (2 * (1 - rho[k] ** 2))) / (2 * math.pi * sigma[k][0] * sigma[k][1] * math.sqrt(1 - rho[k] ** 2))
+        p += (
+            w[k]
+            * math.exp(-z / (2 * (1 - rho[k] ** 2)))
+            / (2 * math.pi * sigma[k][0] * sigma[k][1] * math.sqrt(1 - rho[k] ** 2))
+        )
     got = GMMHead.log_prob(out, torch.tensor([[[x, y]]]))
     assert got.item() == pytest.approx(math.log(p), rel=1e-5)
 
 
 def test_sampling_near_zero_temperature_collapses_to_the_mode():
-    out = one_step([0.1, 2.0, -1.0], [[1.0, 1.0], [-0.5, 0.25], [3.0, 3.0]], [[1, 1], [0.5, 0.5], [1, 1]], [0.0, 0.5, 0.0])
+    out = one_step(
+        [0.1, 2.0, -1.0], [[1.0, 1.0], [-0.5, 0.25], [3.0, 3.0]], [[1, 1], [0.5, 0.5], [1, 1]], [0.0, 0.5, 0.0]
+    )
     head = GMMHead(ModelConfig(head="gmm", mixtures=3, hidden=4))
     noise = torch.tensor([[0.999, 2.5, -2.5]])  # a draw far from the mean, at full temperature
     assert head.sample_xy(out, 1e-8, noise)[0].tolist() == pytest.approx([-0.5, 0.25], abs=1e-3)
@@ -88,8 +94,26 @@ def test_training_the_gmm_head_names_its_loss(dataset_path, tmp_path):
     from qdsketch.cli import cli
 
     rd = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["train", "--data", str(dataset_path), "--preset", "tiny", "--head", "gmm",
-                                      "--mixtures", "3", "--epochs", "1", "--batch-size", "32", "--run-dir", str(rd)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(dataset_path),
+            "--preset",
+            "tiny",
+            "--head",
+            "gmm",
+            "--mixtures",
+            "3",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--run-dir",
+            str(rd),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert " ep  train    nll     ce    val    nll     ce" in result.output
     assert {p.name for p in rd.glob("*.png")} == {"loss_total.png", "loss_nll.png", "loss_ce.png"}

@@ -2,14 +2,13 @@
 
 import json
 import shutil
-import subprocess
 import time
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FIVE, SHARED
 
-from conftest import FIVE, SHARED, needs_shared
 from qdsketch import judge as J
 from qdsketch.cli import cli
 from qdsketch.data import build_dataset
@@ -137,8 +136,10 @@ def test_precision_and_recall_real_halves_high_collapsed_and_degenerate_low(real
     assert r5 < 0.1
     # a degenerate one: lines at every angle
     rng = np.random.default_rng(1)
-    lines = [np.array([[*(5 * np.array([np.cos(t), np.sin(t)])), 0]] * 30 + [[0, 0, 1]], np.float32)
-             for t in rng.uniform(0, 2 * np.pi, len(b))]
+    lines = [
+        np.array([[*(5 * np.array([np.cos(t), np.sin(t)])), 0]] * 30 + [[0, 0, 1]], np.float32)
+        for t in rng.uniform(0, 2 * np.pi, len(b))
+    ]
     _, lf = J.classify(net, J.rasterize(lines))
     _, r_lines = J.precision_recall(a, lf)
     assert r_lines < 0.1
@@ -159,16 +160,41 @@ def tiny_run(dataset_path, tmp_path_factory):
 @pytest.mark.slow
 def test_evaluate_judge_json_on_a_tiny_run(tiny_run, dataset_path, tmp_path):
     judge_path = tmp_path / "judge.pt"
-    result = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "6", "--temperature", "0.3",
-                                      "--temperature", "1.0", "--judge-path", str(judge_path), "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            str(tiny_run),
+            "--judge",
+            "-n",
+            "6",
+            "--temperature",
+            "0.3",
+            "--temperature",
+            "1.0",
+            "--judge-path",
+            str(judge_path),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     j = report["judge"]
     assert j["temperatures"] == [0.3, 1.0] and j["n"] == 6 and j["judge_trained_now"]
     assert set(j["classes"]) == {"cat", "clock", "house", "nail", "tent"}
     for c in j["classes"].values():
-        for key in ("accuracy", "false_positive", "novelty_real", "recognised@0.3", "none@0.3", "recognised@1.0",
-                    "novelty@0.3", "novelty@1.0", "precision@0.3", "recall@1.0"):
+        for key in (
+            "accuracy",
+            "false_positive",
+            "novelty_real",
+            "recognised@0.3",
+            "none@0.3",
+            "recognised@1.0",
+            "novelty@0.3",
+            "novelty@1.0",
+            "precision@0.3",
+            "recall@1.0",
+        ):
             assert 0.0 <= c[key] <= 1.0, key
         assert c["frechet@0.3"] >= 0
     # the ceiling needs more than k = 3 validation drawings: the tiny dataset has 3 cats
@@ -176,13 +202,17 @@ def test_evaluate_judge_json_on_a_tiny_run(tiny_run, dataset_path, tmp_path):
     assert 0 <= j["overall"]["accuracy"] <= 1 and 0 <= j["overall"]["false_positive"] <= 1
     assert j["overall"]["held_out_drawings"] > 1000
     assert judge_path.exists()
-    again = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "6", "--judge-path", str(judge_path), "--json"])
+    again = CliRunner().invoke(
+        cli, ["evaluate", str(tiny_run), "--judge", "-n", "6", "--judge-path", str(judge_path), "--json"]
+    )
     assert json.loads(again.output)["judge"]["judge_trained_now"] is False  # the cached judge is reused
 
 
 @pytest.mark.slow
 def test_evaluate_judge_table(tiny_run, tmp_path):
-    result = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "4", "--judge-path", str(tmp_path / "j.pt")])
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(tiny_run), "--judge", "-n", "4", "--judge-path", str(tmp_path / "j.pt")]
+    )
     assert result.exit_code == 0, result.output
     assert "judge: 4 sketches per class, seed 0, temperature 0.5" in result.output
     for column in ("recog", "none", "prec", "recall", "real acc", "false pos", "novelty", "recall real"):
@@ -197,6 +227,8 @@ def test_judge_path_never_overwrites_a_file_that_is_not_a_judge(tiny_run, tmp_pa
     for path in (model, notes):
         result = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "2", "--judge-path", str(path)])
         assert result.exit_code == 1
-        assert result.output == (f"Error: {path} is not a judge that qdsketch wrote. Pass a --judge-path that does "
-                                 "not exist yet, or one that holds a judge\n")
+        assert result.output == (
+            f"Error: {path} is not a judge that qdsketch wrote. Pass a --judge-path that does "
+            "not exist yet, or one that holds a judge\n"
+        )
     assert model.read_bytes() == before and notes.read_text() == "mine"

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import DATA, real_lines
+
 from qdsketch import readers
 from qdsketch.errors import DataError
 from qdsketch.strokes import drawing_to_stroke3, simplify_drawing
@@ -31,8 +31,15 @@ def corrupt(line: bytes, how: str) -> bytes:
     return json.dumps(obj).encode() + b"\n"
 
 
-BAD = ["malformed JSON", "empty stroke", "x/y length mismatch", "non-numeric value", "out-of-range value",
-       "empty drawing", "a stroke is not [xs, ys]"]
+BAD = [
+    "malformed JSON",
+    "empty stroke",
+    "x/y length mismatch",
+    "non-numeric value",
+    "out-of-range value",
+    "empty drawing",
+    "a stroke is not [xs, ys]",
+]
 
 
 def test_bad_drawings_are_skipped_with_file_and_line(tmp_path):
@@ -48,7 +55,7 @@ def test_bad_drawings_are_skipped_with_file_and_line(tmp_path):
     assert "house.ndjson:4: not a Quick, Draw! drawing (no 'drawing' key)" in skipped.examples
     assert "house.ndjson:6: non-numeric value" in skipped.examples
     # what is kept is exactly the good drawings, in order
-    kept = [json.loads(l) for i, l in enumerate(good) if i == 0 or i > len(BAD)]
+    kept = [json.loads(line) for i, line in enumerate(good) if i == 0 or i > len(BAD)]
     kept = [o for o in kept if o["recognized"]]
     assert len(got) == len(kept)
     for i, obj in enumerate(kept):
@@ -70,7 +77,9 @@ def test_unrecognized_are_counted_not_bad():
     skipped = readers.Skipped()
     got = readers.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", skipped=skipped)
     assert (len(got), skipped.unrecognized, skipped.bad) == (20, 5, 0)
-    assert len(readers.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", recognized_only=False)) == 25
+    assert (
+        len(readers.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", recognized_only=False)) == 25
+    )
 
 
 def test_a_word_from_another_class_is_bad(tmp_path):
@@ -83,7 +92,7 @@ def test_a_word_from_another_class_is_bad(tmp_path):
 
 def test_raw_files_are_simplified_on_the_way_in():
     got = readers.read_ndjson(DATA / "raw" / "tent.ndjson", "raw", "tent")
-    objs = [json.loads(l) for l in real_lines("tent", "raw")]
+    objs = [json.loads(line) for line in real_lines("tent", "raw")]
     objs = [o for o in objs if o["recognized"]]
     assert len(got) == len(objs)
     for i in (0, len(objs) - 1):
@@ -101,7 +110,7 @@ def sketchrnn_file(path, drawings):
 
 
 def test_sketchrnn_npz_is_read_without_trusting_pickle(tmp_path):
-    real = [drawing_to_stroke3(json.loads(l)["drawing"]).astype(np.int16) for l in real_lines("nail")[:4]]
+    real = [drawing_to_stroke3(json.loads(line)["drawing"]).astype(np.int16) for line in real_lines("nail")[:4]]
     sketchrnn_file(tmp_path / "nail.npz", real)
     got = readers.read_npz(tmp_path / "nail.npz")
     assert len(got) == 12

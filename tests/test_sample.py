@@ -6,8 +6,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import DATA, real_lines
+
 from qdsketch import render
 from qdsketch.checkpoint import bundled, load_checkpoint
 from qdsketch.cli import cli
@@ -121,14 +121,16 @@ def test_sample_writes_each_format(tmp_path, suffix):
     out = tmp_path / f"grid{suffix}"
     result = run("sample", "cat", "clock", "tent", "house", "nail", "-n", 2, "--seed", 3, "-o", out)
     assert result.exit_code == 0, result.output
-    assert result.output == f"wrote {out}: 10 sketches (cat, clock, tent, house, nail), seed 3, temperature 0.25 (pen 1)\n"
+    assert (
+        result.output == f"wrote {out}: 10 sketches (cat, clock, tent, house, nail), seed 3, temperature 0.25 (pen 1)\n"
+    )
     data = out.read_bytes()
     if suffix == ".png":
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
     elif suffix == ".svg":
         assert data.startswith(b"<svg") and data.count(b"<polyline") >= 10
     else:
-        words = [json.loads(l)["word"] for l in data.decode().splitlines()]
+        words = [json.loads(line)["word"] for line in data.decode().splitlines()]
         assert words == ["cat"] * 2 + ["clock"] * 2 + ["tent"] * 2 + ["house"] * 2 + ["nail"] * 2
 
 
@@ -160,22 +162,47 @@ def test_animate_and_animate_from(tmp_path):
 
 
 def test_sample_with_a_prefix(tmp_path):
-    result = run("sample", "house", "-n", 2, "--seed", 0, "--prefix", DATA / "simplified" / "house.ndjson",
-                 "-o", tmp_path / "h.ndjson")
+    result = run(
+        "sample",
+        "house",
+        "-n",
+        2,
+        "--seed",
+        0,
+        "--prefix",
+        DATA / "simplified" / "house.ndjson",
+        "-o",
+        tmp_path / "h.ndjson",
+    )
     assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["sample", "dog", "-o", "x.png"], "Error: class 'dog' is not one this model knows. It knows: cat, clock, house, nail, tent"),
-        (["sample", "hous", "-o", "x.png"], "Error: class 'hous' is not one this model knows. Did you mean 'house'? It knows: cat, clock, house, nail, tent"),
+        (
+            ["sample", "dog", "-o", "x.png"],
+            "Error: class 'dog' is not one this model knows. It knows: cat, clock, house, nail, tent",
+        ),
+        (
+            ["sample", "hous", "-o", "x.png"],
+            "Error: class 'hous' is not one this model knows. Did you mean 'house'? It knows: cat, clock, house, nail, tent",
+        ),
         (["sample", "house", "-o", "x.jpg"], "Error: unknown output suffix '.jpg': use .png, .svg or .ndjson"),
         (["animate", "house", "-o", "x.png"], "Error: unknown output suffix '.png': animate writes .gif"),
         (["animate", "-o", "x.gif"], "Error: give a CLASS to draw, or --from FILE to animate a real drawing"),
-        (["animate", "--from", "missing.ndjson", "-o", "x.gif"], "Error: no file at missing.ndjson. Pass an ndjson file of Quick, Draw! drawings"),
-        (["sample", "cat", "--checkpoint", "nope.pt", "-o", "x.png"], "Error: no checkpoint at nope.pt. Train one with `qdsketch train`, or pass --checkpoint"),
-        (["sample", "cat", "--prefix", "missing.ndjson", "-o", "x.png"], "Error: no file at missing.ndjson. Pass an ndjson file of Quick, Draw! drawings"),
+        (
+            ["animate", "--from", "missing.ndjson", "-o", "x.gif"],
+            "Error: no file at missing.ndjson. Pass an ndjson file of Quick, Draw! drawings",
+        ),
+        (
+            ["sample", "cat", "--checkpoint", "nope.pt", "-o", "x.png"],
+            "Error: no checkpoint at nope.pt. Train one with `qdsketch train`, or pass --checkpoint",
+        ),
+        (
+            ["sample", "cat", "--prefix", "missing.ndjson", "-o", "x.png"],
+            "Error: no file at missing.ndjson. Pass an ndjson file of Quick, Draw! drawings",
+        ),
     ],
 )
 def test_sample_and_animate_errors(args, message, tmp_path, monkeypatch):
@@ -189,13 +216,16 @@ def test_sample_and_animate_errors(args, message, tmp_path, monkeypatch):
 def test_animate_from_a_file_with_no_usable_drawing(tmp_path):
     (tmp_path / "bad.ndjson").write_text('{"drawing": []}\nnot json\n')
     result = run("animate", "--from", tmp_path / "bad.ndjson", "-o", tmp_path / "x.gif")
-    assert result.output == f"Error: no usable drawing in {tmp_path / 'bad.ndjson'} (bad.ndjson:1: empty drawing). Pass Quick, Draw! ndjson: one {{\"drawing\": [[xs, ys], ...]}} a line\n"
+    assert (
+        result.output
+        == f'Error: no usable drawing in {tmp_path / "bad.ndjson"} (bad.ndjson:1: empty drawing). Pass Quick, Draw! ndjson: one {{"drawing": [[xs, ys], ...]}} a line\n'
+    )
 
 
 def test_best_of_keeps_the_try_the_shipped_judge_likes_most(ckpt, tmp_path):
-    from qdsketch.judge import load_judge, rasterize
-
     import torch
+
+    from qdsketch.judge import load_judge, rasterize
 
     out = tmp_path / "houses.ndjson"
     result = run("sample", "house", "nail", "-n", 2, "--seed", 5, "--best-of", 3, "-o", out)
@@ -223,9 +253,13 @@ def test_best_of_needs_a_judge_of_the_models_classes(tmp_path):
 
     path = tmp_path / "other.pt"
     torch.manual_seed(0)
-    save_checkpoint(path, SketchModel(preset("tiny", n_classes=2)), ["cat", "The Eiffel Tower"], [0.0, 0.0], [30.0, 30.0])
+    save_checkpoint(
+        path, SketchModel(preset("tiny", n_classes=2)), ["cat", "The Eiffel Tower"], [0.0, 0.0], [30.0, 30.0]
+    )
     result = run("sample", "The Eiffel Tower", "--checkpoint", path, "--best-of", 2, "-o", tmp_path / "x.png")
     assert result.exit_code == 1
-    assert result.output == ("Error: the judge that ships with qdsketch knows cat, clock, tent, house, nail, "
-                             "not The Eiffel Tower. Use --best-of 1 with this model\n")
+    assert result.output == (
+        "Error: the judge that ships with qdsketch knows cat, clock, tent, house, nail, "
+        "not The Eiffel Tower. Use --best-of 1 with this model\n"
+    )
     assert not (tmp_path / "x.png").exists()

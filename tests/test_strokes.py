@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import DATA, FIVE
+
 from qdsketch import strokes as S
 
 # tent 5431229153280000, the first two strokes, as Google's simplified file has it

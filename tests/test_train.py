@@ -69,7 +69,12 @@ def test_run_directory_and_early_stopping(dataset_path, tmp_path):
     assert s["best_epoch"] == min(range(1, s["epochs"] + 1), key=lambda e: s["history"][e - 1]["val_total"])
     assert s["epochs"] == s["best_epoch"] + 2
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "best.pt", "config.json", "history.csv", "history.json", "last.pt"]
+        "best.pt",
+        "config.json",
+        "history.csv",
+        "history.json",
+        "last.pt",
+    ]
     best = load_checkpoint(tmp_path / "run")  # a run directory means its best.pt
     assert best.extra["epoch"] == s["best_epoch"]
     assert best.class_names == ["cat", "clock", "house", "nail", "tent"]
@@ -116,14 +121,44 @@ def test_ddp_with_two_cpu_processes(dataset_path, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", "--data", str(dataset_path),
-         "--preset", "tiny", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--run-dir", str(tmp_path / "ddp")],
-        capture_output=True, text=True, env=env, timeout=240,
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "qdsketch",
+            "train",
+            "--data",
+            str(dataset_path),
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--run-dir",
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = sorted(p.name for p in (tmp_path / "ddp").iterdir())
-    assert files == ["best.pt", "config.json", "history.csv", "history.json", "last.pt",
-                     "loss_ce.png", "loss_mse.png", "loss_total.png"]
+    assert files == [
+        "best.pt",
+        "config.json",
+        "history.csv",
+        "history.json",
+        "last.pt",
+        "loss_ce.png",
+        "loss_mse.png",
+        "loss_total.png",
+    ]
     assert proc.stdout.count("done after 1 epochs") == 1  # rank 0 alone prints
     history = json.loads((tmp_path / "ddp" / "history.json").read_text())
     assert len(history) == 1 and history[0]["epoch"] == 1
@@ -164,9 +199,15 @@ def test_cli_train_resume_evaluate(dataset_path, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--data", "nope.npz"], "Error: no dataset file at nope.npz. Make one with `qdsketch preprocess` or pass --data"),
+        (
+            ["train", "--data", "nope.npz"],
+            "Error: no dataset file at nope.npz. Make one with `qdsketch preprocess` or pass --data",
+        ),
         (["train", "--resume"], "Error: --resume needs the --run-dir of the run to continue"),
-        (["evaluate", "nowhere"], "Error: no checkpoint at nowhere. Train one with `qdsketch train`, or pass --checkpoint"),
+        (
+            ["evaluate", "nowhere"],
+            "Error: no checkpoint at nowhere. Train one with `qdsketch train`, or pass --checkpoint",
+        ),
     ],
 )
 def test_cli_errors(args, message, tmp_path, monkeypatch):
@@ -179,7 +220,10 @@ def test_cli_errors(args, message, tmp_path, monkeypatch):
 def test_cli_resume_without_last(tmp_path, dataset_path):
     result = run("train", "--run-dir", tmp_path / "r", "--resume", "--data", dataset_path)
     assert result.exit_code == 1
-    assert result.output == f"Error: nothing to resume: no {tmp_path / 'r' / 'last.pt'}. Start it with `qdsketch train --run-dir {tmp_path / 'r'}`\n"
+    assert (
+        result.output
+        == f"Error: nothing to resume: no {tmp_path / 'r' / 'last.pt'}. Start it with `qdsketch train --run-dir {tmp_path / 'r'}`\n"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
@@ -191,8 +235,9 @@ def test_cli_cuda_unavailable(dataset_path, tmp_path):
 
 def test_cli_evaluate_on_another_dataset(dataset_path, tmp_path):
     train(cfg(dataset_path, epochs=1), TINY, tmp_path / "run")
-    from qdsketch.data import build_dataset, save_dataset
     from conftest import DATA
+
+    from qdsketch.data import build_dataset, save_dataset
 
     save_dataset(build_dataset(DATA, ["cat", "tent"]), tmp_path / "two.npz")
     result = run("evaluate", tmp_path / "run", "--data", tmp_path / "two.npz")

@@ -67,18 +67,17 @@ class DeviceSplit:
         steps, and ``mask`` ``(B, T)`` true on real steps. With ``augment``, the
         drawings' dx and dy are changed at random, drawn from ``generator``."""
         t = int(self.steps_np[index].max())  # from the host copy: no device sync
-        index = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device, non_blocking=True)
-        steps = self.steps[index]
+        at = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device, non_blocking=True)
+        steps = self.steps[at]
         pos = torch.arange(t + 1, device=self.device)
-        gather = (self.starts[index, None] + pos[None, :]).clamp(max=len(self.flat) - 1)
+        gather = (self.starts[at, None] + pos[None, :]).clamp(max=len(self.flat) - 1)
         seq = self.flat[gather]
         if augment:
             seq, steps = self._augment(seq, pos, steps, augment, generator)
         # input t and target t are real together: t < steps (the block is SOS, rows, EOS)
         mask = pos[None, 1:] <= steps[:, None]
         keep = mask[..., None]
-        return seq[:, :-1] * keep, seq[:, 1:] * keep, mask, self.labels[index]
-
+        return seq[:, :-1] * keep, seq[:, 1:] * keep, mask, self.labels[at]
 
     def _augment(self, seq, pos, steps, augment: Augment, generator):
         """Change the drawing rows (not SOS, EOS or padding) in pixels, then
@@ -98,13 +97,17 @@ class DeviceSplit:
             # a row inside a stroke: the pen stays down after it and after the row before it,
             # and it is not the last row; dropping it merges its offset into the next row
             down = seq[..., 2] > 0.5
-            inside = body & down & torch.roll(down, 1, dims=1) & (pos[None, :] >= 2) & (pos[None, :] < steps[:, None] - 1)
+            inside = (
+                body & down & torch.roll(down, 1, dims=1) & (pos[None, :] >= 2) & (pos[None, :] < steps[:, None] - 1)
+            )
             dropped = inside & (torch.rand(b, width, device=dev, generator=generator) < augment.drop)
             absolute = torch.cumsum(xy * body[..., None], dim=1)
             kept = ~dropped
             new_pos = torch.cumsum(kept, dim=1) - 1  # where each kept row goes
             target = torch.where(kept, new_pos, torch.full_like(new_pos, width - 1))
-            absolute = torch.zeros_like(absolute).scatter_(1, target[..., None].expand(-1, -1, 2), absolute * kept[..., None])
+            absolute = torch.zeros_like(absolute).scatter_(
+                1, target[..., None].expand(-1, -1, 2), absolute * kept[..., None]
+            )
             compact = torch.zeros_like(seq).scatter_(1, target[..., None].expand(-1, -1, 5), seq * kept[..., None])
             steps = steps - dropped.sum(1)
             body = (pos[None, :] >= 1) & (pos[None, :] < steps[:, None])
@@ -126,7 +129,11 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def batch_order(
-    steps: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 50, shuffle: bool = True,
+    steps: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    pool: int = 50,
+    shuffle: bool = True,
     weights: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Indices of each batch: shuffled, then sorted by length within pools of

@@ -26,6 +26,8 @@ class FiniteRange(click.FloatRange):
         if number != number or number in (float("inf"), float("-inf")):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
 FORMAT_CHOICES = ("simplified", "raw", "sketchrnn")
 
 
@@ -137,8 +139,18 @@ def _console(quiet: bool = False):
 @click.option("--list-classes", is_flag=True, help="Print all 345 class names and exit.")
 @quiet_option
 def download(
-    classes_text, max_per_class, all_drawings, fmt, data_dir, base_url, force, source, retries, timeout,
-    list_classes, quiet,
+    classes_text,
+    max_per_class,
+    all_drawings,
+    fmt,
+    data_dir,
+    base_url,
+    force,
+    source,
+    retries,
+    timeout,
+    list_classes,
+    quiet,
 ):
     """Download Quick, Draw! drawings, streaming only what is kept.
 
@@ -174,7 +186,9 @@ def download(
             base = dl.base_url(base_url)
             for name in classes:
                 results.append(
-                    dl.download_class(name, fmt or "simplified", data_dir, max_per_class, all_drawings, base, force, policy, reporter)
+                    dl.download_class(
+                        name, fmt or "simplified", data_dir, max_per_class, all_drawings, base, force, policy, reporter
+                    )
                 )
     _download_table(console, results)
 
@@ -212,12 +226,18 @@ def _download_table(console, results) -> None:
 @data_dir_option
 @click.option("--classes", "classes_text", metavar="NAMES", help="Comma-separated classes [default: all in DATA_DIR].")
 @max_per_class_option(None)
-@click.option("--max-seq-len", type=click.IntRange(min=1), default=150, show_default=True, help="Truncate longer drawings.")
+@click.option(
+    "--max-seq-len", type=click.IntRange(min=1), default=150, show_default=True, help="Truncate longer drawings."
+)
 @click.option("--split", "split_text", default="70,15,15", show_default=True, help="train,val,test weights.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
 @all_drawings_option
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/dataset.npz"), show_default=True
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("data/dataset.npz"),
+    show_default=True,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def preprocess(data_dir, classes_text, max_per_class, max_seq_len, split_text, seed, all_drawings, output, as_json):
@@ -237,9 +257,7 @@ def preprocess(data_dir, classes_text, max_per_class, max_seq_len, split_text, s
     from qdsketch.data import build_dataset, parse_split, save_dataset, summarize
 
     classes = parse_class_list(classes_text) if classes_text else None
-    ds = build_dataset(
-        data_dir, classes, max_per_class, max_seq_len, parse_split(split_text), seed, not all_drawings
-    )
+    ds = build_dataset(data_dir, classes, max_per_class, max_seq_len, parse_split(split_text), seed, not all_drawings)
     inputs = {Path(p).resolve() for paths in ds.meta["sources"].values() for p in paths}
     if output.resolve() in inputs:
         raise click.ClickException(f"{output} is one of the input files: pass another --output")
@@ -283,7 +301,11 @@ def _print_summary(console, s: dict, output: Path) -> None:
 
 def device_option(f):
     return click.option(
-        "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|mps", help="Where to run (cuda:N works too)."
+        "--device",
+        default="auto",
+        show_default=True,
+        metavar="auto|cpu|cuda|mps",
+        help="Where to run (cuda:N works too).",
     )(f)
 
 
@@ -312,46 +334,116 @@ class _CtrlC:
 
 @cli.command()
 @click.option(
-    "--data", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/dataset.npz"), show_default=True,
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("data/dataset.npz"),
+    show_default=True,
     help="Dataset file from `qdsketch preprocess`.",
 )
-@click.option("--preset", type=click.Choice(["seed", "sketchrnn", "tiny"]), default="seed", show_default=True,
-              help="Model preset: `seed` is the reference's 5.9M-parameter LSTM; `sketchrnn` the same LSTM "
-                   "with Sketch-RNN's mixture-density head.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Most epochs to train [default: 50; with --resume: the run's].")
+@click.option(
+    "--preset",
+    type=click.Choice(["seed", "sketchrnn", "tiny"]),
+    default="seed",
+    show_default=True,
+    help="Model preset: `seed` is the reference's 5.9M-parameter LSTM; `sketchrnn` the same LSTM "
+    "with Sketch-RNN's mixture-density head.",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), help="Most epochs to train [default: 50; with --resume: the run's]."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate.")
+@click.option(
+    "--lr", type=FiniteRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate."
+)
 @click.option("--weight-decay", type=FiniteRange(min=0), default=1e-5, show_default=True)
-@click.option("--early-stop", type=click.IntRange(min=1), default=7, show_default=True,
-              help="Stop after this many epochs without a better validation loss.")
+@click.option(
+    "--early-stop",
+    type=click.IntRange(min=1),
+    default=7,
+    show_default=True,
+    help="Stop after this many epochs without a better validation loss.",
+)
 @device_option
 @click.option("--amp", is_flag=True, help="bf16 autocast for the forward pass (CUDA).")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the run's files go [default: runs/<preset>-<time>].")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the run's files go [default: runs/<preset>-<time>].",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout and batch order.")
 @click.option("--embed-dim", type=click.IntRange(min=1), help="Class embedding size [preset's].")
 @click.option("--hidden", type=click.IntRange(min=1), help="LSTM units per layer [preset's].")
 @click.option("--layers", type=click.IntRange(min=1), help="LSTM layers [preset's].")
 @click.option("--dropout", type=FiniteRange(0, 1, max_open=True), help="Dropout between LSTM layers [preset's].")
-@click.option("--head", type=click.Choice(["mse", "gmm"]), help="Output head: regression or mixture density [preset's].")
+@click.option(
+    "--head", type=click.Choice(["mse", "gmm"]), help="Output head: regression or mixture density [preset's]."
+)
 @click.option("--mixtures", type=click.IntRange(min=1), help="Gaussians in the gmm head [20].")
 @click.option("--xy-weight", type=FiniteRange(min=0), help="Weight of the dx, dy loss [1.0].")
 @click.option("--pen-weight", type=FiniteRange(min=0), help="Weight of the pen loss [1.0].")
-@click.option("--balance", is_flag=True,
-              help="Draw every class equally often in an epoch (with replacement), however many drawings it has.")
-@click.option("--augment-scale", type=FiniteRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="Scale each axis of a training drawing by a random factor in 1 +- this.")
-@click.option("--augment-rotate", type=FiniteRange(0, 180), default=0.0, show_default=True,
-              help="Rotate each training drawing by a random angle within +- this many degrees.")
-@click.option("--augment-drop", type=FiniteRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="Drop each point inside a stroke with this probability (Sketch-RNN: 0.1).")
-@click.option("--augment-jitter", type=FiniteRange(min=0), default=0.0, show_default=True,
-              help="Add noise of this std (pixels) to every training dx, dy.")
+@click.option(
+    "--balance",
+    is_flag=True,
+    help="Draw every class equally often in an epoch (with replacement), however many drawings it has.",
+)
+@click.option(
+    "--augment-scale",
+    type=FiniteRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Scale each axis of a training drawing by a random factor in 1 +- this.",
+)
+@click.option(
+    "--augment-rotate",
+    type=FiniteRange(0, 180),
+    default=0.0,
+    show_default=True,
+    help="Rotate each training drawing by a random angle within +- this many degrees.",
+)
+@click.option(
+    "--augment-drop",
+    type=FiniteRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Drop each point inside a stroke with this probability (Sketch-RNN: 0.1).",
+)
+@click.option(
+    "--augment-jitter",
+    type=FiniteRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Add noise of this std (pixels) to every training dx, dy.",
+)
 @quiet_option
-def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device, amp, run_dir, resume, seed,
-          embed_dim, hidden, layers, dropout, head, mixtures, xy_weight, pen_weight, balance, augment_scale, augment_rotate,
-          augment_drop, augment_jitter, quiet):
+def train(
+    data,
+    preset,
+    epochs,
+    batch_size,
+    lr,
+    weight_decay,
+    early_stop,
+    device,
+    amp,
+    run_dir,
+    resume,
+    seed,
+    embed_dim,
+    hidden,
+    layers,
+    dropout,
+    head,
+    mixtures,
+    xy_weight,
+    pen_weight,
+    balance,
+    augment_scale,
+    augment_rotate,
+    augment_drop,
+    augment_jitter,
+    quiet,
+):
     """Train the class-conditional stroke model on a dataset file.
 
     Follows the reference recipe: AdamW, gradient clipping at 1.0, the learning
@@ -370,17 +462,39 @@ def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device
     import time as _time
 
     from qdsketch.model import preset as make_preset
-    from qdsketch.train import SilentReporter, TrainConfig, train as run_train
+    from qdsketch.train import SilentReporter, TrainConfig
+    from qdsketch.train import train as run_train
 
     if resume and run_dir is None:
         raise click.UsageError("--resume needs the --run-dir of the run to continue")
     run_dir = run_dir or Path("runs") / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    model_cfg = make_preset(preset, embed_dim=embed_dim, hidden=hidden, layers=layers, dropout=dropout, head=head,
-                            mixtures=mixtures, xy_weight=xy_weight, pen_weight=pen_weight)
-    cfg = TrainConfig(data=str(data), epochs=epochs or TrainConfig.epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      early_stop=early_stop, seed=seed, device=device, amp=amp, balance=balance,
-                      augment_scale=augment_scale, augment_rotate=augment_rotate, augment_drop=augment_drop,
-                      augment_jitter=augment_jitter)
+    model_cfg = make_preset(
+        preset,
+        embed_dim=embed_dim,
+        hidden=hidden,
+        layers=layers,
+        dropout=dropout,
+        head=head,
+        mixtures=mixtures,
+        xy_weight=xy_weight,
+        pen_weight=pen_weight,
+    )
+    cfg = TrainConfig(
+        data=str(data),
+        epochs=epochs or TrainConfig.epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        early_stop=early_stop,
+        seed=seed,
+        device=device,
+        amp=amp,
+        balance=balance,
+        augment_scale=augment_scale,
+        augment_rotate=augment_rotate,
+        augment_drop=augment_drop,
+        augment_jitter=augment_jitter,
+    )
     main = int(os.environ.get("RANK", "0")) == 0
     console = _console(quiet or not main)
     if quiet or not main:
@@ -390,8 +504,9 @@ def train(data, preset, epochs, batch_size, lr, weight_decay, early_stop, device
 
         reporter = RichTrainReporter(console)
     with _CtrlC() as ctrl_c:
-        summary = run_train(cfg, model_cfg, run_dir, resume, reporter, should_stop=lambda: ctrl_c.requested,
-                            epochs=epochs)
+        summary = run_train(
+            cfg, model_cfg, run_dir, resume, reporter, should_stop=lambda: ctrl_c.requested, epochs=epochs
+        )
     if not main:
         return
     from qdsketch.render import plot_history
@@ -424,18 +539,35 @@ def _read_history(run_dir: Path) -> list:
 
 @cli.command()
 @click.argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path(path_type=Path))
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
-              help="Dataset file [default: the one the checkpoint was trained on].")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Dataset file [default: the one the checkpoint was trained on].",
+)
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @device_option
-@click.option("--judge", "use_judge", is_flag=True,
-              help="Also judge recognisability, Frechet distance and novelty of generated sketches.")
-@click.option("-n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Judge: sketches per class.")
-@click.option("--temperature", "temperatures", type=FiniteRange(min=0), multiple=True,
-              help="Judge: sampling temperature; repeat for several [default: the model's head's, as sample uses].")
+@click.option(
+    "--judge",
+    "use_judge",
+    is_flag=True,
+    help="Also judge recognisability, Frechet distance and novelty of generated sketches.",
+)
+@click.option(
+    "-n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Judge: sketches per class."
+)
+@click.option(
+    "--temperature",
+    "temperatures",
+    type=FiniteRange(min=0),
+    multiple=True,
+    help="Judge: sampling temperature; repeat for several [default: the model's head's, as sample uses].",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Judge: seed of the generated sketches.")
-@click.option("--judge-path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Judge: where the classifier is cached [default: beside the dataset, .judge.pt].")
+@click.option(
+    "--judge-path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Judge: where the classifier is cached [default: beside the dataset, .judge.pt].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, as_json):
     """Report a model's losses on a dataset split, overall and per class.
@@ -480,7 +612,9 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
     for name, c in report["classes"].items():
         table.add_row(name, f"{c['drawings']:,}", f"{c['total']:.4f}", f"{c['xy']:.4f}", f"{c['pen']:.4f}")
     o = report["overall"]
-    table.add_row("[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}")
+    table.add_row(
+        "[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}"
+    )
     console.print(table)
     if "sketchrnn_units" in report:
         u = report["sketchrnn_units"]
@@ -501,8 +635,14 @@ def _judge_table(console, j: dict) -> None:
     for col in ("class", "real acc", "false pos", "prec real", "recall real", "novelty real"):
         own.add_column(col, justify="left" if col == "class" else "right")
     for name, c in j["classes"].items():
-        own.add_row(name, fmt(c["accuracy"]), fmt(c["false_positive"], ".3f"), fmt(c["precision_real"]),
-                    fmt(c["recall_real"]), fmt(c["novelty_real"], ".3f"))
+        own.add_row(
+            name,
+            fmt(c["accuracy"]),
+            fmt(c["false_positive"], ".3f"),
+            fmt(c["precision_real"]),
+            fmt(c["recall_real"]),
+            fmt(c["novelty_real"], ".3f"),
+        )
     own.add_row("[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"], ".3f"), "", "", "")
     console.print(own)
     for t in j["temperatures"]:
@@ -510,9 +650,15 @@ def _judge_table(console, j: dict) -> None:
         for col in ("class", "recog", "none", "prec", "recall", "FD", "novelty"):
             table.add_column(col, justify="left" if col == "class" else "right")
         for name, c in j["classes"].items():
-            table.add_row(name, *(fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")),
-                          fmt(c[f"frechet@{t}"], ".1f"), fmt(c[f"novelty@{t}"], ".3f"))
-        table.add_row("[bold]all", fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", "")
+            table.add_row(
+                name,
+                *(fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")),
+                fmt(c[f"frechet@{t}"], ".1f"),
+                fmt(c[f"novelty@{t}"], ".3f"),
+            )
+        table.add_row(
+            "[bold]all", fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", ""
+        )
         console.print(table)
     console.print(
         "real acc: the judge on real test drawings; false pos: held-out drawings of classes it never saw that it "
@@ -526,23 +672,37 @@ def _judge_table(console, j: dict) -> None:
 
 def checkpoint_option(f):
     return click.option(
-        "--checkpoint", type=click.Path(path_type=Path), metavar="PATH",
+        "--checkpoint",
+        type=click.Path(path_type=Path),
+        metavar="PATH",
         help="A checkpoint or run directory [default: the model that ships with qdsketch].",
     )(f)
 
 
 def generation_options(f):
-    f = click.option("--pen-temperature", type=FiniteRange(min=0),
-                     help="Temperature of the pen state (down, up, end) [default: 1 for a mixture head, "
-                          "--temperature for a regression head].")(f)
-    f = click.option("--temperature", type=FiniteRange(min=0),
-                     help="Sampling temperature: how adventurous the strokes are (0 takes the likeliest); "
-                          "[default: the model's head's best, 0.25 for a mixture head, 0.5 for a regression head]. "
-                          "docs/sampling.md.")(f)
+    f = click.option(
+        "--pen-temperature",
+        type=FiniteRange(min=0),
+        help="Temperature of the pen state (down, up, end) [default: 1 for a mixture head, "
+        "--temperature for a regression head].",
+    )(f)
+    f = click.option(
+        "--temperature",
+        type=FiniteRange(min=0),
+        help="Sampling temperature: how adventurous the strokes are (0 takes the likeliest); "
+        "[default: the model's head's best, 0.25 for a mixture head, 0.5 for a regression head]. "
+        "docs/sampling.md.",
+    )(f)
     f = click.option("--seed", type=int, help="Seed for reproducible sketches [default: a random one, printed].")(f)
-    f = click.option("--best-of", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
-                     help="Draw K tries of each sketch and keep the one the judge that ships with qdsketch finds "
-                          "most like its class (the shipped model's classes only).")(f)
+    f = click.option(
+        "--best-of",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        metavar="K",
+        help="Draw K tries of each sketch and keep the one the judge that ships with qdsketch finds "
+        "most like its class (the shipped model's classes only).",
+    )(f)
     return device_option(checkpoint_option(f))
 
 
@@ -566,7 +726,8 @@ def _generate(checkpoint, device, classes, count, seed, temperature, pen_tempera
     seeds = sketch_seeds(seed, len(tries))
     gen = generate(ckpt, tries, seeds, temperature, ckpt.extra.get("max_seq_len", 150), prefix, dev, pen_temperature)
     if best_of > 1:
-        from qdsketch.judge import best_of as pick, load_judge
+        from qdsketch.judge import best_of as pick
+        from qdsketch.judge import load_judge
 
         net, judge_classes = load_judge(None, str(dev))
         keep = pick(net, judge_classes, gen.rows, words, best_of, str(dev))
@@ -590,10 +751,18 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
 @click.argument("classes", nargs=-1, required=True)
 @click.option("-n", "count", type=click.IntRange(min=1), default=16, show_default=True, help="Sketches per class.")
 @generation_options
-@click.option("--prefix", type=click.Path(dir_okay=False, path_type=Path),
-              help="Continue the first drawing of this ndjson file instead of starting blank.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format).")
+@click.option(
+    "--prefix",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Continue the first drawing of this ndjson file instead of starting blank.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format).",
+)
 def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoint, device, prefix, output):
     """Generate sketches of one or more classes.
 
@@ -611,8 +780,9 @@ def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoi
     if suffix not in SAMPLE_SUFFIXES:
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson")
     pre = read_drawing(prefix)[1] if prefix else None
-    names, words, gen, seeds, seed = _generate(checkpoint, device, classes, count, seed, temperature, pen_temperature,
-                                               best_of, pre)
+    names, words, gen, seeds, seed = _generate(
+        checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre
+    )
     rows = gen.rows
     if suffix == ".ndjson":
         from qdsketch.files import atomic_path
@@ -629,16 +799,45 @@ def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoi
 
 @cli.command()
 @click.argument("class_name", metavar="CLASS", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The GIF to write.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The GIF to write."
+)
 @click.option("--fps", type=FiniteRange(min=1, max=100), default=20, show_default=True, help="Frames per second.")
-@click.option("--size", type=click.IntRange(min=32, max=2048), default=256, show_default=True, help="Width and height in pixels.")
-@click.option("--points-per-frame", type=click.IntRange(min=1), default=2, show_default=True, help="Points of ink added each frame.")
-@click.option("--hold", type=FiniteRange(min=0), default=1.5, show_default=True, help="Seconds the finished drawing stays.")
+@click.option(
+    "--size", type=click.IntRange(min=32, max=2048), default=256, show_default=True, help="Width and height in pixels."
+)
+@click.option(
+    "--points-per-frame",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Points of ink added each frame.",
+)
+@click.option(
+    "--hold", type=FiniteRange(min=0), default=1.5, show_default=True, help="Seconds the finished drawing stays."
+)
 @generation_options
-@click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path),
-              help="Animate the first drawing of this ndjson file instead of generating one.")
-def animate(class_name, output, fps, size, points_per_frame, hold, temperature, pen_temperature, best_of, seed, checkpoint,
-            device, source):
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Animate the first drawing of this ndjson file instead of generating one.",
+)
+def animate(
+    class_name,
+    output,
+    fps,
+    size,
+    points_per_frame,
+    hold,
+    temperature,
+    pen_temperature,
+    best_of,
+    seed,
+    checkpoint,
+    device,
+    source,
+):
     """Write a looping GIF of a sketch being drawn, stroke by stroke.
 
     \b
@@ -659,7 +858,9 @@ def animate(class_name, output, fps, size, points_per_frame, hold, temperature, 
     else:
         if not class_name:
             raise click.UsageError("give a CLASS to draw, or --from FILE to animate a real drawing")
-        names, _, gen, _, seed = _generate(checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of)
+        names, _, gen, _, seed = _generate(
+            checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of
+        )
         rows = gen.rows[0]
         what = f"{names[0]}, seed {seed}, {_how(gen, best_of)}"
     frame_list = render.frames(rows, size, points_per_frame)

@@ -60,9 +60,7 @@ def classes_in(data_dir: Path) -> list[str]:
     return [name for name in categories() if find_sources(data_dir, name)]
 
 
-def read_class(
-    data_dir: Path, name: str, limit: int | None, recognized_only: bool, skipped: Skipped
-) -> Drawings:
+def read_class(data_dir: Path, name: str, limit: int | None, recognized_only: bool, skipped: Skipped) -> Drawings:
     """Up to ``limit`` drawings of one class from all its files, each drawing once."""
     seen: set = set()
     parts: list[Drawings] = []

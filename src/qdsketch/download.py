@@ -18,9 +18,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Protocol
+from typing import BinaryIO, Protocol
 
 from qdsketch.classes import resolve_class, url_name
 from qdsketch.errors import DataError, DownloadError, UnknownClassError
@@ -197,7 +198,9 @@ def _open(session, url: str, offset: int, policy: RetryPolicy):
         content_range = resp.headers.get("Content-Range", "")
         if not content_range.startswith(f"bytes {offset}-"):
             resp.close()
-            raise DownloadError(f"{url} answered a resume from byte {offset} with {content_range!r}", "run again with --force")
+            raise DownloadError(
+                f"{url} answered a resume from byte {offset} with {content_range!r}", "run again with --force"
+            )
         return resp, 0
     return resp, offset  # a 200 to a Range request: skip what was already read
 
@@ -229,8 +232,13 @@ def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes) -> tuple[i
                     on_bytes(moved)
             sink.finish()
             return moved, retries, True
-        except (_Transient, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                urllib3.exceptions.HTTPError) as exc:
+        except (
+            _Transient,
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError,
+        ) as exc:
             sink.drop_pending()
             retries += 1
             if retries > policy.attempts:
@@ -302,15 +310,15 @@ def download_class(
             load_sketchrnn(tmp)  # refuses a file that is not a sketchrnn npz
             result = Result(name, fmt, str(path), "downloaded", -1, sink.consumed, moved, True, retries, url=url)
         else:
-            sink = LineKeeper(out, fmt, name, limit, not all_drawings)
+            keeper = LineKeeper(out, fmt, name, limit, not all_drawings)
             reporter.start(label, limit, "drawings")
             moved, retries, ended = _transfer(
-                session, url, sink, policy, lambda m: reporter.update(label, sink.kept, m)
+                session, url, keeper, policy, lambda m: reporter.update(label, keeper.kept, m)
             )
-            if not sink.kept:
+            if not keeper.kept:
                 raise DownloadError(f"no usable drawing of {name!r} at {url}", "check --base-url and --format")
             result = Result(
-                name, fmt, str(path), "downloaded", sink.kept, sink.bytes_kept, moved, ended, retries, sink.bad, url
+                name, fmt, str(path), "downloaded", keeper.kept, keeper.bytes_kept, moved, ended, retries, keeper.bad, url
             )
         out.close()
         _write_meta(path, result, limit, all_drawings)
@@ -396,8 +404,17 @@ def import_class(
             if not keeper.kept:
                 raise DataError(f"{src} holds no usable drawing", "check that it is Quick, Draw! ndjson")
             result = Result(
-                name, fmt, str(path), "imported", keeper.kept, keeper.bytes_kept, keeper.consumed, ended, 0,
-                keeper.bad, str(src),
+                name,
+                fmt,
+                str(path),
+                "imported",
+                keeper.kept,
+                keeper.bytes_kept,
+                keeper.consumed,
+                ended,
+                0,
+                keeper.bad,
+                str(src),
             )
         _write_meta(path, result, limit, all_drawings)
     reporter.finish(label)

@@ -14,7 +14,11 @@ from qdsketch.train import evaluate_split, pick_device
 
 
 def evaluate(
-    checkpoint: Path | None, data: Path | None = None, split: str = "test", device: str = "auto", batch_size: int = 256,
+    checkpoint: Path | None,
+    data: Path | None = None,
+    split: str = "test",
+    device: str = "auto",
+    batch_size: int = 256,
     judge: dict | None = None,
 ) -> dict:
     """Losses (total, xy, pen) of ``checkpoint`` on ``split``, overall and per class.
@@ -87,8 +91,19 @@ def sketchrnn_units(overall: dict, ds, ckpt) -> dict:
     return {"scale": scale, "n_max": n_max, "nll_per_step": nll_step, "L_s": l_s, "L_p": l_p, "L_R": l_s + l_p}
 
 
-def run_judge(ckpt, ds, data: Path, device, n: int = 100, temperatures=None, seed: int = 0, path: Path | None = None,
-              config=None, progress=None, pen_temperature: float | None = None) -> dict:
+def run_judge(
+    ckpt,
+    ds,
+    data: Path,
+    device,
+    n: int = 100,
+    temperatures=None,
+    seed: int = 0,
+    path: Path | None = None,
+    config=None,
+    progress=None,
+    pen_temperature: float | None = None,
+) -> dict:
     """Recognisability, precision and recall, Frechet distance and novelty of
     ``n`` sketches per class at each temperature (by default the head's own;
     ``qdsketch.judge``). ``progress(done, total)`` follows the judge's training."""

@@ -49,7 +49,7 @@ NONE = "none of these"
 VERSION = 3  # of how a judge is trained: a cached judge of another version is trained again
 
 
-@dataclass
+@dataclass(frozen=True)
 class JudgeConfig:
     size: int = 28  # renderings are size x size, like Google's bitmaps
     features: int = 64  # penultimate layer: the space of precision, recall and the Frechet distance
@@ -62,6 +62,9 @@ class JudgeConfig:
     seed: int = 0
 
 
+DEFAULT_CONFIG = JudgeConfig()
+
+
 class JudgeNet(nn.Module):
     """The dataset's classes plus one, the last: none of these."""
 
@@ -69,9 +72,15 @@ class JudgeNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * (cfg.size // 4) ** 2, cfg.features), nn.ReLU(),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * (cfg.size // 4) ** 2, cfg.features),
+            nn.ReLU(),
         )
         self.drop = nn.Dropout(0.3)
         self.out = nn.Linear(cfg.features, n_classes + 1)
@@ -182,7 +191,7 @@ def fingerprint(ds: Dataset, cfg: JudgeConfig) -> str:
     return h.hexdigest()[:16]
 
 
-def train_judge(ds: Dataset, cfg: JudgeConfig = JudgeConfig(), device: str = "cpu", progress=None) -> JudgeNet:
+def train_judge(ds: Dataset, cfg: JudgeConfig = DEFAULT_CONFIG, device: str = "cpu", progress=None) -> JudgeNet:
     """Train on the dataset's training split plus the other classes' training
     drawings as class ``len(class_names)``. ``progress(done, total)`` is called
     after each batch, if given."""
@@ -219,7 +228,7 @@ def train_judge(ds: Dataset, cfg: JudgeConfig = JudgeConfig(), device: str = "cp
 
 
 def load_or_train(
-    ds: Dataset, path: Path, cfg: JudgeConfig = JudgeConfig(), device: str = "cpu", progress=None
+    ds: Dataset, path: Path, cfg: JudgeConfig = DEFAULT_CONFIG, device: str = "cpu", progress=None
 ) -> tuple[JudgeNet, bool]:
     """The judge cached at ``path`` if it was trained on this dataset, else a new
     one, saved there. Returns ``(judge, trained_now)``."""
@@ -231,8 +240,10 @@ def load_or_train(
             saved = None
         if not (isinstance(saved, dict) and isinstance(saved.get("fingerprint"), str)):
             # never overwrite a file that is not a judge: it may be the user's model
-            raise QdsketchError(f"{path} is not a judge that qdsketch wrote",
-                                "pass a --judge-path that does not exist yet, or one that holds a judge")
+            raise QdsketchError(
+                f"{path} is not a judge that qdsketch wrote",
+                "pass a --judge-path that does not exist yet, or one that holds a judge",
+            )
         if saved["fingerprint"] == key:
             return _net_from(saved, len(ds.class_names), cfg, device), False
     net = train_judge(ds, cfg, device, progress)
@@ -249,8 +260,15 @@ def _net_from(saved: dict, n_classes: int, cfg: JudgeConfig, device: str) -> Jud
 def save_judge(path: Path, net: JudgeNet, ds: Dataset, cfg: JudgeConfig, key: str | None = None) -> None:
     """Save a judge with what it was trained on (``key``: its fingerprint, if known)."""
     with atomic_path(path) as tmp:
-        torch.save({"fingerprint": key or fingerprint(ds, cfg), "config": asdict(cfg), "class_names": list(ds.class_names),
-                    "model": {k: v.cpu() for k, v in net.state_dict().items()}}, tmp)
+        torch.save(
+            {
+                "fingerprint": key or fingerprint(ds, cfg),
+                "config": asdict(cfg),
+                "class_names": list(ds.class_names),
+                "model": {k: v.cpu() for k, v in net.state_dict().items()},
+            },
+            tmp,
+        )
 
 
 # --- the judge that ships, for --best-of --------------------------------------------------------
@@ -271,21 +289,25 @@ def load_judge(path: Path | None = None, device: str = "cpu") -> tuple[JudgeNet,
         saved = torch.load(path, map_location=device, weights_only=True)
         net = _net_from(saved, len(saved["class_names"]), JudgeConfig(**saved["config"]), device)
     except Exception as exc:  # missing, truncated or foreign: all mean the same here
-        raise CheckpointError(f"{path} is not a judge ({type(exc).__name__})",
-                              "pass a .judge.pt that `qdsketch evaluate --judge` wrote") from None
+        raise CheckpointError(
+            f"{path} is not a judge ({type(exc).__name__})", "pass a .judge.pt that `qdsketch evaluate --judge` wrote"
+        ) from None
     return net, list(saved["class_names"])
 
 
 @torch.no_grad()
-def best_of(net: JudgeNet, judge_classes: list[str], candidates: list[np.ndarray], words: list[str], k: int,
-            device: str = "cpu") -> list[int]:
+def best_of(
+    net: JudgeNet, judge_classes: list[str], candidates: list[np.ndarray], words: list[str], k: int, device: str = "cpu"
+) -> list[int]:
     """For sketches drawn ``k`` at a time (``candidates[i * k : (i + 1) * k]`` are
     the tries for sketch ``i``, of class ``words[i]``), the index of the try the
     judge finds most likely to be of its class."""
     missing = sorted({w for w in words if w not in judge_classes})
     if missing:
-        raise CheckpointError(f"the judge that ships with qdsketch knows {', '.join(judge_classes)}, not {', '.join(missing)}",
-                              "use --best-of 1 with this model")
+        raise CheckpointError(
+            f"the judge that ships with qdsketch knows {', '.join(judge_classes)}, not {', '.join(missing)}",
+            "use --best-of 1 with this model",
+        )
     logits, _ = _forward(net, rasterize(candidates, net.cfg.size), device)
     probs = torch.softmax(logits, -1).numpy().reshape(len(words), k, -1)
     columns = [judge_classes.index(w) for w in words]
@@ -293,7 +315,9 @@ def best_of(net: JudgeNet, judge_classes: list[str], candidates: list[np.ndarray
 
 
 @torch.no_grad()
-def _forward(net: JudgeNet, images: np.ndarray, device: str = "cpu", chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward(
+    net: JudgeNet, images: np.ndarray, device: str = "cpu", chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and features of ``images``, on the CPU, ``chunk`` images at a time."""
     logits, feats = [torch.zeros(0, net.out.out_features)], [torch.zeros(0, net.out.in_features)]
     for i in range(0, len(images), chunk):
@@ -322,7 +346,9 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     w, v = np.linalg.eigh(s_a)
     root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     inner = np.linalg.eigvalsh(root_a @ s_b @ root_a)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.sqrt(np.clip(inner, 0, None)).sum())
+    return float(
+        ((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.sqrt(np.clip(inner, 0, None)).sum()
+    )
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -367,8 +393,11 @@ def _subset(n_have: int, n_want: int, seed: int) -> np.ndarray:
 
 
 def judge_generator(
-    net: JudgeNet, ds: Dataset, generated: dict[float, dict[int, list[np.ndarray]]], device: str = "cpu",
-    cfg: JudgeConfig = JudgeConfig(),
+    net: JudgeNet,
+    ds: Dataset,
+    generated: dict[float, dict[int, list[np.ndarray]]],
+    device: str = "cpu",
+    cfg: JudgeConfig = DEFAULT_CONFIG,
 ) -> dict:
     """The per-class figures for sketches ``generated[temperature][label]``."""
     n_classes = len(ds.class_names)
@@ -395,7 +424,9 @@ def judge_generator(
             "false_positive": float((held_pred == label).mean()) if len(held_pred) else None,
             "precision_real": _finite(p_real),
             "recall_real": _finite(r_real),
-            "novelty_real": float(np.median(nearest_distance(images["test"][real], pool))) if real.any() and len(pool) else None,
+            "novelty_real": float(np.median(nearest_distance(images["test"][real], pool)))
+            if real.any() and len(pool)
+            else None,
         }
         for t, by_label in generated.items():
             img = rasterize(by_label[label], cfg.size)
@@ -415,7 +446,7 @@ def judge_generator(
     }
     for t in generated:
         for key in ("recognised", "precision", "recall"):
-            values = [c[f"{key}@{t}"] for c in classes.values() if c[f"{key}@{t}"] is not None]
+            values = [float(v) for c in classes.values() if (v := c[f"{key}@{t}"]) is not None]
             overall[f"{key}@{t}"] = float(np.mean(values)) if values else None
     return {"classes": classes, "overall": overall, "temperatures": list(generated)}
 

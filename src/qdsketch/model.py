@@ -29,7 +29,7 @@ class ModelConfig:
     pen_weight: float = 1.0  # weight of the pen cross-entropy in the total
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

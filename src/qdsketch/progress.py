@@ -7,7 +7,7 @@ import time
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 
 class RichDownloadReporter:
@@ -24,7 +24,7 @@ class RichDownloadReporter:
             console=console,
             transient=False,
         )
-        self.tasks: dict[str, tuple[int, float, str]] = {}
+        self.tasks: dict[str, tuple[TaskID, float, str]] = {}
 
     def __enter__(self):
         return self
@@ -52,20 +52,36 @@ class RichDownloadReporter:
             count = ""
         rate = moved / max(time.perf_counter() - t0, 1e-6)
         self.progress.update(
-            task, completed=completed if total else None, count=count, moved=decimal(moved), rate=f"{decimal(int(rate))}/s"
+            task,
+            completed=completed if total else None,
+            count=count,
+            moved=decimal(moved),
+            rate=f"{decimal(int(rate))}/s",
         )
 
     def finish(self, label):
         task, _, _ = self.tasks[label]
-        self.progress.update(task, completed=self.progress.tasks[task].total or 1, total=self.progress.tasks[task].total or 1)
+        self.progress.update(
+            task, completed=self.progress.tasks[task].total or 1, total=self.progress.tasks[task].total or 1
+        )
 
 
 class RichTrainReporter:
     """A live bar over the batches, and one row per epoch printed above it."""
 
     COLUMNS = (  # fits 80 columns: epoch; train total, MSE (NLL for gmm), CE; validation the same; ...
-        ("ep", 3), ("train", 6), ("mse", 6), ("ce", 6), ("val", 6), ("mse", 6), ("ce", 6),
-        ("lr", 7), ("secs", 5), ("seq/s", 6), ("pad", 4), ("", 4),
+        ("ep", 3),
+        ("train", 6),
+        ("mse", 6),
+        ("ce", 6),
+        ("val", 6),
+        ("mse", 6),
+        ("ce", 6),
+        ("lr", 7),
+        ("secs", 5),
+        ("seq/s", 6),
+        ("pad", 4),
+        ("", 4),
     )
 
     def __init__(self, console: Console):
@@ -82,7 +98,7 @@ class RichTrainReporter:
             console=console,
             transient=True,
         )
-        self.task = None
+        self.task: TaskID | None = None
 
     def start(self, info):
         c = self.console
@@ -90,8 +106,10 @@ class RichTrainReporter:
         c.print(f"model: {info['parameters']:,} trainable parameters ({model})")
         train = info["train"]
         c.print(
-            "train: " + ", ".join(f"{k}={train[k]}" for k in ("data", "epochs", "batch_size", "lr", "weight_decay", "seed"))
-            + f"; device {info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else "")
+            "train: "
+            + ", ".join(f"{k}={train[k]}" for k in ("data", "epochs", "batch_size", "lr", "weight_decay", "seed"))
+            + f"; device {info['device']}"
+            + (f" x {info['world']} processes" if info["world"] > 1 else "")
         )
         sizes = info["sizes"]
         c.print(f"data: {sizes['train']:,} train, {sizes['val']:,} validation, {sizes['test']:,} test drawings")
@@ -109,8 +127,12 @@ class RichTrainReporter:
 
     def epoch(self, row):
         values = [
-            f"{row['epoch']}", *(f"{row[k]:.4f}" for k in ("train_total", "train_xy", "train_pen", "val_total", "val_xy", "val_pen")),
-            f"{row['lr']:.1e}", f"{row['seconds']:.1f}", f"{row['seqs_per_s']:,.0f}", f"{row['padding_efficiency']:.0%}",
+            f"{row['epoch']}",
+            *(f"{row[k]:.4f}" for k in ("train_total", "train_xy", "train_pen", "val_total", "val_xy", "val_pen")),
+            f"{row['lr']:.1e}",
+            f"{row['seconds']:.1f}",
+            f"{row['seqs_per_s']:,.0f}",
+            f"{row['padding_efficiency']:.0%}",
             "best" if row["best"] else "",
         ]
         line = " ".join(f"{v:>{w}}" for v, (_, w) in zip(values, self.COLUMNS))
@@ -127,9 +149,15 @@ class StepBar:
     ``(done, total)``; it disappears when the step is over."""
 
     def __init__(self, console: Console, description: str):
-        self.progress = Progress(TextColumn(description), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                 TimeElapsedColumn(), console=console, transient=True)
-        self.task = None
+        self.progress = Progress(
+            TextColumn(description),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.task is None:

@@ -54,7 +54,7 @@ class Skipped:
     def bad(self) -> int:
         return sum(self.reasons.values())
 
-    def merge(self, other: "Skipped") -> None:
+    def merge(self, other: Skipped) -> None:
         self.reasons.update(other.reasons)
         self.examples.extend(other.examples[: max(0, 20 - len(self.examples))])
         self.unrecognized += other.unrecognized
@@ -81,7 +81,7 @@ class Drawings:
         return len(self.offsets) - 1
 
     @classmethod
-    def empty(cls) -> "Drawings":
+    def empty(cls) -> Drawings:
         return cls(np.zeros((0, 3), np.int16), np.zeros(1, np.int64), [])
 
 
@@ -300,7 +300,7 @@ def _from_raw(raw, keys, skipped, seen) -> Drawings:
             total += len(stroke)
             stroke_ends.append(total)
         drawing_ends.append(total)
-    rows, offsets = strokes.points_to_stroke3(np.concatenate(points), stroke_ends, drawing_ends)
+    rows, offsets = strokes.points_to_stroke3(np.concatenate(points), np.asarray(stroke_ends), np.asarray(drawing_ends))
     return Drawings(rows.astype(np.int16), offsets, keys)
 
 
@@ -355,14 +355,13 @@ def load_sketchrnn(path: Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def read_npz(
-    path: Path, limit: int | None = None, seen: set | None = None, skipped: Skipped | None = None
-) -> Drawings:
+def read_npz(path: Path, limit: int | None = None, seen: set | None = None, skipped: Skipped | None = None) -> Drawings:
     """Up to ``limit`` good drawings from a sketchrnn file (train, valid, test)."""
     skipped = skipped if skipped is not None else Skipped()
     seen = seen if seen is not None else set()
     name = Path(path).name
-    parts, keys = [], []
+    parts: list[np.ndarray] = []
+    keys: list[str] = []
     for split, arrays in load_sketchrnn(path).items():
         for i, a in enumerate(arrays):
             if limit is not None and len(keys) >= limit:
@@ -411,7 +410,9 @@ def concat(parts: list[Drawings]) -> Drawings:
         return Drawings.empty()
     shifts = np.cumsum([0] + [len(p.rows) for p in parts[:-1]])
     offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
-    return Drawings(np.concatenate([p.rows for p in parts]), offsets.astype(np.int64), [k for p in parts for k in p.keys])
+    return Drawings(
+        np.concatenate([p.rows for p in parts]), offsets.astype(np.int64), [k for p in parts for k in p.keys]
+    )
 
 
 # --- one drawing, for --prefix and animate --from ------------------------------------------------
@@ -432,7 +433,11 @@ def read_drawing(path: Path, index: int = 0) -> tuple[str | None, np.ndarray]:
             try:
                 obj = parse_line(line)
                 drawing = obj["drawing"]
-                fmt = "raw" if isinstance(drawing, list) and drawing and isinstance(drawing[0], list) and len(drawing[0]) == 3 else "simplified"
+                fmt = (
+                    "raw"
+                    if isinstance(drawing, list) and drawing and isinstance(drawing[0], list) and len(drawing[0]) == 3
+                    else "simplified"
+                )
                 check_drawing(drawing, fmt)
             except _Bad as bad:
                 reasons.add(f"{path.name}:{lineno}", str(bad))
@@ -443,4 +448,6 @@ def read_drawing(path: Path, index: int = 0) -> tuple[str | None, np.ndarray]:
                 return obj.get("word"), strokes.drawing_to_stroke3(drawing).astype(np.float32)
             found += 1
     why = f" ({reasons.examples[0]})" if reasons.examples else ""
-    raise DataError(f"no usable drawing in {path}{why}", "pass Quick, Draw! ndjson: one {\"drawing\": [[xs, ys], ...]} a line")
+    raise DataError(
+        f"no usable drawing in {path}{why}", 'pass Quick, Draw! ndjson: one {"drawing": [[xs, ys], ...]} a line'
+    )

@@ -34,8 +34,11 @@ def plot_history(history: list[dict], run_dir: Path, head: str = "mse") -> list[
     written = []
     epochs = [row["epoch"] for row in history]
     xy_name, xy_title = XY_LOSS[head]
-    plots = {"total": ("loss_total.png", "Total loss"), "xy": (f"loss_{xy_name}.png", xy_title),
-             "pen": ("loss_ce.png", "Cross-entropy loss (pen state)")}
+    plots = {
+        "total": ("loss_total.png", "Total loss"),
+        "xy": (f"loss_{xy_name}.png", xy_title),
+        "pen": ("loss_ce.png", "Cross-entropy loss (pen state)"),
+    }
     for key, (name, title) in plots.items():
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
         ax.plot(epochs, [row[f"train_{key}"] for row in history], marker="o", label="train")
@@ -109,8 +112,14 @@ def svg_text(sketches: list[np.ndarray], titles: list[str], columns: int | None 
     for i, (rows, title) in enumerate(zip(sketches, titles)):
         x0, y0 = (i % cols) * cell, (i // cols) * (cell + label)
         parts.append(f'<g transform="translate({x0},{y0})">')
-        parts.append(f'<text x="{cell / 2}" y="12" font-family="sans-serif" font-size="11" text-anchor="middle">{_escape(title)}</text>')
-        parts.append(f'<g transform="translate(0,{label})" fill="none" stroke="black" stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round">')
+        parts.append(
+            f'<text x="{cell / 2}" y="12" font-family="sans-serif" font-size="11" text-anchor="middle">'
+            f"{_escape(title)}</text>"
+        )
+        parts.append(
+            f'<g transform="translate(0,{label})" fill="none" stroke="black" stroke-width="1.5" '
+            'stroke-linecap="round" stroke-linejoin="round">'
+        )
         for stroke in fit(rows, cell):
             points = " ".join(f"{x:.1f},{y:.1f}" for x, y in stroke)
             parts.append(f'<polyline points="{points}"/>')

@@ -107,7 +107,7 @@ def generate(
     noise = draw_noise(seeds, max_len).to(device)
     start = torch.as_tensor(S.SOS, device=device).expand(b, 1, 5)
     has_prefix = prefix is not None and len(prefix) > 0
-    if has_prefix:
+    if prefix is not None and has_prefix:
         pre = torch.as_tensor(S.stroke3_to_stroke5(prefix), device=device)
         pre[:, :2] = (pre[:, :2] - mean) / std
         start = torch.cat([start, pre.expand(b, -1, -1)], dim=1)
@@ -172,8 +172,14 @@ def ndjson_lines(rows: list[np.ndarray], words: list[str], seeds: list[int]) -> 
     stamp = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime())
     return [
         json.dumps(
-            {"word": w, "countrycode": "ZZ", "timestamp": stamp, "recognized": False, "key_id": key_id(s),
-             "drawing": S.stroke3_to_drawing(r)},
+            {
+                "word": w,
+                "countrycode": "ZZ",
+                "timestamp": stamp,
+                "recognized": False,
+                "key_id": key_id(s),
+                "drawing": S.stroke3_to_drawing(r),
+            },
             separators=(",", ":"),
         )
         for r, w, s in zip(rows, words, seeds)

@@ -20,9 +20,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ class TrainConfig:
     augment_jitter: float = 0.0  # add noise of this std, in pixels, to each training dx and dy
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -144,7 +145,12 @@ class Sums:
         return dict(zip(METRICS, (self.loss / max(self.steps, 1)).tolist()))
 
     def state(self) -> dict:
-        return {**dict(zip(METRICS, self.loss.tolist())), "steps": self.steps, "computed": self.computed, "seqs": self.seqs}
+        return {
+            **dict(zip(METRICS, self.loss.tolist())),
+            "steps": self.steps,
+            "computed": self.computed,
+            "seqs": self.seqs,
+        }
 
     @property
     def efficiency(self) -> float:
@@ -256,7 +262,9 @@ def train(
     if resume:
         last = run_dir / "last.pt"
         if not last.is_file():
-            raise CheckpointError(f"nothing to resume: no {last}", f"start it with `qdsketch train --run-dir {run_dir}`")
+            raise CheckpointError(
+                f"nothing to resume: no {last}", f"start it with `qdsketch train --run-dir {run_dir}`"
+            )
         ckpt = load_checkpoint(last)
         state = ckpt.extra
         saved = TrainConfig.from_dict(state["train_config"])
@@ -280,7 +288,9 @@ def train(
     train_split = DeviceSplit(ds.splits["train"], ds.mean, ds.std, device)
     val_split = DeviceSplit(ds.splits["val"], ds.mean, ds.std, device)
     if not len(val_split):
-        raise QdsketchError(f"{cfg.data} has no validation drawings", "preprocess with a --split that keeps some, e.g. 70,15,15")
+        raise QdsketchError(
+            f"{cfg.data} has no validation drawings", "preprocess with a --split that keeps some, e.g. 70,15,15"
+        )
     net = model
     if dist_info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -303,10 +313,19 @@ def train(
     if dist_info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(run_dir / "config.json") as tmp:
-            tmp.write_text(json.dumps({
-                "model": model_cfg.to_dict(), "train": asdict(cfg), "class_names": ds.class_names,
-                "mean": ds.mean.tolist(), "std": ds.std.tolist(), "max_seq_len": ds.max_seq_len,
-            }, indent=1))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "model": model_cfg.to_dict(),
+                        "train": asdict(cfg),
+                        "class_names": ds.class_names,
+                        "mean": ds.mean.tolist(),
+                        "std": ds.std.tolist(),
+                        "max_seq_len": ds.max_seq_len,
+                    },
+                    indent=1,
+                )
+            )
 
     def snapshot(next_epoch: int, next_batch: int, sums: Sums | None) -> dict:
         return {
@@ -318,7 +337,10 @@ def train(
             "epoch": next_epoch,
             "batch": next_batch,
             "partial": sums.state() if sums else None,
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
             "max_seq_len": ds.max_seq_len,
         }
 
@@ -327,11 +349,17 @@ def train(
             save_checkpoint(run_dir / name, model, ds.class_names, ds.mean, ds.std, extra)
 
     if dist_info.main:
-        reporter.start({
-            "parameters": count_parameters(model), "model": model_cfg.to_dict(), "train": asdict(cfg),
-            "device": str(device), "world": dist_info.world, "sizes": {k: len(v) for k, v in ds.splits.items()},
-            "resumed_at": (epoch, start_batch) if resume else None,
-        })
+        reporter.start(
+            {
+                "parameters": count_parameters(model),
+                "model": model_cfg.to_dict(),
+                "train": asdict(cfg),
+                "device": str(device),
+                "world": dist_info.world,
+                "sizes": {k: len(v) for k, v in ds.splits.items()},
+                "resumed_at": (epoch, start_batch) if resume else None,
+            }
+        )
     summary = {"interrupted": False, "head": model_cfg.head}
     steps = train_split.steps_np
     augment = Augment(cfg.augment_scale, cfg.augment_rotate, cfg.augment_drop, cfg.augment_jitter)
@@ -406,7 +434,10 @@ def train(
         reporter.close()
     finish_distributed(dist_info)
     summary.update(
-        stopped_early=early["bad_epochs"] >= cfg.early_stop, best_epoch=early["best_epoch"], best_val=early["best"],
-        epochs=len(history), history=history,
+        stopped_early=early["bad_epochs"] >= cfg.early_stop,
+        best_epoch=early["best_epoch"],
+        best_val=early["best"],
+        epochs=len(history),
+        history=history,
     )
     return summary
