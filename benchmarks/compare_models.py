@@ -68,8 +68,8 @@ def main():
         }
         r = evaluate(Path(run), Path(args.data), "test", "cpu", judge=judge)
         r["parameters"] = count_parameters(ck.model)
-        r["epochs"] = ck.extra.get("epoch")
-        r["val"] = ck.extra.get("val", {}).get("total")
+        r["epochs"] = ck.epoch
+        r["val"] = ck.val["total"]
         r["lengths"] = {t: lengths(ck, ds, 100, t, args.pen_temperature, args.seed) for t in r["judge"]["temperatures"]}
         reports[run] = r
         print(f"judged {run}", file=sys.stderr)

@@ -78,7 +78,7 @@ def main():
 
         def bare_pass(batches):
             for b in batches:
-                inp, _, _, _ = split.batch(b)
+                inp = split.batch(b).inputs
                 x = torch.cat([inp, torch.zeros(*inp.shape[:2], mc.embed_dim, device=device)], -1)
                 out, _ = lstm(x)
                 out.sum().backward()

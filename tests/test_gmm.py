@@ -125,12 +125,13 @@ def test_the_pen_keeps_its_own_probabilities_by_default_for_the_mixture_head():
     """Sharpening the pen makes the end of a sketch rarer than the model says, so
     sketches run on (docs/sampling.md): the mixture head samples the pen at 1."""
     from qdsketch.checkpoint import Checkpoint
+    from qdsketch.config import TrainConfig
     from qdsketch.sample import generate, sketch_seeds
 
     def ckpt(head):
         torch.manual_seed(0)
         cfg = ModelConfig(n_classes=2, embed_dim=4, hidden=8, layers=1, dropout=0.0, head=head, mixtures=3)
-        return Checkpoint(SketchModel(cfg), cfg, ["a", "b"], [1.0, 1.0], [30.0, 30.0])
+        return Checkpoint(SketchModel(cfg), cfg, ["a", "b"], [1.0, 1.0], [30.0, 30.0], 150, TrainConfig(), 0)
 
     seeds = sketch_seeds(0, 16)
     gmm = ckpt("gmm")

@@ -10,7 +10,7 @@ from qdsketch.model import PRESETS, ModelConfig, SketchModel, count_parameters, 
 
 
 def test_seed_preset_is_the_reference_architecture():
-    model = SketchModel(PRESETS["seed"])
+    model = SketchModel(preset("seed"))
     assert count_parameters(model) == 5_927_045
     assert model.lstm.input_size == 133 and model.lstm.hidden_size == 512 and model.lstm.num_layers == 3
     assert model.lstm.dropout == 0.3
@@ -21,7 +21,7 @@ def test_seed_preset_is_the_reference_architecture():
 def test_preset_overrides():
     cfg = preset("seed", hidden=64, layers=None)
     assert (cfg.hidden, cfg.layers, cfg.embed_dim) == (64, 3, 128)
-    assert PRESETS["seed"].hidden == 512  # presets are not modified
+    assert PRESETS["seed"].model.hidden == 512  # presets are not modified
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_batches_hold_the_model_pairs(dataset_path, train_split):
 
     ds = load_dataset(dataset_path)
     d = ds.splits["train"].drawings
-    inp, tgt, mask, labels = train_split.batch(np.array([3, 0]))
+    inp, tgt, mask, labels, *_ = train_split.batch(np.array([3, 0]))
     for j, i in enumerate([3, 0]):
         x, y = model_pair(d.rows[d.offsets[i] : d.offsets[i + 1]], ds.mean, ds.std)
         n = len(x)
@@ -48,7 +48,7 @@ def test_batches_hold_the_model_pairs(dataset_path, train_split):
 def test_changing_the_padding_does_not_change_the_loss(train_split):
     torch.manual_seed(0)
     model = SketchModel(preset("tiny", n_classes=5))
-    inp, tgt, mask, labels = train_split.batch(np.arange(16))
+    inp, tgt, mask, labels, *_ = train_split.batch(np.arange(16))
     assert (~mask).sum() > 100  # there is padding to change
     _, clean = model(inp, labels, tgt, mask)
     noisy_inp, noisy_tgt = inp.clone(), tgt.clone()
@@ -63,7 +63,7 @@ def test_changing_the_padding_does_not_change_the_loss(train_split):
 def test_loss_is_the_reference_composite(train_split):
     torch.manual_seed(0)
     model = SketchModel(preset("tiny", n_classes=5, xy_weight=2.0, pen_weight=0.5))
-    inp, tgt, mask, labels = train_split.batch(np.arange(8))
+    inp, tgt, mask, labels, *_ = train_split.batch(np.arange(8))
     out, losses = model(inp, labels, tgt, mask)
     real = mask.bool()
     mse = torch.nn.functional.mse_loss(out["xy"][real], tgt[..., :2][real])
@@ -77,7 +77,7 @@ def test_a_tiny_model_overfits_one_batch_of_real_drawings(train_split):
     torch.manual_seed(0)
     model = SketchModel(ModelConfig(n_classes=5, embed_dim=16, hidden=64, layers=1, dropout=0.0))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    inp, tgt, mask, labels = train_split.batch(np.arange(8))
+    inp, tgt, mask, labels, *_ = train_split.batch(np.arange(8))
     first = None
     for _ in range(200):
         _, losses = model(inp, labels, tgt, mask)

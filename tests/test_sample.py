@@ -248,14 +248,15 @@ def test_best_of_keeps_the_try_the_shipped_judge_likes_most(ckpt, tmp_path):
 def test_best_of_needs_a_judge_of_the_models_classes(tmp_path):
     import torch
 
-    from qdsketch.checkpoint import save_checkpoint
+    from qdsketch.checkpoint import Checkpoint, save_checkpoint
+    from qdsketch.config import TrainConfig
     from qdsketch.model import SketchModel, preset
 
     path = tmp_path / "other.pt"
     torch.manual_seed(0)
-    save_checkpoint(
-        path, SketchModel(preset("tiny", n_classes=2)), ["cat", "The Eiffel Tower"], [0.0, 0.0], [30.0, 30.0]
-    )
+    model = SketchModel(preset("tiny", n_classes=2))
+    names = ["cat", "The Eiffel Tower"]
+    save_checkpoint(path, Checkpoint(model, model.cfg, names, [0.0, 0.0], [30.0, 30.0], 150, TrainConfig(), 0))
     result = run("sample", "The Eiffel Tower", "--checkpoint", path, "--best-of", 2, "-o", tmp_path / "x.png")
     assert result.exit_code == 1
     assert result.output == (

@@ -4,17 +4,19 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from qdsketch.checkpoint import load_checkpoint, save_checkpoint
+from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from qdsketch.cli import cli
+from qdsketch.config import Augment
 from qdsketch.errors import CheckpointError
 from qdsketch.model import ModelConfig, SketchModel, preset
-from qdsketch.train import TrainConfig, train
+from qdsketch.train import TrainConfig, resume, train
 
 TINY = preset("tiny")
 
@@ -28,15 +30,15 @@ def same_state(a: Path, b: Path):
     ka, kb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
     for name, t in ka["model"].items():
         assert torch.equal(t, kb["model"][name]), name
-    sa, sb = ka["extra"]["optimizer"]["state"], kb["extra"]["optimizer"]["state"]
+    sa, sb = ka["state"]["optimizer"]["state"], kb["state"]["optimizer"]["state"]
     assert sa.keys() == sb.keys()
     for i in sa:
         for k in sa[i]:
             assert torch.equal(sa[i][k], sb[i][k]), (i, k)
-    assert ka["extra"]["scheduler"] == kb["extra"]["scheduler"]
-    assert ka["extra"]["early"] == kb["extra"]["early"]
-    assert torch.equal(ka["extra"]["rng"]["torch"], kb["extra"]["rng"]["torch"])
-    return ka["extra"]["history"], kb["extra"]["history"]
+    assert ka["state"]["scheduler"] == kb["state"]["scheduler"]
+    assert ka["state"]["early"] == kb["state"]["early"]
+    assert torch.equal(ka["state"]["rng"]["torch"], kb["state"]["rng"]["torch"])
+    return ka["state"]["history"], kb["state"]["history"]
 
 
 # dropout on, two layers: so that the RNG state matters to the result
@@ -46,7 +48,7 @@ DROPPY = ModelConfig(embed_dim=8, hidden=16, layers=2, dropout=0.3)
 def test_resume_at_an_epoch_boundary_is_bit_identical(dataset_path, tmp_path):
     train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "straight")
     train(cfg(dataset_path, epochs=1), DROPPY, tmp_path / "split")
-    summary = train(cfg(dataset_path), None, tmp_path / "split", resume=True, epochs=2)
+    summary = resume(tmp_path / "split", epochs=2)
     assert summary["epochs"] == 2
     h1, h2 = same_state(tmp_path / "straight" / "last.pt", tmp_path / "split" / "last.pt")
     strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "train_seconds", "seqs_per_s")} for r in h]
@@ -58,8 +60,48 @@ def test_interrupted_mid_epoch_and_resumed_is_bit_identical(dataset_path, tmp_pa
     polls = iter(range(1000))
     summary = train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "cut", should_stop=lambda: next(polls) == 9)
     assert summary["interrupted"] and (summary["epoch"], summary["batch"]) == (2, 1)  # 8 batches an epoch
-    train(cfg(dataset_path), None, tmp_path / "cut", resume=True)  # the run's own 2 epochs
+    assert len(summary["history"]) == 1  # the history comes back on an interrupt too
+    resume(tmp_path / "cut")  # the run's own 2 epochs
     same_state(tmp_path / "straight" / "last.pt", tmp_path / "cut" / "last.pt")
+
+
+def as_version_1(path: Path) -> None:
+    """Rewrite a checkpoint in the layout qdsketch 0.1 and 0.2 wrote: the
+    training fields in ``extra``, the augmentation flat, epoch counting on."""
+    p = torch.load(path, weights_only=True)
+    flat = {k: v for k, v in p["train_config"].items() if k != "augment"}
+    flat.update({f"augment_{k}": v for k, v in p["train_config"]["augment"].items()})
+    extra = {"train_config": flat, "max_seq_len": p["max_seq_len"]}
+    if p["state"] is not None:
+        extra.update(p["state"])
+    else:
+        extra.update(epoch=p["epoch"], val=p["val"])
+    old = {k: p[k] for k in ("format", "model_config", "model", "class_names", "mean", "std")}
+    torch.save({**old, "version": 1, "extra": extra}, path)
+
+
+def test_checkpoints_of_qdsketch_0_2_load_and_resume_bit_identical(dataset_path, tmp_path):
+    augmented = cfg(dataset_path, epochs=2, augment=Augment(scale=0.15))
+    train(augmented, DROPPY, tmp_path / "straight")
+    train(replace(augmented, epochs=1), DROPPY, tmp_path / "old")
+    new_best = load_checkpoint(tmp_path / "old" / "best.pt")
+    for name in ("best.pt", "last.pt"):
+        as_version_1(tmp_path / "old" / name)
+    old_best = load_checkpoint(tmp_path / "old" / "best.pt")
+    assert (old_best.epoch, old_best.val, old_best.train) == (new_best.epoch, new_best.val, new_best.train)
+    assert old_best.train.augment == Augment(scale=0.15) and old_best.max_seq_len == 150
+    resume(tmp_path / "old", epochs=2)
+    same_state(tmp_path / "straight" / "last.pt", tmp_path / "old" / "last.pt")
+
+
+def test_a_checkpoint_older_than_0_2_is_refused_with_the_fix(tmp_path):
+    model = SketchModel(preset("tiny", n_classes=2))
+    save_checkpoint(tmp_path / "x.pt", Checkpoint(model, model.cfg, ["a", "b"], [0, 0], [1, 1], 150, TrainConfig(), 1))
+    p = torch.load(tmp_path / "x.pt", weights_only=True)
+    keep = ("format", "model_config", "model", "class_names", "mean", "std")
+    torch.save({**{k: p[k] for k in keep}, "version": 1, "extra": {"epoch": 1}}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=r"x.pt was written by a qdsketch older than 0.2. Train it again"):
+        load_checkpoint(tmp_path / "x.pt")
 
 
 def test_run_directory_and_early_stopping(dataset_path, tmp_path):
@@ -76,7 +118,12 @@ def test_run_directory_and_early_stopping(dataset_path, tmp_path):
         "last.pt",
     ]
     best = load_checkpoint(tmp_path / "run")  # a run directory means its best.pt
-    assert best.extra["epoch"] == s["best_epoch"]
+    assert best.epoch == s["best_epoch"] and best.state is None
+    assert best.val == {k: s["history"][s["best_epoch"] - 1][f"val_{k}"] for k in ("total", "xy", "pen")}
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last.epoch == s["epochs"] and last.state["epoch"] == s["epochs"] + 1 and last.val == {}
+    assert best.train == last.train == cfg(dataset_path, epochs=20, lr=0.5, early_stop=2)
+    assert best.max_seq_len == 150
     assert best.class_names == ["cat", "clock", "house", "nail", "tent"]
     lines = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,train_total,train_xy,train_pen,val_total,val_xy,val_pen,lr,")
@@ -106,7 +153,7 @@ def test_bad_checkpoint_files(tmp_path):
     with pytest.raises(CheckpointError, match=r"no checkpoint at .*missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
     model = SketchModel(preset("tiny", n_classes=2))
-    save_checkpoint(tmp_path / "good.pt", model, ["cat", "dog"], [0, 0], [1, 1])
+    save_checkpoint(tmp_path / "good.pt", Checkpoint(model, model.cfg, ["cat", "dog"], [0, 0], [1, 1], 150, TrainConfig(), 0))
     data = (tmp_path / "good.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"cut.pt is truncated or not a checkpoint"):
@@ -176,7 +223,8 @@ def test_cli_train_resume_evaluate(dataset_path, tmp_path):
     common = ["--data", dataset_path, "--preset", "tiny", "--batch-size", 16, "--run-dir", rd]
     first = run("train", *common, "--epochs", 1)
     assert first.exit_code == 0, first.output
-    assert "model: 965 trainable parameters (n_classes=5, embed_dim=8, hidden=8, layers=1," in first.output
+    assert first.output.startswith(f"run: {rd}\nmodel: 965 trainable parameters (n_classes=5, embed_dim=8, hidden=8, ")
+    assert "mixtures" not in first.output  # the mse head has none
     assert first.output.splitlines()[-1].startswith("done after 1 epochs; best validation loss ")
     assert {"loss_total.png", "loss_mse.png", "loss_ce.png"} <= {p.name for p in rd.iterdir()}
     again = run("train", *common, "--epochs", 1)
@@ -204,6 +252,11 @@ def test_cli_train_resume_evaluate(dataset_path, tmp_path):
             "Error: no dataset file at nope.npz. Make one with `qdsketch preprocess` or pass --data",
         ),
         (["train", "--resume"], "Error: --resume needs the --run-dir of the run to continue"),
+        (
+            ["train", "--resume", "--run-dir", "r", "--lr", "0.1", "--hidden", "8", "--epochs", "3"],
+            "Error: --resume continues the run with its own settings: drop --lr, --hidden "
+            "(only --epochs, --device and --data may change)",
+        ),
         (
             ["evaluate", "nowhere"],
             "Error: no checkpoint at nowhere. Train one with `qdsketch train`, or pass --checkpoint",

@@ -8,25 +8,22 @@ from pools of similar length so that little is spent on padding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from qdsketch.config import Augment
 from qdsketch.data import Split
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Random changes to training drawings, drawn afresh for every batch."""
-
-    scale: float = 0.0  # each axis of a drawing scaled by a factor in [1 - scale, 1 + scale]
-    rotate: float = 0.0  # each drawing rotated by an angle in [-rotate, rotate] degrees
-    drop: float = 0.0  # each point inside a stroke dropped with this probability (Sketch-RNN)
-    jitter: float = 0.0  # standard deviation, in pixels, of noise added to every dx and dy
-
-    def __bool__(self) -> bool:
-        return any(v > 0 for v in (self.scale, self.rotate, self.drop, self.jitter))
+class Batch(NamedTuple):
+    inputs: torch.Tensor  # (B, T, 5), zero past each drawing's steps
+    targets: torch.Tensor  # (B, T, 5), the inputs one step on
+    mask: torch.Tensor  # (B, T), true on real steps
+    labels: torch.Tensor  # (B,)
+    steps: int  # real steps in the batch (fewer once augmentation drops points)
+    computed: int  # steps the model computes: B x T
 
 
 class DeviceSplit:
@@ -61,23 +58,25 @@ class DeviceSplit:
 
     def batch(
         self, index: np.ndarray, augment: Augment | None = None, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(inputs, targets, mask, labels)`` for the drawings at ``index``:
-        inputs and targets ``(B, T, 5)``, padded with zeros past each drawing's
-        steps, and ``mask`` ``(B, T)`` true on real steps. With ``augment``, the
-        drawings' dx and dy are changed at random, drawn from ``generator``."""
+    ) -> Batch:
+        """The drawings at ``index`` as one padded ``Batch``. With ``augment``,
+        their dx and dy are changed at random, drawn from ``generator``; only
+        then does counting the real steps read from the device."""
         t = int(self.steps_np[index].max())  # from the host copy: no device sync
         at = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device, non_blocking=True)
         steps = self.steps[at]
         pos = torch.arange(t + 1, device=self.device)
         gather = (self.starts[at, None] + pos[None, :]).clamp(max=len(self.flat) - 1)
         seq = self.flat[gather]
+        real = int(self.steps_np[index].sum())
         if augment:
             seq, steps = self._augment(seq, pos, steps, augment, generator)
         # input t and target t are real together: t < steps (the block is SOS, rows, EOS)
         mask = pos[None, 1:] <= steps[:, None]
+        if augment and augment.drop:  # dropped points shorten drawings
+            real = int(mask.sum())
         keep = mask[..., None]
-        return seq[:, :-1] * keep, seq[:, 1:] * keep, mask, self.labels[at]
+        return Batch(seq[:, :-1] * keep, seq[:, 1:] * keep, mask, self.labels[at], real, len(index) * t)
 
     def _augment(self, seq, pos, steps, augment: Augment, generator):
         """Change the drawing rows (not SOS, EOS or padding) in pixels, then
@@ -128,24 +127,26 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
     return 1.0 / (len(classes) * counts[inverse])
 
 
+def sorted_batches(steps: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Indices of each batch, sorted by length: for evaluation, where order does not matter."""
+    order = np.argsort(steps, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(steps), batch_size)]
+
+
 def batch_order(
     steps: np.ndarray,
     batch_size: int,
     rng: np.random.Generator,
     pool: int = 50,
-    shuffle: bool = True,
     weights: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Indices of each batch: shuffled, then sorted by length within pools of
     ``pool`` batches, so a batch holds drawings of similar length; the batches
-    are then shuffled. Without ``shuffle``: sorted by length, for evaluation.
+    are then shuffled.
 
     With ``weights`` (per-drawing probabilities, e.g. ``balanced_weights``) an
     epoch is as many draws with replacement instead of a permutation."""
     n = len(steps)
-    if not shuffle:
-        order = np.argsort(steps, kind="stable")
-        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
     order = rng.permutation(n) if weights is None else rng.choice(n, size=n, replace=True, p=weights)
     size = batch_size * pool
     batches = []

@@ -2,9 +2,12 @@
 
 A checkpoint is a dict that ``torch.load(..., weights_only=True)`` can read:
 tensors, numbers, strings, lists and dicts only. It carries everything needed
-to sample from it alone (the model's config, its class names and the dataset's
-normalisation statistics), and, for ``last.pt``, everything needed to resume
-training exactly.
+to sample from it alone (the model's config, its class names, the dataset's
+normalisation statistics and longest drawing), how it was trained, and, for
+``last.pt``, the training state to resume from exactly (``train.TrainState``).
+
+Version 1 (qdsketch 0.1 and 0.2) kept the training fields in an ``extra``
+dict; it still loads, through ``_from_version_1``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from pathlib import Path
 
 import torch
 
+from qdsketch.config import ModelConfig, TrainConfig
 from qdsketch.errors import CheckpointError
 from qdsketch.files import atomic_path
-from qdsketch.model import ModelConfig, SketchModel
+from qdsketch.model import SketchModel
 
 FORMAT = "qdsketch-checkpoint"
-VERSION = 1
+VERSION = 2
 
 
 @dataclass
@@ -29,22 +33,28 @@ class Checkpoint:
     class_names: list[str]
     mean: list[float]  # dx, dy mean of the training rows
     std: list[float]  # dx, dy standard deviation of the training rows
-    extra: dict = field(default_factory=dict)  # training state, train config, metrics
+    max_seq_len: int  # the dataset's longest drawing, in stroke-3 rows: sampling's default length limit
+    train: TrainConfig  # how it was trained; ``train.data`` is the dataset file
+    epoch: int  # the epoch whose weights these are (0: before the first)
+    val: dict[str, float] = field(default_factory=dict)  # validation losses at that epoch (total, xy, pen)
+    state: dict | None = None  # last.pt only: ``TrainState.to_checkpoint()``
 
 
-def save_checkpoint(
-    path: Path, model: SketchModel, class_names: list[str], mean, std, extra: dict | None = None
-) -> None:
-    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
+    module = getattr(ckpt.model, "module", ckpt.model)  # unwrap DistributedDataParallel
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "model_config": module.cfg.to_dict(),
+        "model_config": ckpt.config.to_dict(),
         "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-        "class_names": list(class_names),
-        "mean": [float(v) for v in mean],
-        "std": [float(v) for v in std],
-        "extra": extra or {},
+        "class_names": list(ckpt.class_names),
+        "mean": [float(v) for v in ckpt.mean],
+        "std": [float(v) for v in ckpt.std],
+        "max_seq_len": int(ckpt.max_seq_len),
+        "train_config": ckpt.train.to_dict(),
+        "epoch": int(ckpt.epoch),
+        "val": {k: float(v) for k, v in ckpt.val.items()},
+        "state": ckpt.state,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -79,6 +89,8 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
         raise CheckpointError(f"{path} is not a qdsketch checkpoint", "pass a best.pt or last.pt that qdsketch wrote")
     if payload.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer qdsketch", "upgrade qdsketch")
+    if payload.get("version") == 1:
+        payload = _from_version_1(payload, path)
     config = ModelConfig.from_dict(payload["model_config"])
     model = SketchModel(config)
     try:
@@ -86,4 +98,33 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
     except RuntimeError:
         raise CheckpointError(f"{path} holds weights that do not fit its config", "train again") from None
     model.to(device).eval()
-    return Checkpoint(model, config, payload["class_names"], payload["mean"], payload["std"], payload["extra"])
+    return Checkpoint(
+        model,
+        config,
+        payload["class_names"],
+        payload["mean"],
+        payload["std"],
+        payload["max_seq_len"],
+        TrainConfig.from_dict(payload["train_config"]),
+        payload["epoch"],
+        payload["val"],
+        payload["state"],
+    )
+
+
+def _from_version_1(payload: dict, path: Path) -> dict:
+    """A version 1 payload in version 2's layout. Version 1 kept the training
+    fields in ``extra``; ``last.pt`` held the next epoch to run, ``best.pt`` its own."""
+    extra = payload["extra"]
+    if "max_seq_len" not in extra or "train_config" not in extra:
+        raise CheckpointError(f"{path} was written by a qdsketch older than 0.2", "train it again with this qdsketch")
+    resumable = "optimizer" in extra
+    state = {k: v for k, v in extra.items() if k not in ("train_config", "max_seq_len")} if resumable else None
+    return {
+        **payload,
+        "max_seq_len": extra["max_seq_len"],
+        "train_config": extra["train_config"],
+        "epoch": extra["epoch"] - 1 if resumable else extra["epoch"],
+        "val": extra.get("val", {}) if not resumable else {},
+        "state": state,
+    }

@@ -6,13 +6,15 @@ Rich, so ``qdsketch --help`` answers fast; each command imports what it uses.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import click
 
 from qdsketch import __version__
+from qdsketch.config import PRESETS, ModelConfig, TrainConfig
 from qdsketch.errors import QdsketchError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -172,7 +174,7 @@ def download(
         return
     classes = parse_class_list(classes_text) if classes_text else None
     console = _console(quiet)
-    from qdsketch.progress import RichDownloadReporter
+    from qdsketch.reporting import RichDownloadReporter
 
     results = []
     with RichDownloadReporter(console) if not quiet else nullcontext(dl.SilentReporter()) as reporter:
@@ -190,33 +192,9 @@ def download(
                         name, fmt or "simplified", data_dir, max_per_class, all_drawings, base, force, policy, reporter
                     )
                 )
-    _download_table(console, results)
+    from qdsketch.reporting import download_table
 
-
-def _download_table(console, results) -> None:
-    from rich.filesize import decimal
-    from rich.table import Table
-
-    retried = any(r.retries for r in results)  # a column only when something was retried
-    table = Table(title="download")
-    for col in ("class", "format", "status", "drawings", "kept", "moved", "ratio") + (("retries",) if retried else ()):
-        table.add_column(col, justify="left" if col in ("class", "format", "status") else "right")
-    for r in results:
-        counted = r.status in ("downloaded", "imported")
-        table.add_row(
-            r.name,
-            r.fmt,
-            r.status if r.status != "kept-existing" else "exists: --force replaces it",
-            f"{r.kept:,}" if counted and r.kept >= 0 else "",
-            decimal(r.bytes_kept) if counted else "",
-            decimal(r.bytes_moved) if counted else "",
-            f"{r.bytes_moved / r.bytes_kept:.2f}x" if counted and r.bytes_kept else "",
-            *((str(r.retries) if counted else "",) if retried else ()),
-        )
-    console.print(table)
-    bad = sum(r.bad for r in results)
-    if bad:
-        console.print(f"skipped {bad:,} malformed lines")
+    download_table(console, results)
 
 
 # --- preprocess ------------------------------------------------------------------------
@@ -266,46 +244,23 @@ def preprocess(data_dir, classes_text, max_per_class, max_seq_len, split_text, s
     if as_json:
         click.echo(json.dumps({**summary, "output": str(output)}, indent=2))
     else:
-        _print_summary(_console(), summary, output)
+        from qdsketch.reporting import dataset_summary
 
-
-def _print_summary(console, s: dict, output: Path) -> None:
-    from rich.table import Table
-
-    table = Table(title="dataset")
-    for col in ("class", "train", "val", "test", "total"):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for name, counts in s["classes"].items():
-        table.add_row(name, *(f"{counts[k]:,}" for k in ("train", "val", "test")), f"{sum(counts.values()):,}")
-    t = s["total"]
-    table.add_row("[bold]all", *(f"[bold]{t[k]:,}" for k in ("train", "val", "test")), f"[bold]{sum(t.values()):,}")
-    console.print(table)
-    console.print(
-        f"length: mean {s['mean_length']:.1f}, max {s['max_length']} "
-        f"(max_seq_len {s['max_seq_len']}, {s['truncated']:,} truncated)"
-    )
-    console.print(
-        f"dx(mean={s['dx']['mean']:.3f}, std={s['dx']['std']:.3f}), "
-        f"dy(mean={s['dy']['mean']:.3f}, std={s['dy']['std']:.3f})"
-    )
-    sk = s["skipped"]
-    bad = sum(sk["bad"].values())
-    console.print(f"skipped: {sk['unrecognized']:,} unrecognized, {sk['duplicates']:,} duplicates, {bad:,} bad")
-    for example in sk["examples"][:5]:
-        console.print(f"  {example}")
-    console.print(f"wrote {output}")
+        dataset_summary(_console(), summary, output)
 
 
 # --- train -----------------------------------------------------------------------------
 
 
 def device_option(f):
+    """``--device``, as ``TrainConfig.device`` declares it."""
+    field = {fl.name: fl for fl in dataclasses.fields(TrainConfig)}["device"]
     return click.option(
         "--device",
-        default="auto",
+        default=field.default,
         show_default=True,
-        metavar="auto|cpu|cuda|mps",
-        help="Where to run (cuda:N works too).",
+        metavar=field.metadata["metavar"],
+        help=field.metadata["help"],
     )(f)
 
 
@@ -332,118 +287,95 @@ class _CtrlC:
         return False
 
 
+def _with_note(help_text: str, note: str) -> str:
+    """``"Say this."`` and ``"x"`` -> ``"Say this [x]."``."""
+    body = help_text[:-1] if help_text.endswith(".") else help_text
+    return f"{body} [{note}]." if body else f"[{note}]"
+
+
+def _click_type(f: dataclasses.Field):
+    m = f.metadata
+    if "choices" in m:
+        return click.Choice(m["choices"])
+    if m.get("path"):
+        return click.Path(dir_okay=False, path_type=Path)
+    bounds = {k: m[k] for k in ("min", "max", "min_open", "max_open") if k in m}
+    if f.type == "int":
+        return click.IntRange(**bounds) if bounds else int
+    if f.type == "float":
+        return FiniteRange(**bounds)
+    return str
+
+
+def _nested(f: dataclasses.Field):
+    """The config class of a field that holds one (``TrainConfig.augment``), else ``None``."""
+    factory = f.default_factory
+    return factory if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory) else None
+
+
+def config_options(cls, prefix: str = "", note: str | None = None):
+    """Click options made from the fields of the config dataclass ``cls``
+    (``qdsketch.config``): the name, type, bounds, default and help of each.
+    With ``note``, every option defaults to ``None`` ("leave it to ...") and
+    its help ends in ``[note]``."""
+
+    def decorate(fn):
+        for f in reversed(dataclasses.fields(cls)):
+            m = f.metadata
+            if m.get("cli") is False:
+                continue
+            if _nested(f):
+                fn = config_options(_nested(f), f"{prefix}{f.name}_", note)(fn)
+                continue
+            flag = "--" + (prefix + f.name).replace("_", "-")
+            text = m.get("help", "")
+            if f.type == "bool":
+                fn = click.option(flag, is_flag=True, help=text)(fn)
+                continue
+            kw: dict = {"type": _click_type(f), "metavar": m.get("metavar")}
+            if note or "default_help" in m:
+                kw.update(default=None, help=_with_note(text, note or m["default_help"]))
+            else:
+                kw.update(default=f.default, show_default=True, help=text or None)
+            fn = click.option(flag, **kw)(fn)
+        return fn
+
+    return decorate
+
+
+def config_values(cls, params: dict, prefix: str = "") -> dict:
+    """The fields of ``cls`` that ``params`` (Click's, as ``config_options``
+    made them) sets; popped from ``params``."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("cli") is False:
+            continue
+        if _nested(f):
+            values[f.name] = _nested(f)(**config_values(_nested(f), params, f"{prefix}{f.name}_"))
+            continue
+        value = params.pop(prefix + f.name)
+        if value is not None:
+            values[f.name] = str(value) if isinstance(value, Path) else value
+    return values
+
+
+def _preset_help() -> str:
+    return "Model preset: " + "; ".join(f"{name}: {p.about}" for name, p in PRESETS.items()) + "."
+
+
 @cli.command()
-@click.option(
-    "--data",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("data/dataset.npz"),
-    show_default=True,
-    help="Dataset file from `qdsketch preprocess`.",
-)
-@click.option(
-    "--preset",
-    type=click.Choice(["seed", "sketchrnn", "tiny"]),
-    default="seed",
-    show_default=True,
-    help="Model preset: `seed` is the reference's 5.9M-parameter LSTM; `sketchrnn` the same LSTM "
-    "with Sketch-RNN's mixture-density head.",
-)
-@click.option(
-    "--epochs", type=click.IntRange(min=1), help="Most epochs to train [default: 50; with --resume: the run's]."
-)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option(
-    "--lr", type=FiniteRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate."
-)
-@click.option("--weight-decay", type=FiniteRange(min=0), default=1e-5, show_default=True)
-@click.option(
-    "--early-stop",
-    type=click.IntRange(min=1),
-    default=7,
-    show_default=True,
-    help="Stop after this many epochs without a better validation loss.",
-)
-@device_option
-@click.option("--amp", is_flag=True, help="bf16 autocast for the forward pass (CUDA).")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="seed", show_default=True, help=_preset_help())
 @click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the run's files go [default: runs/<preset>-<time>].",
 )
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout and batch order.")
-@click.option("--embed-dim", type=click.IntRange(min=1), help="Class embedding size [preset's].")
-@click.option("--hidden", type=click.IntRange(min=1), help="LSTM units per layer [preset's].")
-@click.option("--layers", type=click.IntRange(min=1), help="LSTM layers [preset's].")
-@click.option("--dropout", type=FiniteRange(0, 1, max_open=True), help="Dropout between LSTM layers [preset's].")
-@click.option(
-    "--head", type=click.Choice(["mse", "gmm"]), help="Output head: regression or mixture density [preset's]."
-)
-@click.option("--mixtures", type=click.IntRange(min=1), help="Gaussians in the gmm head [20].")
-@click.option("--xy-weight", type=FiniteRange(min=0), help="Weight of the dx, dy loss [1.0].")
-@click.option("--pen-weight", type=FiniteRange(min=0), help="Weight of the pen loss [1.0].")
-@click.option(
-    "--balance",
-    is_flag=True,
-    help="Draw every class equally often in an epoch (with replacement), however many drawings it has.",
-)
-@click.option(
-    "--augment-scale",
-    type=FiniteRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Scale each axis of a training drawing by a random factor in 1 +- this.",
-)
-@click.option(
-    "--augment-rotate",
-    type=FiniteRange(0, 180),
-    default=0.0,
-    show_default=True,
-    help="Rotate each training drawing by a random angle within +- this many degrees.",
-)
-@click.option(
-    "--augment-drop",
-    type=FiniteRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Drop each point inside a stroke with this probability (Sketch-RNN: 0.1).",
-)
-@click.option(
-    "--augment-jitter",
-    type=FiniteRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Add noise of this std (pixels) to every training dx, dy.",
-)
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt, with its own settings.")
+@config_options(TrainConfig)
+@config_options(ModelConfig, note="preset's")
 @quiet_option
-def train(
-    data,
-    preset,
-    epochs,
-    batch_size,
-    lr,
-    weight_decay,
-    early_stop,
-    device,
-    amp,
-    run_dir,
-    resume,
-    seed,
-    embed_dim,
-    hidden,
-    layers,
-    dropout,
-    head,
-    mixtures,
-    xy_weight,
-    pen_weight,
-    balance,
-    augment_scale,
-    augment_rotate,
-    augment_drop,
-    augment_jitter,
-    quiet,
-):
+@click.pass_context
+def train(ctx, preset, run_dir, resume, quiet, **params):
     """Train the class-conditional stroke model on a dataset file.
 
     Follows the reference recipe: AdamW, gradient clipping at 1.0, the learning
@@ -461,59 +393,64 @@ def train(
     """
     import time as _time
 
-    from qdsketch.model import preset as make_preset
-    from qdsketch.train import SilentReporter, TrainConfig
-    from qdsketch.train import train as run_train
+    from qdsketch import train as T
+    from qdsketch.config import preset as make_preset
 
-    if resume and run_dir is None:
-        raise click.UsageError("--resume needs the --run-dir of the run to continue")
+    if resume:
+        if run_dir is None:
+            raise click.UsageError("--resume needs the --run-dir of the run to continue")
+        _refuse_with_resume(ctx)
     run_dir = run_dir or Path("runs") / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    model_cfg = make_preset(
-        preset,
-        embed_dim=embed_dim,
-        hidden=hidden,
-        layers=layers,
-        dropout=dropout,
-        head=head,
-        mixtures=mixtures,
-        xy_weight=xy_weight,
-        pen_weight=pen_weight,
-    )
-    cfg = TrainConfig(
-        data=str(data),
-        epochs=epochs or TrainConfig.epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        early_stop=early_stop,
-        seed=seed,
-        device=device,
-        amp=amp,
-        balance=balance,
-        augment_scale=augment_scale,
-        augment_rotate=augment_rotate,
-        augment_drop=augment_drop,
-        augment_jitter=augment_jitter,
-    )
+    epochs, device = params["epochs"], params["device"]
+    data = str(params["data"]) if _given(ctx, "data") else None  # on --resume: where the run's dataset moved
+    cfg = TrainConfig(**config_values(TrainConfig, params))
+    model_cfg = make_preset(preset, **config_values(ModelConfig, params))
     main = int(os.environ.get("RANK", "0")) == 0
     console = _console(quiet or not main)
-    if quiet or not main:
-        reporter = SilentReporter()
-    else:
-        from qdsketch.progress import RichTrainReporter
+    reporter: T.Reporter = T.SilentReporter()
+    if not (quiet or not main):
+        from qdsketch.reporting import RichTrainReporter
 
         reporter = RichTrainReporter(console)
     with _CtrlC() as ctrl_c:
-        summary = run_train(
-            cfg, model_cfg, run_dir, resume, reporter, should_stop=lambda: ctrl_c.requested, epochs=epochs
+        stop = lambda: ctrl_c.requested
+        if resume:
+            summary = T.resume(run_dir, epochs, device, reporter, stop, data)
+        else:
+            summary = T.train(cfg, model_cfg, run_dir, reporter, stop)
+    if main:
+        _train_done(console, summary, run_dir)
+
+
+KEPT_ON_RESUME = {"epochs", "device", "data"}  # data: where the run's dataset moved; its classes are checked
+
+
+def _given(ctx, name: str) -> bool:
+    """Whether the user typed option ``name`` (or set it through its environment variable)."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def _refuse_with_resume(ctx) -> None:
+    """--resume continues a run with its own settings: say so for any other given."""
+    given = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name not in KEPT_ON_RESUME | {"resume", "run_dir", "quiet"} and _given(ctx, p.name)
+    ]
+    if given:
+        raise click.UsageError(
+            f"--resume continues the run with its own settings: drop {', '.join(given)} "
+            "(only --epochs, --device and --data may change)"
         )
-    if not main:
-        return
+
+
+def _train_done(console, summary: dict, run_dir: Path) -> None:
     from qdsketch.render import plot_history
 
-    history = summary.get("history") or _read_history(run_dir)
-    if history:
-        plot_history(history, run_dir, summary["head"])  # the run's own head, also on --resume
+    if summary["history"]:
+        plot_history(summary["history"], run_dir, summary["head"])  # the run's own head, also on --resume
     if summary["interrupted"]:
         console.print(
             f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: saved {run_dir / 'last.pt'}\n"
@@ -525,13 +462,6 @@ def train(
         f"{how} after {summary['epochs']} epochs; best validation loss {summary['best_val']:.4f} "
         f"at epoch {summary['best_epoch']}: {run_dir / 'best.pt'}"
     )
-
-
-def _read_history(run_dir: Path) -> list:
-    import json
-
-    path = run_dir / "history.json"
-    return json.loads(path.read_text()) if path.exists() else []
 
 
 # --- evaluate ----------------------------------------------------------------------------
@@ -591,11 +521,11 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
 
     judge = None
     console = _console()
-    bar = nullcontext()
+    bar: AbstractContextManager = nullcontext()
     if use_judge:
         judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path}
         if not as_json and console.is_terminal:  # a minute or more on a CPU: show it, on a terminal only
-            from qdsketch.progress import StepBar
+            from qdsketch.reporting import StepBar
 
             bar = judge["progress"] = StepBar(console, "training the judge (cached for next time)")
     with bar:
@@ -603,68 +533,9 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    from rich.table import Table
+    from qdsketch.reporting import evaluate_tables
 
-    xy, pen = ("MSE", "CE") if report["head"] == "mse" else ("xy", "pen")
-    table = Table(title=f"{report['checkpoint']} on the {split} split of {report['data']}")
-    for col in ("class", "drawings", "total", xy, pen):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for name, c in report["classes"].items():
-        table.add_row(name, f"{c['drawings']:,}", f"{c['total']:.4f}", f"{c['xy']:.4f}", f"{c['pen']:.4f}")
-    o = report["overall"]
-    table.add_row(
-        "[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}"
-    )
-    console.print(table)
-    if "sketchrnn_units" in report:
-        u = report["sketchrnn_units"]
-        console.print(
-            f"in Sketch-RNN's units: L_R = L_s + L_p = {u['L_s']:.4f} + {u['L_p']:.4f} = {u['L_R']:.4f} "
-            f"(N_max {u['n_max']}, scale {u['scale']:.2f}; docs/results.md)"
-        )
-    if "judge" in report:
-        _judge_table(console, report["judge"])
-
-
-def _judge_table(console, j: dict) -> None:
-    from rich.table import Table
-
-    fmt = lambda v, spec=".2f": "" if v is None else format(v, spec)
-    o = j["overall"]
-    own = Table(title=f"the judge on real drawings ({o['held_out_drawings']:,} held out of other classes)")
-    for col in ("class", "real acc", "false pos", "prec real", "recall real", "novelty real"):
-        own.add_column(col, justify="left" if col == "class" else "right")
-    for name, c in j["classes"].items():
-        own.add_row(
-            name,
-            fmt(c["accuracy"]),
-            fmt(c["false_positive"], ".3f"),
-            fmt(c["precision_real"]),
-            fmt(c["recall_real"]),
-            fmt(c["novelty_real"], ".3f"),
-        )
-    own.add_row("[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"], ".3f"), "", "", "")
-    console.print(own)
-    for t in j["temperatures"]:
-        table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}, temperature {t}")
-        for col in ("class", "recog", "none", "prec", "recall", "FD", "novelty"):
-            table.add_column(col, justify="left" if col == "class" else "right")
-        for name, c in j["classes"].items():
-            table.add_row(
-                name,
-                *(fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")),
-                fmt(c[f"frechet@{t}"], ".1f"),
-                fmt(c[f"novelty@{t}"], ".3f"),
-            )
-        table.add_row(
-            "[bold]all", fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", ""
-        )
-        console.print(table)
-    console.print(
-        "real acc: the judge on real test drawings; false pos: held-out drawings of classes it never saw that it "
-        "calls this class; prec/recall real: real validation against real test drawings, the ceiling; "
-        "none: sketches it calls none of these"
-    )
+    evaluate_tables(console, report, split)
 
 
 # --- sample and animate ----------------------------------------------------------------------
@@ -713,8 +584,8 @@ def _generate(checkpoint, device, classes, count, seed, temperature, pen_tempera
     not given, so it can be printed and reused."""
     from qdsketch.checkpoint import load_checkpoint
     from qdsketch.classes import resolve_class
+    from qdsketch.devices import pick_device
     from qdsketch.sample import generate, sketch_seeds
-    from qdsketch.train import pick_device
 
     dev = pick_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
@@ -724,7 +595,7 @@ def _generate(checkpoint, device, classes, count, seed, temperature, pen_tempera
     words = [ckpt.class_names[i] for i in labels]
     tries = [label for label in labels for _ in range(best_of)]
     seeds = sketch_seeds(seed, len(tries))
-    gen = generate(ckpt, tries, seeds, temperature, ckpt.extra.get("max_seq_len", 150), prefix, dev, pen_temperature)
+    gen = generate(ckpt, tries, seeds, temperature, ckpt.max_seq_len, prefix, dev, pen_temperature)
     if best_of > 1:
         from qdsketch.judge import best_of as pick
         from qdsketch.judge import load_judge

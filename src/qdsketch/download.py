@@ -318,7 +318,17 @@ def download_class(
             if not keeper.kept:
                 raise DownloadError(f"no usable drawing of {name!r} at {url}", "check --base-url and --format")
             result = Result(
-                name, fmt, str(path), "downloaded", keeper.kept, keeper.bytes_kept, moved, ended, retries, keeper.bad, url
+                name,
+                fmt,
+                str(path),
+                "downloaded",
+                keeper.kept,
+                keeper.bytes_kept,
+                moved,
+                ended,
+                retries,
+                keeper.bad,
+                url,
             )
         out.close()
         _write_meta(path, result, limit, all_drawings)

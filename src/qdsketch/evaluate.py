@@ -1,16 +1,76 @@
-"""Evaluating a checkpoint on a dataset split: losses overall and per class."""
+"""Evaluating a model on a dataset split: losses overall and per class.
+
+``Sums`` and ``evaluate_split`` are also what training validates with.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from qdsketch.batching import DeviceSplit
+from qdsketch.batching import Batch, DeviceSplit, sorted_batches
 from qdsketch.checkpoint import load_checkpoint, resolve
 from qdsketch.data import SPLITS, load_dataset
+from qdsketch.devices import autocast, pick_device
 from qdsketch.errors import DataError
-from qdsketch.train import evaluate_split, pick_device
+from qdsketch.model import SketchModel
+
+METRICS = ("total", "xy", "pen")
+
+
+class Sums:
+    """Loss sums weighted by real steps, so an epoch's mean does not depend on
+    how drawings fell into batches. The sums stay on the device: reading them
+    (``means``) is the only point where the host waits for it."""
+
+    def __init__(self, device: torch.device, state: dict | None = None):
+        state = state or {}
+        self.loss = torch.tensor([state.get(k, 0.0) for k in METRICS], dtype=torch.float64, device=device)
+        self.steps = int(state.get("steps", 0))
+        self.computed = int(state.get("computed", 0))
+        self.seqs = int(state.get("seqs", 0))
+        self.seconds = 0.0  # time spent on the batches, set by whoever ran them
+
+    def add(self, losses: dict, batch: Batch) -> None:
+        self.loss += torch.stack([losses[k].detach().double() for k in METRICS]) * batch.steps
+        self.steps += batch.steps
+        self.computed += batch.computed
+        self.seqs += len(batch.labels)
+
+    def means(self) -> dict:
+        return dict(zip(METRICS, (self.loss / max(self.steps, 1)).tolist()))
+
+    def state(self) -> dict:
+        return {
+            **dict(zip(METRICS, self.loss.tolist())),
+            "steps": self.steps,
+            "computed": self.computed,
+            "seqs": self.seqs,
+        }
+
+    @property
+    def efficiency(self) -> float:
+        return self.steps / max(self.computed, 1)
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: SketchModel, split: DeviceSplit, batch_size: int, amp: bool = False, index: np.ndarray | None = None
+) -> Sums:
+    """Losses over ``split`` (or the drawings at ``index``), in eval mode."""
+    was_training = model.training
+    model.eval()
+    sums = Sums(split.device)
+    chosen = np.arange(len(split)) if index is None else np.asarray(index)
+    for b in sorted_batches(split.steps_np[chosen], batch_size):
+        batch = split.batch(chosen[b])
+        with autocast(split.device, amp):
+            _, losses = model(batch.inputs, batch.labels, batch.targets, batch.mask)
+        sums.add(losses, batch)
+    model.train(was_training)
+    return sums
 
 
 def evaluate(
@@ -30,7 +90,7 @@ def evaluate(
         raise DataError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
     dev = pick_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
-    data = Path(data or ckpt.extra.get("train_config", {}).get("data", "data/dataset.npz"))
+    data = Path(data or ckpt.train.data)
     ds = load_dataset(data)
     if ds.class_names != ckpt.class_names:
         raise DataError(
@@ -49,16 +109,17 @@ def evaluate(
             per_class[name] = {**sums.means(), "drawings": len(index), "steps": sums.steps}
     steps = sum(c["steps"] for c in per_class.values())
     overall = {k: sum(c[k] * c["steps"] for c in per_class.values()) / steps for k in ("total", "xy", "pen")}
-    report = {
+    totals = {**overall, "drawings": len(part), "steps": steps}
+    report: dict = {
         "checkpoint": str(resolve(checkpoint)),
         "data": str(data),
         "split": split,
         "head": ckpt.config.head,
-        "overall": {**overall, "drawings": len(part), "steps": steps},
+        "overall": totals,
         "classes": per_class,
     }
     if ckpt.config.head == "gmm":
-        report["sketchrnn_units"] = sketchrnn_units(report["overall"], ds, ckpt)
+        report["sketchrnn_units"] = sketchrnn_units(totals, ds, ckpt)
     if judge is not None:
         report["judge"] = run_judge(ckpt, ds, data, dev, **judge)
     return report
@@ -85,7 +146,7 @@ def sketchrnn_units(overall: dict, ds, ckpt) -> dict:
     rows = ds.splits["train"].drawings.rows[:, :2].astype(np.float64)
     scale = float(rows.std())
     nll_step = nll_in_sketchrnn_units(overall["xy"], ckpt.std, scale)
-    n_max = ckpt.extra.get("max_seq_len", ds.max_seq_len) + 1
+    n_max = ckpt.max_seq_len + 1
     per_drawing = overall["steps"] / overall["drawings"] / n_max  # real steps / N_max, on average
     l_s, l_p = nll_step * per_drawing, overall["pen"] * per_drawing
     return {"scale": scale, "n_max": n_max, "nll_per_step": nll_step, "L_s": l_s, "L_p": l_p, "L_R": l_s + l_p}
@@ -114,8 +175,8 @@ def run_judge(
     temperatures = tuple(temperatures or (default_temperature(ckpt.config.head),))
     path = Path(path) if path else data.with_name(data.stem + ".judge.pt")
     net, trained = J.load_or_train(ds, path, cfg, str(device), progress)
-    max_len = ckpt.extra.get("max_seq_len", ds.max_seq_len)
-    generated = {}
+    max_len = ckpt.max_seq_len
+    generated: dict[float, dict[int, list[np.ndarray]]] = {}
     for t in temperatures:
         generated[t] = {}
         for label in range(len(ds.class_names)):

@@ -1,4 +1,4 @@
-"""The class-conditional stroke model: ``ModelConfig``, its presets, the heads.
+"""The class-conditional stroke model and its heads (its config: ``qdsketch.config``).
 
 The ``seed`` preset is exactly the reference's SketchGenerator
 (../shared/reference): a class embedding concatenated to the stroke-5 input at
@@ -9,48 +9,16 @@ density head can stand in for the reference's MSE one.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qdsketch.config import PRESETS, ModelConfig, preset
 
-@dataclass
-class ModelConfig:
-    n_classes: int = 5  # classes the model is conditioned on (set from the dataset)
-    embed_dim: int = 128  # class embedding size; fed at every step and projected to h0, c0
-    hidden: int = 512  # LSTM units per layer
-    layers: int = 3  # stacked LSTM layers
-    dropout: float = 0.3  # dropout between LSTM layers (as nn.LSTM applies it)
-    head: str = "mse"  # output head: "mse" (dx, dy regression, the reference) or "gmm" (mixture density)
-    mixtures: int = 20  # gmm head: bivariate Gaussians in the mixture for (dx, dy)
-    xy_weight: float = 1.0  # weight of the dx, dy loss in the total
-    pen_weight: float = 1.0  # weight of the pen cross-entropy in the total
+__all__ = ["HEADS", "PRESETS", "GMMHead", "MSEHead", "ModelConfig", "SketchModel", "count_parameters", "preset"]
 
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-PRESETS: dict[str, ModelConfig] = {
-    # the reference report's SketchGenerator: 5,927,045 parameters with 5 classes
-    "seed": ModelConfig(),
-    # Sketch-RNN's output: a 20-component bivariate Gaussian mixture for (dx, dy), on the seed LSTM
-    "sketchrnn": ModelConfig(head="gmm"),
-    # for tests and smoke runs
-    "tiny": ModelConfig(embed_dim=8, hidden=8, layers=1, dropout=0.0),
-}
 
 HEADS: dict[str, type] = {}
-
-
-def preset(name: str, **overrides) -> ModelConfig:
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 class MSEHead(nn.Module):

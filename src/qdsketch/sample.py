@@ -103,15 +103,23 @@ def generate(
     pen_temperature = default_pen_temperature(head, temperature) if pen_temperature is None else pen_temperature
     mean = torch.tensor(ckpt.mean, device=device)
     std = torch.tensor(ckpt.std, device=device)
-    b = len(labels)
-    noise = draw_noise(seeds, max_len).to(device)
-    start = torch.as_tensor(S.SOS, device=device).expand(b, 1, 5)
-    has_prefix = prefix is not None and len(prefix) > 0
-    if prefix is not None and has_prefix:
+    prefix = None if prefix is None or len(prefix) == 0 else np.asarray(prefix, np.float32)
+    start = torch.as_tensor(S.SOS, device=device).expand(len(labels), 1, 5)
+    if prefix is not None:
         pre = torch.as_tensor(S.stroke3_to_stroke5(prefix), device=device)
         pre[:, :2] = (pre[:, :2] - mean) / std
-        start = torch.cat([start, pre.expand(b, -1, -1)], dim=1)
+        start = torch.cat([start, pre.expand(len(labels), -1, -1)], dim=1)
     emb = model.class_embedding(torch.as_tensor(labels, device=device))
+    noise = draw_noise(seeds, max_len).to(device)
+    xy, pen, length = _steps(model, start, emb, noise, temperature, pen_temperature, first_may_end=prefix is not None)
+    rows = _rows((xy * std + mean).cpu().numpy(), pen.cpu().numpy(), length.cpu().numpy(), prefix)
+    return Generated(rows, length.cpu().numpy() < max_len, temperature, pen_temperature)
+
+
+def _steps(model, start, emb, noise, temperature: float, pen_temperature: float, first_may_end: bool):
+    """The autoregressive loop: normalised (dx, dy) ``(B, T, 2)``, pen states
+    ``(B, T)`` and each sketch's length (``T`` where it never ended)."""
+    b, max_len, device = len(emb), noise.shape[1], emb.device
     out = model.run(start, emb, model.initial_state(emb))
     xy_out = torch.zeros(b, max_len, 2, device=device)
     pen_out = torch.zeros(b, max_len, dtype=torch.long, device=device)
@@ -120,7 +128,7 @@ def generate(
     for t in range(max_len):
         xy = model.head.sample_xy(out, temperature, noise[:, t, 1:])
         logits = out["pen"][:, -1]
-        if t == 0 and not has_prefix:  # a sketch has at least one row: no EOS straight after SOS
+        if t == 0 and not first_may_end:  # a sketch has at least one row: no EOS straight after SOS
             logits = logits.clone()
             logits[:, 2] = -torch.inf
         pen = sample_pen(logits, pen_temperature, noise[:, t, 0])
@@ -134,21 +142,23 @@ def generate(
         step[:, 0, :2] = xy
         step[:, 0, 2:] = torch.nn.functional.one_hot(pen, 3).float()
         out = model.run(step, emb, out["state"])
-    xy_px = (xy_out * std + mean).cpu().numpy()
-    pen_np = pen_out.cpu().numpy()
-    lengths = length.cpu().numpy()
+    return xy_out, pen_out, length
+
+
+def _rows(xy_px: np.ndarray, pen: np.ndarray, lengths: np.ndarray, prefix: np.ndarray | None) -> list[np.ndarray]:
+    """Stroke-3 rows of each sketch, after the prefix; its last stroke ends, at EOS or at the limit."""
     rows = []
-    for i in range(b):
+    for i in range(len(lengths)):
         n = int(lengths[i])
         r = np.zeros((n, 3), dtype=np.float32)
         r[:, :2] = xy_px[i, :n]
-        r[:, 2] = pen_np[i, :n] == 1
-        if has_prefix:
-            r = np.vstack([np.asarray(prefix, np.float32), r])
+        r[:, 2] = pen[i, :n] == 1
+        if prefix is not None:
+            r = np.vstack([prefix, r])
         if len(r):
-            r[-1, 2] = 1  # the last stroke ends, at EOS or at the limit
+            r[-1, 2] = 1
         rows.append(r)
-    return Generated(rows, lengths < max_len, temperature, pen_temperature)
+    return rows
 
 
 # --- output ---------------------------------------------------------------------------------

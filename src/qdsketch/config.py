@@ -1,0 +1,117 @@
+"""The typed configs: ``ModelConfig``, ``Augment``, ``TrainConfig`` and the presets.
+
+Pure dataclasses with no heavy imports, so the CLI can read them when it
+builds its options: each field's ``metadata`` holds its help text and its
+bounds, and ``qdsketch train``'s options are made from these fields
+(``cli.config_options``). A field is declared once, here, with its help once.
+
+Metadata keys: ``help``; ``min``, ``max``, ``min_open``, ``max_open`` (bounds);
+``choices``; ``metavar``; ``default_help`` (what the help says instead of the
+default; the option then defaults to ``None``, meaning "this field's
+default"); ``cli=False`` keeps a field off the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+
+def opt(default: Any, help: str = "", **spec: Any) -> Any:
+    """A dataclass field with its CLI help and bounds in the metadata."""
+    return field(default=default, metadata={"help": help, **spec})
+
+
+def _known(cls, d: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_classes: int = opt(5, cli=False)  # classes the model is conditioned on (set from the dataset)
+    embed_dim: int = opt(128, "Class embedding size.", min=1)  # fed at every step and projected to h0, c0
+    hidden: int = opt(512, "LSTM units per layer.", min=1)
+    layers: int = opt(3, "LSTM layers.", min=1)
+    dropout: float = opt(0.3, "Dropout between LSTM layers.", min=0, max=1, max_open=True)  # as nn.LSTM applies it
+    head: str = opt("mse", "Output head: regression or mixture density.", choices=("mse", "gmm"))
+    mixtures: int = opt(20, "Gaussians in the gmm head.", min=1)
+    xy_weight: float = opt(1.0, "Weight of the dx, dy loss.", min=0)
+    pen_weight: float = opt(1.0, "Weight of the pen loss.", min=0)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        return cls(**_known(cls, d))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: ModelConfig
+    about: str  # one line for --help
+    train: dict = field(default_factory=dict)  # TrainConfig fields this recipe sets (e.g. augmentation)
+
+
+PRESETS: dict[str, Preset] = {
+    "seed": Preset(ModelConfig(), "the reference's 3 x 512 LSTM, MSE head (5.9M parameters)"),
+    "sketchrnn": Preset(ModelConfig(head="gmm"), "the same LSTM with Sketch-RNN's 20-Gaussian mixture head (6.0M)"),
+    "tiny": Preset(ModelConfig(embed_dim=8, hidden=8, layers=1, dropout=0.0), "a few hundred parameters, for tests"),
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """The model config of preset ``name``, with the overrides that are not ``None``."""
+    return replace(PRESETS[name].model, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random changes to training drawings, drawn afresh for every batch."""
+
+    scale: float = opt(
+        0.0, "Scale each axis of a training drawing by a random factor in 1 +- this.", min=0, max=1, max_open=True
+    )  # Sketch-RNN: 0.15
+    rotate: float = opt(
+        0.0, "Rotate each training drawing by a random angle within +- this many degrees.", min=0, max=180
+    )
+    drop: float = opt(
+        0.0, "Drop each point inside a stroke with this probability (Sketch-RNN: 0.1).", min=0, max=1, max_open=True
+    )
+    jitter: float = opt(0.0, "Add noise of this std (pixels) to every training dx, dy.", min=0)
+
+    def __bool__(self) -> bool:
+        return any(v > 0 for v in (self.scale, self.rotate, self.drop, self.jitter))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = opt("data/dataset.npz", "Dataset file from `qdsketch preprocess`.", path=True)
+    epochs: int = opt(50, "Most epochs to train.", min=1, default_help="default: 50; with --resume: the run's")
+    batch_size: int = opt(128, min=1)  # drawings per batch
+    lr: float = opt(1e-3, "AdamW learning rate.", min=0, min_open=True)
+    weight_decay: float = opt(1e-5, min=0)  # AdamW
+    grad_clip: float = opt(1.0, cli=False)  # gradient norm clipped to this
+    lr_factor: float = opt(0.5, cli=False)  # ReduceLROnPlateau: multiply the lr by this ...
+    lr_patience: int = opt(3, cli=False)  # ... after this many epochs without a better validation loss
+    early_stop: int = opt(7, "Stop after this many epochs without a better validation loss.", min=1)
+    seed: int = opt(0, "Model init, dropout and batch order.")
+    device: str = opt("auto", "Where to run (cuda:N works too).", metavar="auto|cpu|cuda|mps")
+    amp: bool = opt(False, "bf16 autocast for the forward pass (CUDA).")
+    pool: int = opt(50, cli=False)  # batches per pool sorted by length (padding against randomness)
+    balance: bool = opt(
+        False, "Draw every class equally often in an epoch (with replacement), however many drawings it has."
+    )
+    augment: Augment = field(default_factory=Augment)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """From ``asdict`` output; also reads the flat ``augment_*`` keys of qdsketch 0.2 runs."""
+        d = dict(d)
+        flat = {k[len("augment_") :]: d.pop(k) for k in list(d) if k.startswith("augment_")}
+        augment = Augment(**_known(Augment, {**flat, **d.pop("augment", {})}))
+        return cls(**_known(cls, d), augment=augment)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

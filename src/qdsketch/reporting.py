@@ -1,0 +1,297 @@
+"""What the CLI shows, with Rich: progress bars, the training table and the
+commands' summary tables. The core never imports this module: it takes a
+reporter object, and has a silent one of its own."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.filesize import decimal
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class RichDownloadReporter:
+    """One bar per class file: drawings kept against the target, bytes, rate."""
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[count]}"),
+            TextColumn("{task.fields[moved]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, tuple[TaskID, float, str]] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:  # the error message says it all: drop bars left unfinished
+            for task in self.progress.tasks:
+                if not task.finished:
+                    self.progress.remove_task(task.id)
+        if self.progress.live.is_started:
+            self.progress.stop()
+
+    def start(self, label, total, unit):
+        task = self.progress.add_task(label, total=total, count="", moved="", rate="")
+        self.tasks[label] = (task, time.perf_counter(), unit)
+
+    def update(self, label, completed, moved):
+        if not self.progress.live.is_started:  # shown from the first bytes on, so an early error prints alone
+            self.progress.start()
+        task, t0, unit = self.tasks[label]
+        total = self.progress.tasks[task].total
+        if unit == "drawings":
+            count = f"{completed:,}/{total:,} drawings" if total else f"{completed:,} drawings"
+        else:
+            count = ""
+        rate = moved / max(time.perf_counter() - t0, 1e-6)
+        self.progress.update(
+            task,
+            completed=completed if total else None,
+            count=count,
+            moved=decimal(moved),
+            rate=f"{decimal(int(rate))}/s",
+        )
+
+    def finish(self, label):
+        task, _, _ = self.tasks[label]
+        self.progress.update(
+            task, completed=self.progress.tasks[task].total or 1, total=self.progress.tasks[task].total or 1
+        )
+
+
+class RichTrainReporter:
+    """A live bar over the batches, and one row per epoch printed above it."""
+
+    COLUMNS = (  # fits 80 columns: epoch; train total, MSE (NLL for gmm), CE; validation the same; ...
+        ("ep", 3),
+        ("train", 6),
+        ("mse", 6),
+        ("ce", 6),
+        ("val", 6),
+        ("mse", 6),
+        ("ce", 6),
+        ("lr", 7),
+        ("secs", 5),
+        ("seq/s", 6),
+        ("pad", 4),
+        ("", 4),
+    )
+
+    def __init__(self, console: Console):
+        from rich.progress import MofNCompleteColumn
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:,.0f} seq/s"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+
+    def start(self, info):
+        c = self.console
+        c.print(f"run: {info['run_dir']}")
+        shown = {k: v for k, v in info["model"].items() if k != "mixtures" or info["model"]["head"] == "gmm"}
+        model = ", ".join(f"{k}={v}" for k, v in shown.items())
+        c.print(f"model: {info['parameters']:,} trainable parameters ({model})")
+        train = info["train"]
+        c.print(
+            "train: "
+            + ", ".join(f"{k}={train[k]}" for k in ("data", "epochs", "batch_size", "lr", "weight_decay", "seed"))
+            + f"; device {info['device']}"
+            + (f" x {info['world']} processes" if info["world"] > 1 else "")
+        )
+        augment = {k: v for k, v in train["augment"].items() if v}
+        if augment or train["balance"]:
+            said = [f"{k} {v:g}" for k, v in augment.items()] + (["balanced classes"] if train["balance"] else [])
+            c.print("augment: " + ", ".join(said))
+        sizes = info["sizes"]
+        c.print(f"data: {sizes['train']:,} train, {sizes['val']:,} validation, {sizes['test']:,} test drawings")
+        if info["resumed_at"]:
+            epoch, batch = info["resumed_at"]
+            c.print(f"resuming at epoch {epoch}, batch {batch}")
+        xy = "nll" if info["model"]["head"] == "gmm" else "mse"
+        c.print(" ".join(f"{xy if name == 'mse' else name:>{width}}" for name, width in self.COLUMNS).rstrip())
+        self.progress.start()
+
+    def batch(self, epoch, done, total, loss, seqs_per_s):
+        if self.task is None:
+            self.task = self.progress.add_task("", total=total, epoch=epoch, loss=loss, rate=seqs_per_s)
+        self.progress.update(self.task, completed=done, total=total, epoch=epoch, loss=loss, rate=seqs_per_s)
+
+    def epoch(self, row):
+        values = [
+            f"{row['epoch']}",
+            *(f"{row[k]:.4f}" for k in ("train_total", "train_xy", "train_pen", "val_total", "val_xy", "val_pen")),
+            f"{row['lr']:.1e}",
+            f"{row['seconds']:.1f}",
+            f"{row['seqs_per_s']:,.0f}",
+            f"{row['padding_efficiency']:.0%}",
+            "best" if row["best"] else "",
+        ]
+        line = " ".join(f"{v:>{w}}" for v, (_, w) in zip(values, self.COLUMNS))
+        self.progress.console.print(line.rstrip())
+        if self.task is not None:
+            self.progress.reset(self.task)
+
+    def close(self):
+        self.progress.stop()
+
+
+class StepBar:
+    """A transient bar for one long step (training the judge): call it with
+    ``(done, total)``; it disappears when the step is over."""
+
+    def __init__(self, console: Console, description: str):
+        self.progress = Progress(
+            TextColumn(description),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("", total=total)
+        self.progress.update(self.task, completed=done)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.task is not None:
+            self.progress.stop()
+
+
+# --- the commands' tables ------------------------------------------------------------
+
+
+def download_table(console: Console, results) -> None:
+    """download's summary: one row per class file."""
+    retried = any(r.retries for r in results)  # a column only when something was retried
+    table = Table(title="download")
+    for col in ("class", "format", "status", "drawings", "kept", "moved", "ratio") + (("retries",) if retried else ()):
+        table.add_column(col, justify="left" if col in ("class", "format", "status") else "right")
+    for r in results:
+        counted = r.status in ("downloaded", "imported")
+        table.add_row(
+            r.name,
+            r.fmt,
+            r.status if r.status != "kept-existing" else "exists: --force replaces it",
+            f"{r.kept:,}" if counted and r.kept >= 0 else "",
+            decimal(r.bytes_kept) if counted else "",
+            decimal(r.bytes_moved) if counted else "",
+            f"{r.bytes_moved / r.bytes_kept:.2f}x" if counted and r.bytes_kept else "",
+            *((str(r.retries) if counted else "",) if retried else ()),
+        )
+    console.print(table)
+    bad = sum(r.bad for r in results)
+    if bad:
+        console.print(f"skipped {bad:,} malformed lines")
+
+
+def dataset_summary(console: Console, s: dict, output) -> None:
+    """preprocess's summary: drawings per class and split, lengths, normalisation, skips."""
+    table = Table(title="dataset")
+    for col in ("class", "train", "val", "test", "total"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, counts in s["classes"].items():
+        table.add_row(name, *(f"{counts[k]:,}" for k in ("train", "val", "test")), f"{sum(counts.values()):,}")
+    t = s["total"]
+    table.add_row("[bold]all", *(f"[bold]{t[k]:,}" for k in ("train", "val", "test")), f"[bold]{sum(t.values()):,}")
+    console.print(table)
+    console.print(
+        f"length: mean {s['mean_length']:.1f}, max {s['max_length']} "
+        f"(max_seq_len {s['max_seq_len']}, {s['truncated']:,} truncated)"
+    )
+    console.print(
+        f"dx(mean={s['dx']['mean']:.3f}, std={s['dx']['std']:.3f}), "
+        f"dy(mean={s['dy']['mean']:.3f}, std={s['dy']['std']:.3f})"
+    )
+    sk = s["skipped"]
+    bad = sum(sk["bad"].values())
+    console.print(f"skipped: {sk['unrecognized']:,} unrecognized, {sk['duplicates']:,} duplicates, {bad:,} bad")
+    for example in sk["examples"][:5]:
+        console.print(f"  {example}")
+    console.print(f"wrote {output}")
+
+
+def evaluate_tables(console: Console, report: dict, split: str) -> None:
+    """evaluate's losses per class, and the judge's tables when it ran."""
+    xy, pen = ("MSE", "CE") if report["head"] == "mse" else ("xy", "pen")
+    table = Table(title=f"{report['checkpoint']} on the {split} split of {report['data']}")
+    for col in ("class", "drawings", "total", xy, pen):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, c in report["classes"].items():
+        table.add_row(name, f"{c['drawings']:,}", f"{c['total']:.4f}", f"{c['xy']:.4f}", f"{c['pen']:.4f}")
+    o = report["overall"]
+    table.add_row(
+        "[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}"
+    )
+    console.print(table)
+    if "sketchrnn_units" in report:
+        u = report["sketchrnn_units"]
+        console.print(
+            f"in Sketch-RNN's units: L_R = L_s + L_p = {u['L_s']:.4f} + {u['L_p']:.4f} = {u['L_R']:.4f} "
+            f"(N_max {u['n_max']}, scale {u['scale']:.2f}; docs/results.md)"
+        )
+    if "judge" in report:
+        judge_tables(console, report["judge"])
+
+
+def judge_tables(console: Console, j: dict) -> None:
+    """The judge's own figures, then one table per temperature."""
+    fmt = lambda v, spec=".2f": "" if v is None else format(v, spec)
+    o = j["overall"]
+    own = Table(title=f"the judge on real drawings ({o['held_out_drawings']:,} held out of other classes)")
+    for col in ("class", "real acc", "false pos", "prec real", "recall real", "novelty real"):
+        own.add_column(col, justify="left" if col == "class" else "right")
+    for name, c in j["classes"].items():
+        own.add_row(
+            name,
+            fmt(c["accuracy"]),
+            fmt(c["false_positive"], ".3f"),
+            fmt(c["precision_real"]),
+            fmt(c["recall_real"]),
+            fmt(c["novelty_real"], ".3f"),
+        )
+    own.add_row("[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"], ".3f"), "", "", "")
+    console.print(own)
+    for t in j["temperatures"]:
+        table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}, temperature {t}")
+        for col in ("class", "recog", "none", "prec", "recall", "FD", "novelty"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, c in j["classes"].items():
+            table.add_row(
+                name,
+                *(fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")),
+                fmt(c[f"frechet@{t}"], ".1f"),
+                fmt(c[f"novelty@{t}"], ".3f"),
+            )
+        table.add_row(
+            "[bold]all", fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", ""
+        )
+        console.print(table)
+    console.print(
+        "real acc: the judge on real test drawings; false pos: held-out drawings of classes it never saw that it "
+        "calls this class; prec/recall real: real validation against real test drawings, the ceiling; "
+        "none: sketches it calls none of these"
+    )
