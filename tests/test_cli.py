@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from conftest import needs_shared
 
 from qdsketch.cli import cli
@@ -14,11 +13,7 @@ from qdsketch.cli import cli
 COMMANDS = sorted(cli.commands)
 
 
-def run(*args):
-    return CliRunner().invoke(cli, list(args))
-
-
-def test_help_for_every_command():
+def test_help_for_every_command(run):
     top = run("--help")
     assert top.exit_code == 0
     for name in COMMANDS:
@@ -65,18 +60,18 @@ def test_python_dash_m():
         ),
     ],
 )
-def test_bad_input_is_one_line(args, message):
+def test_bad_input_is_one_line(run, args, message):
     result = run(*args)
     assert result.exit_code == 1
     assert result.output == message + "\n"
 
 
-def test_download_needs_classes():
+def test_download_needs_classes(run):
     result = run("download")
     assert result.exit_code == 2 and "Error: pass --classes NAMES (or --from PATH to import files)" in result.output
 
 
-def test_preprocess_without_data(tmp_path):
+def test_preprocess_without_data(run, tmp_path):
     result = run("preprocess", "--data-dir", str(tmp_path / "none"), "-o", str(tmp_path / "d.npz"))
     assert result.exit_code == 1
     assert (
@@ -88,13 +83,13 @@ def test_preprocess_without_data(tmp_path):
     assert not (tmp_path / "d.npz").exists()
 
 
-def test_list_classes():
+def test_list_classes(run):
     result = run("download", "--list-classes")
     names = result.output.splitlines()
     assert len(names) == 345 and "The Eiffel Tower" in names and "hot air balloon" in names
 
 
-def test_preprocess_summary(data_copy, tmp_path):
+def test_preprocess_summary(run, data_copy, tmp_path):
     out = tmp_path / "ds.npz"
     result = run("preprocess", "--data-dir", str(data_copy), "--classes", "cat,clock,house,nail,tent", "-o", str(out))
     assert result.exit_code == 0, result.output
@@ -111,7 +106,7 @@ def test_preprocess_summary(data_copy, tmp_path):
     assert summary["output"] == str(out)
 
 
-def test_download_from_then_preprocess_like_the_demo(tmp_path):
+def test_download_from_then_preprocess_like_the_demo(run, tmp_path):
     from conftest import DATA
 
     a = run("download", "--from", str(DATA), "--data-dir", str(tmp_path), "-q")
@@ -121,7 +116,7 @@ def test_download_from_then_preprocess_like_the_demo(tmp_path):
 
 
 @needs_shared
-def test_the_shared_data_command_includes_bulk(tmp_path):
+def test_the_shared_data_command_includes_bulk(run, tmp_path):
     """`make data`: scripts/shared_data.sh, then preprocess, on every real drawing of the five classes."""
     from conftest import SHARED
 
@@ -158,15 +153,14 @@ def test_the_shared_data_command_includes_bulk(tmp_path):
         (["evaluate", "runs/x", "--judge", "--temperature", "inf"], "--temperature", "inf"),
     ],
 )
-def test_float_options_refuse_nan_and_inf(args, option, value, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_float_options_refuse_nan_and_inf(run, args, option, value, tmp_path):
     result = run(*args)
     assert result.exit_code == 2
     assert result.output.splitlines()[-1] == f"Error: Invalid value for '{option}': '{value}' is not a finite number."
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-def test_preprocess_never_writes_over_its_input(data_copy):
+def test_preprocess_never_writes_over_its_input(run, data_copy):
     cat = data_copy / "simplified" / "cat.ndjson"
     before = cat.read_bytes()
     result = run("preprocess", "--data-dir", str(data_copy), "-o", str(cat))

@@ -4,11 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import DATA, real_lines, repeated_lines
 
 from qdsketch import download as dl
-from qdsketch.cli import cli
 from qdsketch.errors import DownloadError
 from qdsketch.readers import keep_line
 
@@ -68,10 +66,8 @@ def test_transient_failure_gives_a_byte_identical_file(mirror, tmp_path, fault, 
         assert second_range is not None and int(second_range[6:-1]) > 0
 
 
-def test_404_is_one_line_and_non_zero(mirror, tmp_path):
-    result = CliRunner().invoke(
-        cli, ["download", "--classes", "airplane", "--base-url", mirror.url, "--data-dir", str(tmp_path / "d")]
-    )
+def test_404_is_one_line_and_non_zero(run, mirror, tmp_path):
+    result = run("download", "--classes", "airplane", "--base-url", mirror.url, "--data-dir", str(tmp_path / "d"))
     assert result.exit_code == 1
     url = f"{mirror.url}full/simplified/airplane.ndjson"
     assert result.output == f"Error: HTTP 404 for {url}. Check the class name, --format and --base-url\n"
@@ -85,18 +81,18 @@ def test_retries_exhausted_is_an_error_and_leaves_nothing(mirror, tmp_path):
     assert not [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
 
 
-def test_second_run_is_a_no_op_and_force_downloads_again(mirror, tmp_path):
+def test_second_run_is_a_no_op_and_force_downloads_again(run, mirror, tmp_path):
     args = ["download", "--classes", "cat,The Eiffel Tower", "--base-url", mirror.url, "--data-dir", str(tmp_path)]
-    first = CliRunner().invoke(cli, args)
+    first = run(*args)
     assert first.exit_code == 0, first.output
     assert len(mirror.requests) == 2
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
-    second = CliRunner().invoke(cli, args)
+    second = run(*args)
     assert second.exit_code == 0
     assert len(mirror.requests) == 2  # no request at all
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
     assert second.output.count("skipped") == 2
-    third = CliRunner().invoke(cli, args + ["--force"])
+    third = run(*args + ["--force"])
     assert third.exit_code == 0 and len(mirror.requests) == 4
     assert (tmp_path / "simplified" / "The Eiffel Tower.ndjson").read_bytes() == expected("The Eiffel Tower")
 
@@ -147,21 +143,21 @@ def test_sketchrnn_npz_downloads_resumes_and_is_validated(mirror, tmp_path):
     assert not (tmp_path / "d" / "sketchrnn" / "cat.npz").exists()
 
 
-def test_from_imports_and_validates_a_folder(tmp_path):
+def test_from_imports_and_validates_a_folder(run, tmp_path):
     src = tmp_path / "usb"
     (src / "simplified").mkdir(parents=True)
     good = real_lines("tent")
     (src / "simplified" / "tent.ndjson").write_bytes(b"".join(good[:3]) + b"{not json\n" + good[3])
     (src / "simplified" / "notaclass.ndjson").write_bytes(good[0])
-    result = CliRunner().invoke(cli, ["download", "--from", str(src), "--data-dir", str(tmp_path / "data")])
+    result = run("download", "--from", str(src), "--data-dir", str(tmp_path / "data"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "data" / "simplified" / "tent.ndjson").read_bytes() == b"".join(good[:4])
     assert "skipped 1 malformed lines" in result.output
     assert not (tmp_path / "data" / "simplified" / "notaclass.ndjson").exists()
 
 
-def test_from_a_folder_with_no_files_is_an_error(tmp_path):
-    result = CliRunner().invoke(cli, ["download", "--from", str(tmp_path)])
+def test_from_a_folder_with_no_files_is_an_error(run, tmp_path):
+    result = run("download", "--from", str(tmp_path))
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: no Quick, Draw! files in {tmp_path}/")
     assert result.output.count("\n") == 1
@@ -174,8 +170,8 @@ def test_default_source_is_googles_bucket():
     assert dl.source_url(dl.base_url(), "sketchrnn", "cat").endswith("/quickdraw_dataset/sketchrnn/cat.npz")
 
 
-def test_base_url_from_the_environment(mirror, tmp_path, monkeypatch):
+def test_base_url_from_the_environment(run, mirror, tmp_path, monkeypatch):
     monkeypatch.setenv("QDSKETCH_BASE_URL", mirror.url)
-    result = CliRunner().invoke(cli, ["download", "--classes", "house", "--data-dir", str(tmp_path), "-q"])
+    result = run("download", "--classes", "house", "--data-dir", str(tmp_path), "-q")
     assert result.exit_code == 0 and result.output == ""
     assert (tmp_path / "simplified" / "house.ndjson").read_bytes() == expected("house")

@@ -88,36 +88,30 @@ def test_nll_in_sketchrnn_units_is_the_change_of_variables():
     assert nll_in_sketchrnn_units(nll_ours, std, scale) == pytest.approx(nll_theirs, abs=1e-4)
 
 
-def test_training_the_gmm_head_names_its_loss(dataset_path, tmp_path):
-    from click.testing import CliRunner
-
-    from qdsketch.cli import cli
+def test_training_the_gmm_head_names_its_loss(run, dataset_path, tmp_path):
 
     rd = tmp_path / "run"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "train",
-            "--data",
-            str(dataset_path),
-            "--preset",
-            "tiny",
-            "--head",
-            "gmm",
-            "--mixtures",
-            "3",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "32",
-            "--run-dir",
-            str(rd),
-        ],
+    result = run(
+        "train",
+        "--data",
+        str(dataset_path),
+        "--preset",
+        "tiny",
+        "--head",
+        "gmm",
+        "--mixtures",
+        "3",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(rd),
     )
     assert result.exit_code == 0, result.output
     assert " ep  train    nll     ce    val    nll     ce" in result.output
     assert {p.name for p in rd.glob("*.png")} == {"loss_total.png", "loss_nll.png", "loss_ce.png"}
-    report = CliRunner().invoke(cli, ["evaluate", str(rd)])
+    report = run("evaluate", str(rd))
     assert "in Sketch-RNN's units: L_R = L_s + L_p = " in report.output
 
 

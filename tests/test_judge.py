@@ -6,11 +6,9 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import FIVE, SHARED
 
 from qdsketch import judge as J
-from qdsketch.cli import cli
 from qdsketch.data import build_dataset
 from qdsketch.model import preset
 from qdsketch.train import TrainConfig, train
@@ -158,24 +156,21 @@ def tiny_run(dataset_path, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_evaluate_judge_json_on_a_tiny_run(tiny_run, dataset_path, tmp_path):
+def test_evaluate_judge_json_on_a_tiny_run(run, tiny_run, dataset_path, tmp_path):
     judge_path = tmp_path / "judge.pt"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "evaluate",
-            str(tiny_run),
-            "--judge",
-            "-n",
-            "6",
-            "--temperature",
-            "0.3",
-            "--temperature",
-            "1.0",
-            "--judge-path",
-            str(judge_path),
-            "--json",
-        ],
+    result = run(
+        "evaluate",
+        str(tiny_run),
+        "--judge",
+        "-n",
+        "6",
+        "--temperature",
+        "0.3",
+        "--temperature",
+        "1.0",
+        "--judge-path",
+        str(judge_path),
+        "--json",
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -202,30 +197,26 @@ def test_evaluate_judge_json_on_a_tiny_run(tiny_run, dataset_path, tmp_path):
     assert 0 <= j["overall"]["accuracy"] <= 1 and 0 <= j["overall"]["false_positive"] <= 1
     assert j["overall"]["held_out_drawings"] > 1000
     assert judge_path.exists()
-    again = CliRunner().invoke(
-        cli, ["evaluate", str(tiny_run), "--judge", "-n", "6", "--judge-path", str(judge_path), "--json"]
-    )
+    again = run("evaluate", str(tiny_run), "--judge", "-n", "6", "--judge-path", str(judge_path), "--json")
     assert json.loads(again.output)["judge"]["judge_trained_now"] is False  # the cached judge is reused
 
 
 @pytest.mark.slow
-def test_evaluate_judge_table(tiny_run, tmp_path):
-    result = CliRunner().invoke(
-        cli, ["evaluate", str(tiny_run), "--judge", "-n", "4", "--judge-path", str(tmp_path / "j.pt")]
-    )
+def test_evaluate_judge_table(run, tiny_run, tmp_path):
+    result = run("evaluate", str(tiny_run), "--judge", "-n", "4", "--judge-path", str(tmp_path / "j.pt"))
     assert result.exit_code == 0, result.output
     assert "judge: 4 sketches per class, seed 0, temperature 0.5" in result.output
     for column in ("recog", "none", "prec", "recall", "real acc", "false pos", "novelty", "recall real"):
         assert column in result.output, column
 
 
-def test_judge_path_never_overwrites_a_file_that_is_not_a_judge(tiny_run, tmp_path):
+def test_judge_path_never_overwrites_a_file_that_is_not_a_judge(run, tiny_run, tmp_path):
     model = tiny_run / "best.pt"
     before = model.read_bytes()
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
     for path in (model, notes):
-        result = CliRunner().invoke(cli, ["evaluate", str(tiny_run), "--judge", "-n", "2", "--judge-path", str(path)])
+        result = run("evaluate", str(tiny_run), "--judge", "-n", "2", "--judge-path", str(path))
         assert result.exit_code == 1
         assert result.output == (
             f"Error: {path} is not a judge that qdsketch wrote. Pass a --judge-path that does "

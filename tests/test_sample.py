@@ -5,12 +5,10 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import DATA, real_lines
 
 from qdsketch import render
 from qdsketch.checkpoint import bundled, load_checkpoint
-from qdsketch.cli import cli
 from qdsketch.readers import read_drawing, read_ndjson
 from qdsketch.sample import generate, ndjson_lines, sketch_seeds
 from qdsketch.strokes import drawing_to_stroke3
@@ -112,12 +110,8 @@ def test_ndjson_output_is_quickdraw_and_reads_back(ckpt, tmp_path):
 # --- CLI with the bundled model --------------------------------------------------------------
 
 
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 @pytest.mark.parametrize("suffix", [".png", ".svg", ".ndjson"])
-def test_sample_writes_each_format(tmp_path, suffix):
+def test_sample_writes_each_format(run, tmp_path, suffix):
     out = tmp_path / f"grid{suffix}"
     result = run("sample", "cat", "clock", "tent", "house", "nail", "-n", 2, "--seed", 3, "-o", out)
     assert result.exit_code == 0, result.output
@@ -134,7 +128,7 @@ def test_sample_writes_each_format(tmp_path, suffix):
         assert words == ["cat"] * 2 + ["clock"] * 2 + ["tent"] * 2 + ["house"] * 2 + ["nail"] * 2
 
 
-def test_seed_reproducibility(tmp_path):
+def test_seed_reproducibility(run, tmp_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         assert run("sample", "house", "-n", 3, "--seed", seed, "-o", tmp_path / f"{name}.svg").exit_code == 0
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
@@ -144,14 +138,14 @@ def test_seed_reproducibility(tmp_path):
     assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
 
 
-def test_without_a_seed_the_seed_is_printed_and_reproduces(tmp_path):
+def test_without_a_seed_the_seed_is_printed_and_reproduces(run, tmp_path):
     first = run("sample", "tent", "-n", 2, "-o", tmp_path / "a.svg")
     seed = int(first.output.split("seed ")[1].split(",")[0])
     run("sample", "tent", "-n", 2, "--seed", seed, "-o", tmp_path / "b.svg")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
 
 
-def test_animate_and_animate_from(tmp_path):
+def test_animate_and_animate_from(run, tmp_path):
     result = run("animate", "house", "-o", tmp_path / "house.gif", "--seed", 1, "--size", 96)
     assert result.exit_code == 0, result.output
     frames = iio.imread(tmp_path / "house.gif", index=None)
@@ -161,7 +155,7 @@ def test_animate_and_animate_from(tmp_path):
     assert "clock from" in result.output
 
 
-def test_sample_with_a_prefix(tmp_path):
+def test_sample_with_a_prefix(run, tmp_path):
     result = run(
         "sample",
         "house",
@@ -205,15 +199,14 @@ def test_sample_with_a_prefix(tmp_path):
         ),
     ],
 )
-def test_sample_and_animate_errors(args, message, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_sample_and_animate_errors(run, args, message, tmp_path):
     result = run(*args)
     assert result.exit_code in (1, 2)
     assert message in result.output and "Traceback" not in result.output
     assert not list(tmp_path.iterdir())  # nothing written
 
 
-def test_animate_from_a_file_with_no_usable_drawing(tmp_path):
+def test_animate_from_a_file_with_no_usable_drawing(run, tmp_path):
     (tmp_path / "bad.ndjson").write_text('{"drawing": []}\nnot json\n')
     result = run("animate", "--from", tmp_path / "bad.ndjson", "-o", tmp_path / "x.gif")
     assert (
@@ -222,7 +215,7 @@ def test_animate_from_a_file_with_no_usable_drawing(tmp_path):
     )
 
 
-def test_best_of_keeps_the_try_the_shipped_judge_likes_most(ckpt, tmp_path):
+def test_best_of_keeps_the_try_the_shipped_judge_likes_most(run, ckpt, tmp_path):
     import torch
 
     from qdsketch.judge import load_judge, rasterize
@@ -245,7 +238,7 @@ def test_best_of_keeps_the_try_the_shipped_judge_likes_most(ckpt, tmp_path):
         assert len(kept[i]) == len(best) and kept[i][:, 2].tolist() == best[:, 2].tolist()
 
 
-def test_best_of_needs_a_judge_of_the_models_classes(tmp_path):
+def test_best_of_needs_a_judge_of_the_models_classes(run, tmp_path):
     import torch
 
     from qdsketch.checkpoint import Checkpoint, save_checkpoint

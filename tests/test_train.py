@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from qdsketch.cli import cli
 from qdsketch.config import Augment
 from qdsketch.errors import CheckpointError
 from qdsketch.model import ModelConfig, SketchModel, preset
@@ -153,7 +151,9 @@ def test_bad_checkpoint_files(tmp_path):
     with pytest.raises(CheckpointError, match=r"no checkpoint at .*missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
     model = SketchModel(preset("tiny", n_classes=2))
-    save_checkpoint(tmp_path / "good.pt", Checkpoint(model, model.cfg, ["cat", "dog"], [0, 0], [1, 1], 150, TrainConfig(), 0))
+    save_checkpoint(
+        tmp_path / "good.pt", Checkpoint(model, model.cfg, ["cat", "dog"], [0, 0], [1, 1], 150, TrainConfig(), 0)
+    )
     data = (tmp_path / "good.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"cut.pt is truncated or not a checkpoint"):
@@ -214,11 +214,7 @@ def test_ddp_with_two_cpu_processes(dataset_path, tmp_path):
 # --- CLI ---------------------------------------------------------------------------------
 
 
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def test_cli_train_resume_evaluate(dataset_path, tmp_path):
+def test_cli_train_resume_evaluate(run, dataset_path, tmp_path):
     rd = tmp_path / "run"
     common = ["--data", dataset_path, "--preset", "tiny", "--batch-size", 16, "--run-dir", rd]
     first = run("train", *common, "--epochs", 1)
@@ -263,14 +259,13 @@ def test_cli_train_resume_evaluate(dataset_path, tmp_path):
         ),
     ],
 )
-def test_cli_errors(args, message, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_cli_errors(run, args, message, tmp_path):
     result = run(*args)
     assert result.exit_code in (1, 2)
     assert message in result.output and "Traceback" not in result.output
 
 
-def test_cli_resume_without_last(tmp_path, dataset_path):
+def test_cli_resume_without_last(run, tmp_path, dataset_path):
     result = run("train", "--run-dir", tmp_path / "r", "--resume", "--data", dataset_path)
     assert result.exit_code == 1
     assert (
@@ -280,13 +275,13 @@ def test_cli_resume_without_last(tmp_path, dataset_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
-def test_cli_cuda_unavailable(dataset_path, tmp_path):
+def test_cli_cuda_unavailable(run, dataset_path, tmp_path):
     result = run("train", "--data", dataset_path, "--device", "cuda", "--run-dir", tmp_path / "r")
     assert result.output == "Error: CUDA is not available on this machine. Use --device cpu (or auto)\n"
     assert not (tmp_path / "r").exists()
 
 
-def test_cli_evaluate_on_another_dataset(dataset_path, tmp_path):
+def test_cli_evaluate_on_another_dataset(run, dataset_path, tmp_path):
     train(cfg(dataset_path, epochs=1), TINY, tmp_path / "run")
     from conftest import DATA
 

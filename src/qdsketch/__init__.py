@@ -4,4 +4,4 @@ Importing the package is cheap: torch, matplotlib, imageio and Rich are
 imported only by the modules that need them.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

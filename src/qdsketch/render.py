@@ -1,8 +1,9 @@
 """Pictures of sketches: loss curves and grids (matplotlib), SVG (text),
 stroke-by-stroke GIF frames (Pillow, written by imageio).
 
-The core never imports this module; matplotlib, Pillow and imageio are
-imported inside the functions that use them.
+The CLI imports it, and so does the judge, for ``fit`` and ``raster`` (Pillow);
+matplotlib, Pillow and imageio are imported inside the functions that use
+them, so importing this module costs only numpy.
 """
 
 from __future__ import annotations
