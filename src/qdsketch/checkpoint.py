@@ -125,6 +125,6 @@ def _from_version_1(payload: dict, path: Path) -> dict:
         "max_seq_len": extra["max_seq_len"],
         "train_config": extra["train_config"],
         "epoch": extra["epoch"] - 1 if resumable else extra["epoch"],
-        "val": extra.get("val", {}) if not resumable else {},
+        "val": {} if resumable else extra["val"],
         "state": state,
     }
