@@ -164,3 +164,15 @@ def dataset_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("dataset") / "dataset.npz"
     save_dataset(build_dataset(DATA, FIVE), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def sharded_path(tmp_path_factory):
+    """The same drawings as ``dataset_path``, as a sharded dataset of small
+    shards (about 10 drawings), so that every split spans several."""
+    from qdsketch.data import Plan
+    from qdsketch.shards import write_shards
+
+    path = tmp_path_factory.mktemp("sharded") / "five"
+    write_shards(Plan.of(DATA, FIVE), path, shard_drawings=10)
+    return path

@@ -164,7 +164,8 @@ def test_bad_checkpoint_files(tmp_path):
     assert load_checkpoint(tmp_path / "good.pt").class_names == ["cat", "dog"]
 
 
-def test_ddp_with_two_cpu_processes(dataset_path, tmp_path):
+@pytest.mark.parametrize("sharded", [False, True], ids=["file", "sharded-streamed"])
+def test_ddp_with_two_cpu_processes(dataset_path, sharded_path, sharded, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -177,7 +178,8 @@ def test_ddp_with_two_cpu_processes(dataset_path, tmp_path):
             "qdsketch",
             "train",
             "--data",
-            str(dataset_path),
+            str(sharded_path if sharded else dataset_path),
+            *(["--stream", "always"] if sharded else []),
             "--preset",
             "tiny",
             "--epochs",

@@ -49,7 +49,7 @@ class DeviceSplit:
         self.starts = torch.from_numpy(starts).to(self.device)
         self.steps_np = (lengths + 1).astype(np.int64)  # input/target steps per drawing
         self.steps = torch.from_numpy(self.steps_np).to(self.device)
-        self.labels_np = np.asarray(split.labels, dtype=np.int64)
+        self.labels_np = np.array(split.labels, dtype=np.int64)  # a copy: a memory-mapped shard is read-only
         self.labels = torch.from_numpy(self.labels_np).to(self.device)
         self.n = n
 
@@ -70,7 +70,7 @@ class DeviceSplit:
         seq = self.flat[gather]
         real = int(self.steps_np[index].sum())
         if augment:
-            seq, steps = self._augment(seq, pos, steps, augment, generator)
+            seq, steps = augment_batch(seq, pos, steps, augment, generator, self.mean, self.std)
         # input t and target t are real together: t < steps (the block is SOS, rows, EOS)
         mask = pos[None, 1:] <= steps[:, None]
         if augment and augment.drop:  # dropped points shorten drawings
@@ -78,45 +78,114 @@ class DeviceSplit:
         keep = mask[..., None]
         return Batch(seq[:, :-1] * keep, seq[:, 1:] * keep, mask, self.labels[at], real, len(index) * t)
 
-    def _augment(self, seq, pos, steps, augment: Augment, generator):
-        """Change the drawing rows (not SOS, EOS or padding) in pixels, then
-        normalise again: scale, rotate, drop points inside strokes, jitter.
-        Returns the new sequences and their (possibly fewer) steps."""
-        b, width = seq.shape[:2]
-        dev = self.device
+
+def augment_batch(seq, pos, steps, augment: Augment, generator, mean: torch.Tensor, std: torch.Tensor):
+    """Change the drawing rows (not SOS, EOS or padding) in pixels, then
+    normalise again: scale, rotate, drop points inside strokes, jitter.
+    Returns the new sequences and their (possibly fewer) steps."""
+    b, width = seq.shape[:2]
+    dev = seq.device
+    body = (pos[None, :] >= 1) & (pos[None, :] < steps[:, None])
+    xy = seq[..., :2] * std + mean
+    if augment.scale > 0:
+        xy = xy * (1 + augment.scale * (2 * torch.rand(b, 1, 2, device=dev, generator=generator) - 1))
+    if augment.rotate > 0:
+        angle = torch.deg2rad(augment.rotate * (2 * torch.rand(b, 1, device=dev, generator=generator) - 1))
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        xy = torch.stack([cos * xy[..., 0] - sin * xy[..., 1], sin * xy[..., 0] + cos * xy[..., 1]], -1)
+    if augment.drop > 0:
+        # a row inside a stroke: the pen stays down after it and after the row before it,
+        # and it is not the last row; dropping it merges its offset into the next row
+        down = seq[..., 2] > 0.5
+        inside = body & down & torch.roll(down, 1, dims=1) & (pos[None, :] >= 2) & (pos[None, :] < steps[:, None] - 1)
+        dropped = inside & (torch.rand(b, width, device=dev, generator=generator) < augment.drop)
+        absolute = torch.cumsum(xy * body[..., None], dim=1)
+        kept = ~dropped
+        new_pos = torch.cumsum(kept, dim=1) - 1  # where each kept row goes
+        target = torch.where(kept, new_pos, torch.full_like(new_pos, width - 1))
+        absolute = torch.zeros_like(absolute).scatter_(
+            1, target[..., None].expand(-1, -1, 2), absolute * kept[..., None]
+        )
+        compact = torch.zeros_like(seq).scatter_(1, target[..., None].expand(-1, -1, 5), seq * kept[..., None])
+        steps = steps - dropped.sum(1)
         body = (pos[None, :] >= 1) & (pos[None, :] < steps[:, None])
-        xy = seq[..., :2] * self.std + self.mean
-        if augment.scale > 0:
-            xy = xy * (1 + augment.scale * (2 * torch.rand(b, 1, 2, device=dev, generator=generator) - 1))
-        if augment.rotate > 0:
-            angle = torch.deg2rad(augment.rotate * (2 * torch.rand(b, 1, device=dev, generator=generator) - 1))
-            cos, sin = torch.cos(angle), torch.sin(angle)
-            xy = torch.stack([cos * xy[..., 0] - sin * xy[..., 1], sin * xy[..., 0] + cos * xy[..., 1]], -1)
-        if augment.drop > 0:
-            # a row inside a stroke: the pen stays down after it and after the row before it,
-            # and it is not the last row; dropping it merges its offset into the next row
-            down = seq[..., 2] > 0.5
-            inside = (
-                body & down & torch.roll(down, 1, dims=1) & (pos[None, :] >= 2) & (pos[None, :] < steps[:, None] - 1)
-            )
-            dropped = inside & (torch.rand(b, width, device=dev, generator=generator) < augment.drop)
-            absolute = torch.cumsum(xy * body[..., None], dim=1)
-            kept = ~dropped
-            new_pos = torch.cumsum(kept, dim=1) - 1  # where each kept row goes
-            target = torch.where(kept, new_pos, torch.full_like(new_pos, width - 1))
-            absolute = torch.zeros_like(absolute).scatter_(
-                1, target[..., None].expand(-1, -1, 2), absolute * kept[..., None]
-            )
-            compact = torch.zeros_like(seq).scatter_(1, target[..., None].expand(-1, -1, 5), seq * kept[..., None])
-            steps = steps - dropped.sum(1)
-            body = (pos[None, :] >= 1) & (pos[None, :] < steps[:, None])
-            xy = torch.diff(absolute, dim=1, prepend=torch.zeros_like(absolute[:, :1]))
-            seq = compact * (pos[None, :] <= steps[:, None])[..., None]
-        if augment.jitter > 0:
-            xy = xy + augment.jitter * torch.randn(xy.shape, device=dev, generator=generator)
-        seq = seq.clone()
-        seq[..., :2] = torch.where(body[..., None], (xy - self.mean) / self.std, seq[..., :2])
-        return seq, steps
+        xy = torch.diff(absolute, dim=1, prepend=torch.zeros_like(absolute[:, :1]))
+        seq = compact * (pos[None, :] <= steps[:, None])[..., None]
+    if augment.jitter > 0:
+        xy = xy + augment.jitter * torch.randn(xy.shape, device=dev, generator=generator)
+    seq = seq.clone()
+    seq[..., :2] = torch.where(body[..., None], (xy - mean) / std, seq[..., :2])
+    return seq, steps
+
+
+class StreamSplit:
+    """A split read batch by batch from its shards (memory-mapped), for data that
+    does not fit in memory: the same batches as ``DeviceSplit``, bit for bit,
+    with only the batch's rows read and sent to the device."""
+
+    def __init__(self, split: Split, mean, std, device: torch.device | str = "cpu"):
+        self.shards = [s.drawings for s in split.shards]
+        counts = [len(s.labels) for s in split.shards]
+        self.shard_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+        self.start = np.concatenate([np.asarray(d.offsets[:-1]) for d in self.shards] or [np.zeros(0, np.int64)])
+        lengths = np.concatenate([np.diff(d.offsets) for d in self.shards] or [np.zeros(0, np.int64)])
+        self.steps_np = (lengths + 1).astype(np.int64)
+        self.labels_np = np.concatenate([np.asarray(s.labels) for s in split.shards] or [np.zeros(0, np.int64)])
+        self.device = torch.device(device)
+        self.mean_np, self.std_np = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.mean = torch.as_tensor(self.mean_np, device=self.device)
+        self.std = torch.as_tensor(self.std_np, device=self.device)
+
+    def __len__(self) -> int:
+        return len(self.steps_np)
+
+    def _rows(self, index: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The stroke-3 rows of the drawings at ``index``, back to back, read shard by shard."""
+        out = np.empty((int(lengths.sum()), 3), np.int16)
+        at = np.concatenate([[0], np.cumsum(lengths)])
+        shard = self.shard_of[index]
+        for k in np.unique(shard):
+            chosen = np.flatnonzero(shard == k)
+            n = lengths[chosen]
+            take = np.repeat(self.start[index[chosen]], n) + _ramp(n)
+            out[np.repeat(at[chosen], n) + _ramp(n)] = self.shards[k].rows[take]
+        return out
+
+    def batch(
+        self, index: np.ndarray, augment: Augment | None = None, generator: torch.Generator | None = None
+    ) -> Batch:
+        """As ``DeviceSplit.batch``."""
+        index = np.asarray(index, dtype=np.int64)
+        steps_np = self.steps_np[index]
+        t, b = int(steps_np.max()), len(index)
+        lengths = steps_np - 1
+        rows = self._rows(index, lengths)
+        seq = np.zeros((b, t + 1, 5), np.float32)
+        who, where = np.repeat(np.arange(b), lengths), 1 + _ramp(lengths)
+        seq[who, where, :2] = (rows[:, :2].astype(np.float32) - self.mean_np) / self.std_np
+        seq[who, where, 3] = rows[:, 2]
+        seq[who, where, 2] = 1 - rows[:, 2]
+        seq[:, 0, 2] = 1  # SOS
+        seq[np.arange(b), lengths + 1, 4] = 1  # EOS
+        seq_t = torch.from_numpy(seq).to(self.device, non_blocking=True)
+        steps = torch.from_numpy(steps_np).to(self.device)
+        pos = torch.arange(t + 1, device=self.device)
+        real = int(steps_np.sum())
+        if augment:
+            seq_t, steps = augment_batch(seq_t, pos, steps, augment, generator, self.mean, self.std)
+        mask = pos[None, 1:] <= steps[:, None]
+        if augment and augment.drop:
+            real = int(mask.sum())
+        keep = mask[..., None]
+        labels = torch.from_numpy(self.labels_np[index]).to(self.device)
+        return Batch(seq_t[:, :-1] * keep, seq_t[:, 1:] * keep, mask, labels, real, b * t)
+
+
+def _ramp(lengths: np.ndarray) -> np.ndarray:
+    """``[0, 1, ..., n0 - 1, 0, 1, ..., n1 - 1, ...]`` for ``lengths = [n0, n1, ...]``."""
+    lengths = np.asarray(lengths, np.int64)
+    total = int(lengths.sum())
+    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 def balanced_weights(labels: np.ndarray) -> np.ndarray:

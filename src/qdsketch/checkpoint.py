@@ -120,6 +120,8 @@ def _from_version_1(payload: dict, path: Path) -> dict:
         raise CheckpointError(f"{path} was written by a qdsketch older than 0.2", "train it again with this qdsketch")
     resumable = "optimizer" in extra
     state = {k: v for k, v in extra.items() if k not in ("train_config", "max_seq_len")} if resumable else None
+    if state is not None:
+        state["steps"] = 0  # version 1 did not count optimizer steps
     return {
         **payload,
         "max_seq_len": extra["max_seq_len"],

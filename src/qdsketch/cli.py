@@ -213,34 +213,54 @@ def download(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=Path("data/dataset.npz"),
     show_default=True,
+    help="A dataset file (.npz, built in memory) or a directory, for a sharded dataset written as it goes "
+    "(bounded memory, for large data; docs/scale.md).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes that read classes in parallel; the output is the same for any number [default: the cores].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def preprocess(data_dir, classes_text, max_per_class, max_seq_len, split_text, seed, all_drawings, output, as_json):
-    """Turn downloaded drawings into one dataset file for training.
+def preprocess(
+    data_dir, classes_text, max_per_class, max_seq_len, split_text, seed, all_drawings, output, workers, as_json
+):
+    """Turn downloaded drawings into a dataset for training.
 
     Reads simplified and raw ndjson and sketchrnn npz, converts them to
-    stroke-5, splits them per class with a seeded generator and fits the
+    stroke-3, splits them per class with a seeded generator and fits the
     dx/dy normalisation on the training split.
 
     \b
     Example:
         qdsketch preprocess --classes cat,clock --max-per-class 10000
+        qdsketch preprocess --data-dir /data/quickdraw -o data/all --workers 8
     """
     import json
 
     from qdsketch.classes import parse_class_list
-    from qdsketch.data import build_dataset, parse_split, save_dataset, summarize
+    from qdsketch.data import Plan, parse_split
+    from qdsketch.data import preprocess as run_preprocess
 
     classes = parse_class_list(classes_text) if classes_text else None
-    ds = build_dataset(data_dir, classes, max_per_class, max_seq_len, parse_split(split_text), seed, not all_drawings)
-    inputs = {Path(p).resolve() for paths in ds.meta["sources"].values() for p in paths}
-    if output.resolve() in inputs:
+    plan = Plan.of(
+        data_dir,
+        classes,
+        max_per_class=max_per_class,
+        max_seq_len=max_seq_len,
+        fractions=parse_split(split_text),
+        seed=seed,
+        recognized_only=not all_drawings,
+    )
+    inputs = {Path(p).resolve() for paths in plan.sources().values() for p in paths}
+    if output.resolve() in inputs or any(output.resolve() in p.parents for p in inputs):
         raise click.ClickException(f"{output} is one of the input files: pass another --output")
-    save_dataset(ds, output)
-    summary = summarize(ds)
+    if output.is_dir() and output.suffix.lower() == ".npz":
+        raise click.ClickException(f"{output} is a directory: pass a file name for a .npz dataset")
+    summary = run_preprocess(plan, output, workers or min(os.cpu_count() or 1, len(plan.classes)))
     if as_json:
         click.echo(json.dumps({**summary, "output": str(output)}, indent=2))
     else:
@@ -298,11 +318,12 @@ def _click_type(f: dataclasses.Field):
     if "choices" in m:
         return click.Choice(m["choices"])
     if m.get("path"):
-        return click.Path(dir_okay=False, path_type=Path)
+        return click.Path(path_type=Path)
     bounds = {k: m[k] for k in ("min", "max", "min_open", "max_open") if k in m}
-    if f.type == "int":
+    kind = str(f.type).removesuffix(" | None")
+    if kind == "int":
         return click.IntRange(**bounds) if bounds else int
-    if f.type == "float":
+    if kind == "float":
         return FiniteRange(**bounds)
     return str
 
@@ -336,7 +357,7 @@ def config_options(cls, prefix: str = "", note: str | None = None):
             if note or "default_help" in m:
                 kw.update(default=None, help=_with_note(text, note or m["default_help"]))
             else:
-                kw.update(default=f.default, show_default=True, help=text or None)
+                kw.update(default=f.default, show_default=f.default is not None, help=text or None)
             fn = click.option(flag, **kw)(fn)
         return fn
 
@@ -471,8 +492,8 @@ def _train_done(console, summary: dict, run_dir: Path) -> None:
 @click.argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path(path_type=Path))
 @click.option(
     "--data",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Dataset file [default: the one the checkpoint was trained on].",
+    type=click.Path(path_type=Path),
+    help="Dataset, a file or a sharded directory [default: the one the checkpoint was trained on].",
 )
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @device_option

@@ -87,7 +87,9 @@ class Augment:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: str = opt("data/dataset.npz", "Dataset file from `qdsketch preprocess`.", path=True)
+    data: str = opt(
+        "data/dataset.npz", "Dataset from `qdsketch preprocess`: a file, or a sharded directory.", path=True
+    )
     epochs: int = opt(50, "Most epochs to train.", min=1, default_help="default: 50; with --resume: the run's")
     batch_size: int = opt(128, min=1)  # drawings per batch
     lr: float = opt(1e-3, "AdamW learning rate.", min=0, min_open=True)
@@ -102,6 +104,15 @@ class TrainConfig:
     pool: int = opt(50, cli=False)  # batches per pool sorted by length (padding against randomness)
     balance: bool = opt(
         False, "Draw every class equally often in an epoch (with replacement), however many drawings it has."
+    )
+    stream: str = opt(
+        "auto",
+        "Read batches from the dataset's shards as they are needed instead of holding each split in memory: "
+        "auto streams a sharded dataset whose training split would take more than 1 GiB.",
+        choices=("auto", "always", "never"),
+    )
+    max_steps: int | None = opt(
+        None, "Stop after this many optimizer steps in all (a first look at large data).", min=1
     )
     augment: Augment = field(default_factory=Augment)
 

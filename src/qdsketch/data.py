@@ -10,12 +10,14 @@ docs/data-format.md describes the file.
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from qdsketch import strokes
 from qdsketch.classes import categories
 from qdsketch.errors import DataError
 from qdsketch.files import atomic_path
@@ -26,12 +28,36 @@ FORMAT_VERSION = 1
 
 
 @dataclass
-class Split:
+class Shard:
+    """Some drawings of one split, in memory or memory-mapped from a shard's files."""
+
     drawings: Drawings  # stroke-3, truncated to max_seq_len rows
     labels: np.ndarray  # (N,) int64, indices into class_names
 
+
+@dataclass
+class Split:
+    """One split: its shards, one for a dataset file, several for a sharded dataset."""
+
+    shards: list[Shard]
+
+    @classmethod
+    def of(cls, drawings: Drawings, labels: np.ndarray) -> Split:
+        return cls([Shard(drawings, np.asarray(labels, np.int64))])
+
     def __len__(self) -> int:
-        return len(self.labels)
+        return sum(len(s.labels) for s in self.shards)
+
+    @cached_property
+    def drawings(self) -> Drawings:
+        """Every drawing of the split, in memory (a sharded split is read whole)."""
+        if len(self.shards) == 1:
+            return self.shards[0].drawings
+        return concat([s.drawings for s in self.shards])
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        return self.shards[0].labels if len(self.shards) == 1 else _labels(self.shards)
 
 
 @dataclass
@@ -43,6 +69,7 @@ class Dataset:
     max_seq_len: int
     seed: int
     meta: dict = field(default_factory=dict)  # fractions, sources, skipped, truncated
+    sharded: bool = False  # memory-mapped from a sharded directory (qdsketch.shards)
 
 
 def find_sources(data_dir: Path, name: str) -> list[tuple[str, Path]]:
@@ -95,6 +122,130 @@ def split_indices(n: int, fractions: tuple[float, float, float], rng: np.random.
     return [order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]]
 
 
+@dataclass
+class Moments:
+    """Count, mean and sum of squared deviations of dx and dy, in float64,
+    added to chunk by chunk and merged across workers exactly (Chan et al.)."""
+
+    n: int = 0
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    m2: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+    def add(self, rows: np.ndarray) -> None:
+        xy = np.asarray(rows)[:, :2].astype(np.float64)
+        if len(xy):
+            mean = xy.mean(axis=0)
+            self.merge(Moments(len(xy), mean, ((xy - mean) ** 2).sum(axis=0)))
+
+    def merge(self, other: Moments) -> None:
+        n = self.n + other.n
+        if other.n == 0:
+            return
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (other.n / n)
+        self.m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
+        self.n = n
+
+    def normalizer(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` as float32, a zero std replaced by 1 (as ``strokes.fit_normalizer``)."""
+        std = np.sqrt(self.m2 / max(self.n, 1))
+        return self.mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
+
+
+def _read_one(job: tuple) -> tuple[Drawings, Skipped]:
+    """One class, read in a worker process: ``job`` is ``read_class``'s arguments but the last."""
+    data_dir, name, limit, recognized_only = job
+    skipped = Skipped()
+    return read_class(data_dir, name, limit, recognized_only, skipped), skipped
+
+
+def read_classes(jobs: list[tuple], workers: int = 1) -> Iterator[tuple[Drawings, Skipped]]:
+    """``_read_one`` of each job, in order, reading up to ``workers`` classes at
+    once; at most ``2 x workers`` finished classes wait to be taken, so memory
+    stays bounded however many classes there are."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_read_one, jobs)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pending: deque = deque()
+        queue = iter(jobs)
+        for job in queue:
+            pending.append(pool.apply_async(_read_one, (job,)))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.popleft().get()
+            for job in queue:  # one more in, for the one out
+                pending.append(pool.apply_async(_read_one, (job,)))
+                break
+            yield result
+
+
+@dataclass
+class Plan:
+    """What to read and how to split it: ``preprocess``'s options."""
+
+    data_dir: Path
+    classes: list[str]
+    max_per_class: int | None = None
+    max_seq_len: int = 150
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    recognized_only: bool = True
+
+    @classmethod
+    def of(cls, data_dir: Path, classes: list[str] | None = None, **kw) -> Plan:
+        """A plan for ``classes`` (by default every class ``data_dir`` holds); a class without files is an error."""
+        data_dir = Path(data_dir)
+        if classes is None:
+            classes = classes_in(data_dir)
+            if not classes:
+                raise DataError(
+                    f"no drawings in {data_dir}/", "run `qdsketch download --classes cat,clock` or pass --data-dir"
+                )
+        for name in classes:
+            if not find_sources(data_dir, name):
+                raise DataError(f"no data for {name!r} in {data_dir}/", f"run `qdsketch download --classes {name}`")
+        return cls(data_dir, list(classes), **kw)
+
+    def sources(self) -> dict[str, list[str]]:
+        return {name: [str(p) for _, p in find_sources(self.data_dir, name)] for name in self.classes}
+
+    def meta(self, skipped: Skipped, truncated: int) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "fractions": list(self.fractions),
+            "recognized_only": self.recognized_only,
+            "max_per_class": self.max_per_class,
+            "sources": self.sources(),
+            "skipped": skipped.as_dict(),
+            "truncated": truncated,
+        }
+
+
+def split_classes(plan: Plan, workers: int = 1) -> Iterator[tuple[int, dict[str, Drawings], Skipped, int]]:
+    """Class by class, in order: ``(label, {split: drawings}, skipped, truncated)``.
+
+    Reading runs in ``workers`` processes; the split runs here, in class order,
+    with one generator seeded by ``plan.seed``, so the output is the same for
+    any number of workers."""
+    rng = np.random.default_rng(plan.seed)
+    jobs = [(plan.data_dir, name, plan.max_per_class, plan.recognized_only) for name in plan.classes]
+    for label, (drawings, skipped) in enumerate(read_classes(jobs, workers)):
+        name = plan.classes[label]
+        if not len(drawings):
+            raise DataError(
+                f"no usable drawing for {name!r} in {', '.join(plan.sources()[name])}",
+                "download it again with `qdsketch download --force`",
+            )
+        truncated = int((np.diff(drawings.offsets) > plan.max_seq_len).sum())
+        index = split_indices(len(drawings), plan.fractions, rng)
+        parts = {split: select(drawings, i, plan.max_seq_len) for split, i in zip(SPLITS, index)}
+        yield label, parts, skipped, truncated
+
+
 def build_dataset(
     data_dir: Path,
     classes: list[str] | None = None,
@@ -103,54 +254,35 @@ def build_dataset(
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     seed: int = 0,
     recognized_only: bool = True,
+    workers: int = 1,
 ) -> Dataset:
-    data_dir = Path(data_dir)
-    if classes is None:
-        classes = classes_in(data_dir)
-        if not classes:
-            raise DataError(
-                f"no drawings in {data_dir}/",
-                "run `qdsketch download --classes cat,clock` or pass --data-dir",
-            )
-    rng = np.random.default_rng(seed)
-    skipped = Skipped()
-    pieces: dict[str, list[tuple[Drawings, int]]] = {s: [] for s in SPLITS}
-    truncated = 0
-    sources = {}
-    for label, name in enumerate(classes):
-        files = find_sources(data_dir, name)
-        if not files:
-            raise DataError(f"no data for {name!r} in {data_dir}/", f"run `qdsketch download --classes {name}`")
-        sources[name] = [str(p) for _, p in files]
-        drawings = read_class(data_dir, name, max_per_class, recognized_only, skipped)
-        if not len(drawings):
-            raise DataError(
-                f"no usable drawing for {name!r} in {', '.join(sources[name])}",
-                "download it again with `qdsketch download --force`",
-            )
-        truncated += int((np.diff(drawings.offsets) > max_seq_len).sum())
-        for split, index in zip(SPLITS, split_indices(len(drawings), fractions, rng)):
-            pieces[split].append((select(drawings, index, max_seq_len), label))
-    splits = {
-        s: Split(
-            concat([d for d, _ in parts]),
-            np.concatenate([np.full(len(d), label, np.int64) for d, label in parts]),
-        )
-        for s, parts in pieces.items()
-    }
+    """The whole dataset in memory (``write_shards`` streams it to disk instead)."""
+    plan = Plan.of(
+        data_dir,
+        classes,
+        max_per_class=max_per_class,
+        max_seq_len=max_seq_len,
+        fractions=fractions,
+        seed=seed,
+        recognized_only=recognized_only,
+    )
+    skipped, truncated, moments = Skipped(), 0, Moments()
+    pieces: dict[str, list[Shard]] = {s: [] for s in SPLITS}
+    for label, parts, class_skipped, class_truncated in split_classes(plan, workers):
+        skipped.merge(class_skipped)
+        truncated += class_truncated
+        moments.add(parts["train"].rows)
+        for split, d in parts.items():
+            pieces[split].append(Shard(d, np.full(len(d), label, np.int64)))
+    splits = {s: Split.of(concat([p.drawings for p in parts]), _labels(parts)) for s, parts in pieces.items()}
     if not len(splits["train"]):
         raise DataError("the training split is empty", "use more drawings or a larger first --split weight")
-    mean, std = strokes.fit_normalizer(splits["train"].drawings.rows)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "fractions": list(fractions),
-        "recognized_only": recognized_only,
-        "max_per_class": max_per_class,
-        "sources": sources,
-        "skipped": skipped.as_dict(),
-        "truncated": truncated,
-    }
-    return Dataset(list(classes), splits, mean, std, max_seq_len, seed, meta)
+    mean, std = moments.normalizer()
+    return Dataset(list(plan.classes), splits, mean, std, max_seq_len, seed, plan.meta(skipped, truncated))
+
+
+def _labels(shards: list[Shard]) -> np.ndarray:
+    return np.concatenate([s.labels for s in shards]) if shards else np.zeros(0, np.int64)
 
 
 # --- the file ---------------------------------------------------------------------------
@@ -175,8 +307,36 @@ def save_dataset(ds: Dataset, path: Path) -> None:
             np.savez(handle, **arrays)  # zlib would triple the time of preprocess
 
 
+def preprocess(plan: Plan, output: Path, workers: int = 1) -> dict:
+    """``qdsketch preprocess``: ``plan`` read, split and written to ``output``, a
+    dataset file (``.npz``, built in memory) or else a sharded directory (streamed,
+    ``qdsketch.shards``); returns the summary."""
+    output = Path(output)
+    if output.suffix.lower() == ".npz":
+        ds = build_dataset(
+            plan.data_dir,
+            plan.classes,
+            plan.max_per_class,
+            plan.max_seq_len,
+            plan.fractions,
+            plan.seed,
+            plan.recognized_only,
+            workers,
+        )
+        save_dataset(ds, output)
+        return summarize(ds)
+    from qdsketch.shards import summary, write_shards
+
+    return summary(write_shards(plan, output, workers))
+
+
 def load_dataset(path: Path) -> Dataset:
+    """A dataset file, or a sharded dataset directory (memory-mapped)."""
     path = Path(path)
+    if path.is_dir():
+        from qdsketch.shards import load_shards
+
+        return load_shards(path)
     fix = "make one with `qdsketch preprocess`"
     if not path.is_file():
         raise DataError(f"no dataset file at {path}", f"{fix} or pass --data")
@@ -191,7 +351,7 @@ def load_dataset(path: Path) -> Dataset:
     if not needed <= set(arrays):
         raise DataError(f"{path} is not a qdsketch dataset file", fix)
     splits = {
-        s: Split(
+        s: Split.of(
             Drawings(arrays[f"{s}_rows"], arrays[f"{s}_offsets"], arrays[f"{s}_keys"].tolist()),
             arrays[f"{s}_labels"],
         )

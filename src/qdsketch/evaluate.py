@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qdsketch.batching import Batch, DeviceSplit, sorted_batches
+from qdsketch.batching import Batch, DeviceSplit, StreamSplit, sorted_batches
 from qdsketch.checkpoint import load_checkpoint, resolve
 from qdsketch.data import SPLITS, load_dataset
 from qdsketch.devices import autocast, pick_device
@@ -57,7 +57,11 @@ class Sums:
 
 @torch.no_grad()
 def evaluate_split(
-    model: SketchModel, split: DeviceSplit, batch_size: int, amp: bool = False, index: np.ndarray | None = None
+    model: SketchModel,
+    split: DeviceSplit | StreamSplit,
+    batch_size: int,
+    amp: bool = False,
+    index: np.ndarray | None = None,
 ) -> Sums:
     """Losses over ``split`` (or the drawings at ``index``), in eval mode."""
     was_training = model.training

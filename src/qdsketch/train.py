@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from qdsketch.batching import DeviceSplit, balanced_weights, batch_order
+from qdsketch.batching import DeviceSplit, StreamSplit, balanced_weights, batch_order
 from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from qdsketch.config import ModelConfig, TrainConfig
 from qdsketch.data import Dataset, load_dataset
@@ -155,6 +155,7 @@ class TrainState:
     best_epoch: int = 0  # ... its epoch ...
     bad_epochs: int = 0  # ... and the epochs since
     history: list[dict] = field(default_factory=list)  # one row per finished epoch
+    steps: int = 0  # optimizer steps taken, for --max-steps
 
     @classmethod
     def new(cls, model: SketchModel, cfg: TrainConfig) -> TrainState:
@@ -175,6 +176,7 @@ class TrainState:
             "batch": self.batch,
             "partial": self.partial,
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
+            "steps": self.steps,
         }
 
     def load(self, saved: dict, device: torch.device) -> None:
@@ -183,18 +185,15 @@ class TrainState:
         self.scheduler.load_state_dict(saved["scheduler"])
         early = saved["early"]
         self.best, self.best_epoch, self.bad_epochs = early["best"], early["best_epoch"], early["bad_epochs"]
-        self.history, self.epoch, self.batch, self.partial = (
-            saved["history"],
-            saved["epoch"],
-            saved["batch"],
-            saved["partial"],
-        )
+        self.history, self.epoch, self.batch = saved["history"], saved["epoch"], saved["batch"]
+        self.partial, self.steps = saved["partial"], saved["steps"]
         torch.set_rng_state(saved["rng"]["torch"])
         if device.type == "cuda" and saved["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
 
     def done(self, cfg: TrainConfig) -> bool:
-        return self.epoch > cfg.epochs or self.bad_epochs >= cfg.early_stop
+        out_of_steps = cfg.max_steps is not None and self.steps >= cfg.max_steps
+        return self.epoch > cfg.epochs or self.bad_epochs >= cfg.early_stop or out_of_steps
 
 
 # --- one run ----------------------------------------------------------------------------
@@ -208,8 +207,8 @@ class Run:
     model: SketchModel
     net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
     ds: Dataset
-    train_split: DeviceSplit
-    val_split: DeviceSplit
+    train_split: DeviceSplit | StreamSplit
+    val_split: DeviceSplit | StreamSplit
     device: torch.device
     dist: Dist
     run_dir: Path
@@ -237,6 +236,19 @@ class Run:
             save_checkpoint(self.run_dir / name, self.checkpoint(state, name == "last.pt"))
 
 
+#: above this size (the training split as float32 stroke-5 on the device), ``stream="auto"`` streams
+STREAM_ABOVE = 1 << 30
+
+
+def make_split(ds: Dataset, name: str, stream: str, device: torch.device) -> DeviceSplit | StreamSplit:
+    """A split held whole on the device, or streamed from its shards (``TrainConfig.stream``)."""
+    train = ds.splits["train"]
+    flat_bytes = 20 * (sum(len(s.drawings.rows) for s in train.shards) + 2 * len(train))
+    if stream == "always" or (stream == "auto" and ds.sharded and flat_bytes > STREAM_ABOVE):
+        return StreamSplit(ds.splits[name], ds.mean, ds.std, device)
+    return DeviceSplit(ds.splits[name], ds.mean, ds.std, device)
+
+
 def _setup(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, reporter: Reporter, class_names=None) -> Run:
     """Device, process group, dataset and model; ``class_names`` must match on resume."""
     device = pick_device(cfg.device)
@@ -247,7 +259,7 @@ def _setup(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, reporter: Re
     model_cfg = replace(model_cfg, n_classes=len(ds.class_names))
     torch.manual_seed(cfg.seed)
     model = SketchModel(model_cfg).to(device)
-    val_split = DeviceSplit(ds.splits["val"], ds.mean, ds.std, device)
+    val_split = make_split(ds, "val", cfg.stream, device)
     if not len(val_split):
         raise QdsketchError(
             f"{cfg.data} has no validation drawings", "preprocess with a --split that keeps some, e.g. 70,15,15"
@@ -257,7 +269,7 @@ def _setup(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, reporter: Re
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    train_split = DeviceSplit(ds.splits["train"], ds.mean, ds.std, device)
+    train_split = make_split(ds, "train", cfg.stream, device)
     return Run(cfg, model, net, ds, train_split, val_split, device, dist_info, run_dir, reporter)
 
 
@@ -284,13 +296,17 @@ def run_epoch(run: Run, state: TrainState, should_stop: Callable[[], bool]) -> S
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
         state.optimizer.step()
+        state.steps += 1
         sums.add(losses, batch)
         seqs_done += len(batch.labels)
         now = time.perf_counter()
-        if d.main and (now - shown > 0.25 or i + 1 == len(batches)):  # reading the loss syncs
+        last = i + 1 == len(batches) or (cfg.max_steps is not None and state.steps >= cfg.max_steps)
+        if d.main and (now - shown > 0.25 or last):  # reading the loss syncs
             shown = now
             rate = seqs_done / max(now - t0, 1e-9) * d.world
             run.reporter.batch(state.epoch, i + 1, len(batches), sums.means()["total"], rate)
+        if cfg.max_steps is not None and state.steps >= cfg.max_steps:
+            break  # the epoch closes here: validated, saved, and the run is done
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     sums.seconds = time.perf_counter() - t0

@@ -1,0 +1,274 @@
+"""The sharded dataset: a directory of memory-mappable ``.npy`` shards and a manifest.
+
+``qdsketch preprocess -o DIR`` writes one, class by class, in bounded memory;
+``load_shards`` maps it without reading it (``np.load(mmap_mode="r")``).
+docs/data-format.md describes the layout:
+
+    DIR/manifest.json              written last: its presence means complete
+    DIR/{split}-{k:05d}.rows.npy        int16 (R, 3)  stroke-3 rows
+    DIR/{split}-{k:05d}.offsets.npy     int64 (N + 1,) drawing i is rows[offsets[i]:offsets[i + 1]]
+    DIR/{split}-{k:05d}.labels.npy      int64 (N,)
+    DIR/{split}-{k:05d}.keys.npy        uint8 (B,)    every key_id, UTF-8, back to back
+    DIR/{split}-{k:05d}.key_offsets.npy int64 (N + 1,) key i is keys[key_offsets[i]:key_offsets[i + 1]]
+
+A shard holds whole classes of one split, about ``shard_drawings`` drawings.
+The output is built in a hidden sibling directory and renamed into place at
+the end, so a killed run leaves nothing that looks complete, and an existing
+dataset stays whole until the new one is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qdsketch.data import SPLITS, Dataset, Moments, Plan, Shard, Split, split_classes
+from qdsketch.errors import DataError
+from qdsketch.files import _umask, atomic_path
+from qdsketch.readers import Drawings, Skipped
+
+FORMAT = "qdsketch-shards"
+VERSION = 1
+MANIFEST = "manifest.json"
+#: drawings per shard, roughly: a shard closes after the class that passes this
+SHARD_DRAWINGS = 1 << 20
+ARRAYS = {  # name: (dtype, shape after the first axis)
+    "rows": ("<i2", (3,)),
+    "offsets": ("<i8", ()),
+    "labels": ("<i8", ()),
+    "keys": ("|u1", ()),
+    "key_offsets": ("<i8", ()),
+}
+HEADER = 128  # bytes reserved for an .npy header, written when the shard closes
+
+
+class NpyAppender:
+    """An ``.npy`` file written in pieces: the header is written last, once the length is known."""
+
+    def __init__(self, path: Path, dtype: str, tail: tuple):
+        self.path, self.dtype, self.tail, self.n = path, np.dtype(dtype), tail, 0
+        self.handle = open(path, "wb")
+        self.handle.write(b"\0" * HEADER)
+
+    def append(self, array: np.ndarray) -> None:
+        array = np.ascontiguousarray(array, dtype=self.dtype)
+        assert array.shape[1:] == self.tail, (self.path, array.shape)
+        self.handle.write(array.data)
+        self.n += len(array)
+
+    def close(self) -> int:
+        """Write the header; returns the file's size."""
+        header = {"descr": self.dtype.str, "fortran_order": False, "shape": (self.n, *self.tail)}
+        text = repr(header).encode("latin1")
+        text += b" " * (HEADER - 10 - len(text) - 1) + b"\n"
+        self.handle.seek(0)
+        self.handle.write(b"\x93NUMPY\x01\x00" + (HEADER - 10).to_bytes(2, "little") + text)
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        size = self.handle.seek(0, os.SEEK_END)
+        self.handle.close()
+        return size
+
+
+class ShardWriter:
+    """The shards of one split, appended class by class."""
+
+    def __init__(self, folder: Path, split: str, shard_drawings: int):
+        self.folder, self.split, self.limit = folder, split, shard_drawings
+        self.done: list[dict] = []
+        self.files: dict[str, NpyAppender] | None = None
+
+    def add(self, drawings: Drawings, label: int) -> None:
+        if self.files is None:
+            name = f"{self.split}-{len(self.done):05d}"
+            self.name = name
+            self.files = {k: NpyAppender(self.folder / f"{name}.{k}.npy", *spec) for k, spec in ARRAYS.items()}
+            self.files["offsets"].append(np.zeros(1, np.int64))
+            self.files["key_offsets"].append(np.zeros(1, np.int64))
+            self.rows = self.key_bytes = 0
+        f = self.files
+        keys = [str(k).encode("utf-8", "surrogatepass") for k in drawings.keys]
+        f["rows"].append(drawings.rows)
+        f["offsets"].append(drawings.offsets[1:] + self.rows)
+        f["labels"].append(np.full(len(drawings), label, np.int64))
+        f["keys"].append(np.frombuffer(b"".join(keys), np.uint8))
+        f["key_offsets"].append(np.cumsum([len(k) for k in keys], dtype=np.int64) + self.key_bytes)
+        self.rows += len(drawings.rows)
+        self.key_bytes += sum(map(len, keys))
+        if f["labels"].n >= self.limit:
+            self.close()
+
+    def close(self) -> None:
+        if self.files is None:
+            return
+        n, rows = self.files["labels"].n, self.files["rows"].n
+        sizes = {k: a.close() for k, a in self.files.items()}
+        self.done.append({"name": self.name, "drawings": n, "rows": rows, "bytes": sizes})
+        self.files = None
+
+
+def write_shards(plan: Plan, output: Path, workers: int = 1, shard_drawings: int = SHARD_DRAWINGS) -> dict:
+    """Read, split and write ``plan`` as a sharded dataset at ``output``; returns the manifest."""
+    output = Path(output)
+    if output.exists() and not (output / MANIFEST).is_file():
+        if not output.is_dir() or any(output.iterdir()):
+            raise DataError(f"{output} exists and is not a qdsketch dataset", "pass another --output")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part"))
+    os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes 0700; give what mkdir would
+    try:
+        manifest = _write(plan, work, workers, shard_drawings)
+        _swap(work, output)
+    except OSError as exc:  # disk full, above all: nothing is left, the old dataset stays
+        raise DataError(
+            f"could not write {output}: {exc.strerror or exc}", "free some disk space, or pass another --output"
+        ) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def summary(manifest: dict) -> dict:
+    """``data.summarize``'s figures, from a manifest."""
+    counts, meta = manifest["counts"], manifest["meta"]
+    total = {s: sum(c[s] for c in counts.values()) for s in SPLITS}
+    n = sum(total.values())
+    mean, std = manifest["mean"], manifest["std"]
+    return {
+        "classes": counts,
+        "total": total,
+        "mean_length": manifest["lengths"]["sum"] / n if n else 0.0,
+        "max_length": manifest["lengths"]["max"],
+        "max_seq_len": manifest["max_seq_len"],
+        "truncated": meta["truncated"],
+        "skipped": meta["skipped"],
+        "dx": {"mean": mean[0], "std": std[0]},
+        "dy": {"mean": mean[1], "std": std[1]},
+    }
+
+
+def _write(plan: Plan, work: Path, workers: int, shard_drawings: int) -> dict:
+    writers = {s: ShardWriter(work, s, shard_drawings) for s in SPLITS}
+    skipped, truncated, moments = Skipped(), 0, Moments()
+    counts: dict[str, dict[str, int]] = {}
+    lengths = {"sum": 0, "max": 0}
+    for label, parts, class_skipped, class_truncated in split_classes(plan, workers):
+        skipped.merge(class_skipped)
+        truncated += class_truncated
+        moments.add(parts["train"].rows)
+        counts[plan.classes[label]] = {s: len(d) for s, d in parts.items()}
+        for split, d in parts.items():
+            writers[split].add(d, label)
+            steps = np.diff(d.offsets)
+            lengths["sum"] += int(steps.sum())
+            lengths["max"] = max(lengths["max"], int(steps.max(initial=0)))
+    for w in writers.values():
+        w.close()
+    if not sum(c["train"] for c in counts.values()):
+        raise DataError("the training split is empty", "use more drawings or a larger first --split weight")
+    mean, std = moments.normalizer()
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "class_names": plan.classes,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "max_seq_len": plan.max_seq_len,
+        "seed": plan.seed,
+        "counts": counts,
+        "lengths": lengths,
+        "splits": {s: w.done for s, w in writers.items()},
+        "meta": plan.meta(skipped, truncated),
+    }
+    with atomic_path(work / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _swap(work: Path, output: Path) -> None:
+    """Put the finished ``work`` directory at ``output``; an old dataset there goes only once the new one is in."""
+    if output.exists():
+        old = output.with_name(f".{output.name}.old-{os.getpid()}")
+        os.replace(output, old)
+        os.replace(work, output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(work, output)
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+class KeyView(Sequence):
+    """The key_ids of a shard, decoded one at a time from its byte arrays."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob, self.offsets = blob, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return bytes(self.blob[a:b]).decode("utf-8", "surrogatepass")
+
+
+def is_sharded(path: Path) -> bool:
+    return Path(path).is_dir()
+
+
+def load_shards(folder: Path) -> Dataset:
+    """A sharded dataset, memory-mapped; every file is checked against the manifest first."""
+    folder = Path(folder)
+    fix = f"run `qdsketch preprocess -o {folder}` again"
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{folder} holds no {MANIFEST}: not a complete sharded dataset", fix)
+    try:
+        m = json.loads(path.read_text())
+        assert m["format"] == FORMAT
+        version = int(m["version"])
+    except Exception:
+        raise DataError(f"{path} is not a qdsketch dataset manifest", fix) from None
+    if version > VERSION:
+        raise DataError(f"{path} was written by a newer qdsketch (format {version})", "upgrade qdsketch")
+    splits = {s: Split([_open_shard(folder, info, fix) for info in m["splits"][s]]) for s in SPLITS}
+    for s in SPLITS:
+        expected = sum(c[s] for c in m["counts"].values())
+        if len(splits[s]) != expected:
+            raise DataError(f"{folder}: the {s} shards hold {len(splits[s])} drawings, the manifest {expected}", fix)
+    meta = {**m["meta"], "manifest": m}
+    mean, std = np.asarray(m["mean"], np.float32), np.asarray(m["std"], np.float32)
+    names = list(m["class_names"])
+    return Dataset(names, splits, mean, std, int(m["max_seq_len"]), int(m["seed"]), meta, sharded=True)
+
+
+def _open_shard(folder: Path, info: dict, fix: str) -> Shard:
+    arrays = {}
+    for key, (dtype, tail) in ARRAYS.items():
+        path = folder / f"{info['name']}.{key}.npy"
+        if not path.is_file():
+            raise DataError(f"{path} is missing", fix)
+        if path.stat().st_size != info["bytes"][key]:
+            raise DataError(f"{path} is {path.stat().st_size:,} bytes, the manifest says {info['bytes'][key]:,}", fix)
+        try:
+            a = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception as exc:
+            raise DataError(f"{path} is not a readable shard ({type(exc).__name__})", fix) from None
+        if a.dtype != np.dtype(dtype) or a.shape[1:] != tail:
+            raise DataError(f"{path} holds {a.dtype} {a.shape}, not {dtype} (n, {tail})", fix)
+        arrays[key] = a
+    n, rows = info["drawings"], info["rows"]
+    offsets = arrays["offsets"]
+    if len(arrays["labels"]) != n or len(offsets) != n + 1 or len(arrays["rows"]) != rows or offsets[-1] != rows:
+        raise DataError(f"{folder / info['name']}.*.npy disagree with the manifest", fix)
+    keys = KeyView(arrays["keys"], arrays["key_offsets"])
+    return Shard(Drawings(arrays["rows"], offsets, keys), arrays["labels"])  # type: ignore[arg-type]

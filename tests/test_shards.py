@@ -1,0 +1,221 @@
+"""The sharded dataset: round trips, workers, moments, streaming, and every way it can be broken."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA, FIVE, repeated_lines
+
+from qdsketch.batching import DeviceSplit, StreamSplit, batch_order
+from qdsketch.config import Augment, TrainConfig
+from qdsketch.data import SPLITS, Moments, Plan, build_dataset, load_dataset
+from qdsketch.errors import DataError
+from qdsketch.model import preset
+from qdsketch.shards import MANIFEST, write_shards
+from qdsketch.train import train
+
+
+def test_shards_round_trip_exactly(sharded_path):
+    memory = build_dataset(DATA, FIVE)
+    mapped = load_dataset(sharded_path)
+    assert mapped.sharded and not memory.sharded
+    assert mapped.class_names == memory.class_names and mapped.max_seq_len == memory.max_seq_len
+    assert mapped.mean.tobytes() == memory.mean.tobytes() and mapped.std.tobytes() == memory.std.tobytes()
+    for s in SPLITS:
+        assert len(mapped.splits[s].shards) > 1  # about 10 drawings a shard
+        a, b = mapped.splits[s].drawings, memory.splits[s].drawings
+        assert np.array_equal(a.rows, b.rows) and a.rows.dtype == b.rows.dtype == np.int16
+        assert np.array_equal(a.offsets, b.offsets)
+        assert list(a.keys) == list(b.keys)
+        assert np.array_equal(mapped.splits[s].labels, memory.splits[s].labels)
+    # the shards are memory-mapped, not read
+    assert isinstance(mapped.splits["train"].shards[0].drawings.rows, np.memmap)
+    assert mapped.meta["sources"] == memory.meta["sources"] and mapped.meta["skipped"] == memory.meta["skipped"]
+
+
+def test_the_output_is_byte_identical_for_any_number_of_workers(tmp_path):
+    plan = Plan.of(DATA, FIVE)
+    write_shards(plan, tmp_path / "one", workers=1, shard_drawings=10)
+    write_shards(plan, tmp_path / "two", workers=2, shard_drawings=10)
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and MANIFEST in names
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+def test_streaming_moments_equal_numpy_on_the_concatenation():
+    rng = np.random.default_rng(0)
+    chunks = [rng.normal(3, 40, size=(n, 3)).round().astype(np.int16) for n in (0, 1, 7, 500, 2, 3000)]
+    merged, halves = Moments(), [Moments(), Moments()]
+    for i, c in enumerate(chunks):
+        merged.add(c)
+        halves[i % 2].add(c)
+    halves[0].merge(halves[1])  # as two workers' moments would be merged
+    xy = np.concatenate(chunks)[:, :2].astype(np.float64)
+    for m in (merged, halves[0]):
+        assert m.n == len(xy)
+        np.testing.assert_allclose(m.mean, xy.mean(axis=0), rtol=1e-13)
+        np.testing.assert_allclose(np.sqrt(m.m2 / m.n), xy.std(axis=0), rtol=1e-13)
+
+
+def test_streamed_batches_equal_batches_held_on_the_device(sharded_path):
+    ds = load_dataset(sharded_path)
+    for s in ("train", "val"):
+        held, streamed = DeviceSplit(ds.splits[s], ds.mean, ds.std), StreamSplit(ds.splits[s], ds.mean, ds.std)
+        assert np.array_equal(held.steps_np, streamed.steps_np) and np.array_equal(held.labels_np, streamed.labels_np)
+        for b in batch_order(held.steps_np, 16, np.random.default_rng(1), pool=2):
+            for aug in (None, Augment(0.15, 10, 0.1, 0.5)):
+                x = held.batch(b, aug, torch.Generator().manual_seed(2))
+                y = streamed.batch(b, aug, torch.Generator().manual_seed(2))
+                assert all(torch.equal(p, q) for p, q in zip(x[:4], y[:4])) and x[4:] == y[4:]
+
+
+def test_streamed_training_equals_training_in_memory(sharded_path, tmp_path):
+    cfg = TrainConfig(data=str(sharded_path), epochs=2, batch_size=16, pool=2, augment=Augment(scale=0.1))
+    model = preset("tiny", hidden=16)
+    a = train(replace(cfg, stream="never"), model, tmp_path / "held")
+    b = train(replace(cfg, stream="always"), model, tmp_path / "streamed")
+    assert [r["val_total"] for r in a["history"]] == [r["val_total"] for r in b["history"]]
+    wa = torch.load(tmp_path / "held" / "last.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "streamed" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_max_steps_ends_the_run_after_that_many_steps(sharded_path, tmp_path):
+    s = train(
+        TrainConfig(data=str(sharded_path), epochs=50, batch_size=16, max_steps=3), preset("tiny"), tmp_path / "r"
+    )
+    assert s["epochs"] == 1 and not s["interrupted"]
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["state"]["steps"] == 3
+
+
+# --- broken datasets ------------------------------------------------------------------
+
+
+@pytest.fixture
+def broken(sharded_path, tmp_path):
+    """A copy of the sharded dataset to break."""
+    import shutil
+
+    target = tmp_path / "copy"
+    shutil.copytree(sharded_path, target)
+    return target
+
+
+def test_a_truncated_shard(broken):
+    path = broken / "train-00001.rows.npy"
+    path.write_bytes(path.read_bytes()[:-6])
+    with pytest.raises(
+        DataError,
+        match=r"train-00001.rows.npy is \d[\d,]* bytes, the manifest says .*Run `qdsketch preprocess -o .*copy` again",
+    ):
+        load_dataset(broken)
+
+
+def test_a_missing_shard(broken):
+    (broken / "val-00000.offsets.npy").unlink()
+    with pytest.raises(DataError, match=r"val-00000.offsets.npy is missing. Run `qdsketch preprocess"):
+        load_dataset(broken)
+
+
+def test_a_manifest_that_disagrees_with_its_shards(broken):
+    m = json.loads((broken / MANIFEST).read_text())
+    m["counts"]["cat"]["test"] += 1
+    (broken / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(DataError, match=r"the test shards hold 25 drawings, the manifest 26"):
+        load_dataset(broken)
+
+
+def test_a_manifest_from_the_future(broken):
+    m = json.loads((broken / MANIFEST).read_text())
+    m["version"] = 99
+    (broken / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(DataError, match=r"was written by a newer qdsketch \(format 99\). Upgrade qdsketch"):
+        load_dataset(broken)
+
+
+def test_no_manifest_is_no_dataset(broken):
+    (broken / MANIFEST).unlink()
+    with pytest.raises(DataError, match=r"holds no manifest.json: not a complete sharded dataset"):
+        load_dataset(broken)
+
+
+def test_the_cli_says_so_in_one_line(run, broken):
+    (broken / "train-00000.labels.npy").unlink()
+    result = run("train", "--data", broken, "--preset", "tiny", "--epochs", 1)
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f"Error: {broken / 'train-00000.labels.npy'} is missing. Run `qdsketch preprocess -o {broken}` again\n"
+    )
+
+
+def test_a_folder_that_is_not_a_dataset_is_never_written_over(run, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    result = run("preprocess", "--data-dir", DATA, "--classes", "cat", "-o", mine)
+    assert result.exit_code == 1
+    assert result.output == f"Error: {mine} exists and is not a qdsketch dataset. Pass another --output\n"
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def _preprocess(args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "qdsketch", "preprocess", *map(str, args)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_a_kill_mid_preprocess_leaves_nothing_trusted_and_the_old_dataset_whole(tmp_path, sharded_path):
+    import shutil
+
+    data = tmp_path / "data" / "simplified"
+    data.mkdir(parents=True)
+    for name in ("cat", "clock"):
+        (data / f"{name}.ndjson").write_bytes(repeated_lines(name, 30000))
+    out = tmp_path / "out"
+    shutil.copytree(sharded_path, out)  # a complete dataset the user already has
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = _preprocess(["--data-dir", tmp_path / "data", "-o", out, "--workers", 1])
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.*.part/train-00000.rows.npy")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old one, untouched
+    assert load_dataset(out).class_names == FIVE
+    for part in tmp_path.glob(".out.*.part"):  # what the killed run left
+        with pytest.raises(DataError, match="holds no manifest.json"):
+            load_dataset(part)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    """A real write failure: the process may write no more than 1 MB per file (RLIMIT_FSIZE)."""
+    import resource
+
+    data = tmp_path / "data" / "simplified"
+    data.mkdir(parents=True)
+    (data / "cat.ndjson").write_bytes(repeated_lines("cat", 20000))
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    proc = _preprocess(
+        ["--data-dir", tmp_path / "data", "-o", tmp_path / "out", "--workers", 1], preexec_fn=small_files
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert (
+        err.decode()
+        == f"Error: could not write {tmp_path / 'out'}: File too large. Free some disk space, or pass another --output\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
