@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +46,8 @@ class Mirror:
     ``faults[url_path]`` is a list of faults served in order, one per request:
     ``"drop"`` (send half the body, then close the connection) or ``"500"``.
     ``sent`` counts the body bytes the server got into the socket per path.
+    ``latency`` (seconds) is waited before each response and after every 64 KiB
+    of body, as a distant server's round trips would (benchmarks/download_jobs.py).
     """
 
     def __init__(self, root: Path):
@@ -53,6 +56,7 @@ class Mirror:
         self.sent: Counter = Counter()
         self.requests: list[tuple[str, str | None]] = []
         self.honour_range = True
+        self.latency = 0.0
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,6 +70,7 @@ class Mirror:
 
             def do_GET(self):
                 mirror.requests.append((self.path, self.headers.get("Range")))
+                time.sleep(mirror.latency)
                 path = mirror.root / unquote(self.path).lstrip("/")
                 if not path.is_file():
                     self.send_error(404)
@@ -95,6 +100,8 @@ class Mirror:
                     for i in range(0, len(body), 8192):
                         self.wfile.write(body[i : i + 8192])
                         mirror.sent[self.path] += len(body[i : i + 8192])
+                        if mirror.latency and (i + 8192) % 65536 == 0:
+                            time.sleep(mirror.latency)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 if fault == "drop":

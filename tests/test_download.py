@@ -175,3 +175,82 @@ def test_base_url_from_the_environment(run, mirror, tmp_path, monkeypatch):
     result = run("download", "--classes", "house", "--data-dir", str(tmp_path), "-q")
     assert result.exit_code == 0 and result.output == ""
     assert (tmp_path / "simplified" / "house.ndjson").read_bytes() == expected("house")
+
+
+FIVE_FILES = ["cat", "clock", "house", "nail", "tent"]
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_concurrent_download_gives_the_files_of_the_sequential_one(mirror, tmp_path):
+    for name in FIVE_FILES:  # large enough that the downloads overlap
+        mirror.add("simplified", name, repeated_lines(name, 3000))
+    kw = {"fmt": "simplified", "limit": 2000, "base": mirror.url, "policy": FAST}
+    one = dl.download_classes(FIVE_FILES, 1, data_dir=tmp_path / "one", **kw)
+    four = dl.download_classes(FIVE_FILES, 4, data_dir=tmp_path / "four", **kw)
+    assert [r.name for r in four] == FIVE_FILES  # in the order asked, whatever finished first
+    # bytes moved depend on how the reads fell (read1 returns what has arrived)
+    strip = lambda r: {k: v for k, v in r.__dict__.items() if k not in ("path", "bytes_moved")}
+    assert [strip(r) for r in one] == [strip(r) for r in four]
+    a, b = _files(tmp_path / "one"), _files(tmp_path / "four")
+    assert a.keys() == b.keys() and len(a) == 10  # five files and their .meta.json
+    for path in a:
+        if path.endswith(".meta.json"):  # they differ in the time, the path and the bytes moved only
+            ma, mb = json.loads(a[path]), json.loads(b[path])
+            same = lambda m: {k: v for k, v in m.items() if k not in ("time", "path", "bytes_moved")}
+            assert same(ma) == same(mb)
+        else:
+            assert a[path] == b[path], path
+    again = dl.download_classes(FIVE_FILES, 4, data_dir=tmp_path / "four", **kw)
+    assert {r.status for r in again} == {"skipped"}
+
+
+def test_one_failure_stops_a_concurrent_download_and_leaves_no_part_file(mirror, tmp_path):
+    for name in ("cat", "clock"):
+        mirror.add("simplified", name, repeated_lines(name, 3000))
+    with pytest.raises(DownloadError, match=r"HTTP 404 for .*/full/simplified/dog.ndjson"):
+        dl.download_classes(["cat", "dog", "clock"], 3, data_dir=tmp_path, base=mirror.url, policy=FAST, limit=2000)
+    left = sorted(p.name for p in (tmp_path / "simplified").iterdir()) if (tmp_path / "simplified").exists() else []
+    assert not [n for n in left if n.endswith(".part")] and "dog.ndjson" not in left
+    for name in ("cat", "clock"):  # a file is there whole, with its record, or not at all
+        assert (f"{name}.ndjson" in left) == (f"{name}.ndjson.meta.json" in left)
+        if f"{name}.ndjson" in left:
+            assert len((tmp_path / "simplified" / f"{name}.ndjson").read_bytes().splitlines()) == 2000
+
+
+def test_classes_all_with_jobs_from_the_cli(run, mirror, tmp_path):
+    result = run(
+        "download",
+        "--classes",
+        "cat,clock,house,nail,tent",
+        "--jobs",
+        3,
+        "--base-url",
+        mirror.url,
+        "--data-dir",
+        tmp_path / "d",
+        "--max-per-class",
+        5,
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "d" / "simplified").glob("*.ndjson")) == [
+        f"{n}.ndjson" for n in FIVE_FILES
+    ]
+    every = run(
+        "download",
+        "--classes",
+        "all",
+        "--jobs",
+        8,
+        "--base-url",
+        mirror.url,
+        "--data-dir",
+        tmp_path / "e",
+        "--max-per-class",
+        5,
+        "-q",
+    )
+    assert every.exit_code == 1  # the mirror holds seven classes of the 345: a one-line 404
+    assert every.output.startswith("Error: HTTP 404 for ") and every.output.count("\n") == 1

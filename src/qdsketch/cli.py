@@ -113,7 +113,12 @@ def _console(quiet: bool = False):
 
 
 @cli.command()
-@click.option("--classes", "classes_text", metavar="NAMES", help="Comma-separated class names, as Google spells them.")
+@click.option(
+    "--classes",
+    "classes_text",
+    metavar="NAMES",
+    help="Comma-separated class names, as Google spells them, or `all` for all 345.",
+)
 @max_per_class_option(10000)
 @all_drawings_option
 @click.option(
@@ -138,6 +143,9 @@ def _console(quiet: bool = False):
 )
 @click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True, help="Retries per file.")
 @click.option("--timeout", type=FiniteRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
+@click.option(
+    "--jobs", type=click.IntRange(min=1, max=64), default=4, show_default=True, help="Files downloaded at once."
+)
 @click.option("--list-classes", is_flag=True, help="Print all 345 class names and exit.")
 @quiet_option
 def download(
@@ -151,6 +159,7 @@ def download(
     source,
     retries,
     timeout,
+    jobs,
     list_classes,
     quiet,
 ):
@@ -164,6 +173,7 @@ def download(
     Example:
         qdsketch download --classes cat,clock
         qdsketch download --classes "hot air balloon" --format raw --max-per-class 500
+        qdsketch download --classes all --max-per-class 2000 --jobs 8
         qdsketch download --from /media/usb/quickdraw
     """
     from qdsketch import download as dl
@@ -172,7 +182,10 @@ def download(
     if list_classes:
         click.echo("\n".join(categories()))
         return
-    classes = parse_class_list(classes_text) if classes_text else None
+    if classes_text is not None and classes_text.strip().lower() == "all":
+        classes = list(categories())
+    else:
+        classes = parse_class_list(classes_text) if classes_text else None
     console = _console(quiet)
     from qdsketch.reporting import RichDownloadReporter
 
@@ -186,12 +199,18 @@ def download(
                 raise click.UsageError("pass --classes NAMES (or --from PATH to import files)")
             policy = dl.RetryPolicy(attempts=retries, timeout=timeout)
             base = dl.base_url(base_url)
-            for name in classes:
-                results.append(
-                    dl.download_class(
-                        name, fmt or "simplified", data_dir, max_per_class, all_drawings, base, force, policy, reporter
-                    )
-                )
+            results = dl.download_classes(
+                classes,
+                jobs,
+                reporter,
+                fmt=fmt or "simplified",
+                data_dir=data_dir,
+                limit=max_per_class,
+                all_drawings=all_drawings,
+                base=base,
+                force=force,
+                policy=policy,
+            )
     from qdsketch.reporting import download_table
 
     download_table(console, results)

@@ -29,6 +29,8 @@ from qdsketch.files import atomic_path
 from qdsketch.readers import FORMATS, keep_line, load_sketchrnn
 
 GOOGLE_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/"
+#: the longest wait between two tries, however many retries are asked for
+MAX_BACKOFF = 60.0
 BASE_URL_ENV = "QDSKETCH_BASE_URL"
 READ_SIZE = 64 * 1024
 
@@ -58,12 +60,20 @@ class Result:
 
 
 class Reporter(Protocol):
+    def begin(self, files: int) -> None: ...  # several files at once follow (download_classes)
     def start(self, label: str, total: int | None, unit: str) -> None: ...
     def update(self, label: str, completed: int, moved: int) -> None: ...
     def finish(self, label: str) -> None: ...
+    def done(self, name: str) -> None: ...  # one of download_classes' files is over (downloaded or skipped)
 
 
 class SilentReporter:
+    def begin(self, files):
+        pass
+
+    def done(self, name):
+        pass
+
     def start(self, label, total, unit):
         pass
 
@@ -172,6 +182,10 @@ class _Transient(Exception):
     pass
 
 
+class Cancelled(Exception):
+    """Another download of the same command failed, or Ctrl-C: this one stops, its file is not written."""
+
+
 def _open(session, url: str, offset: int, policy: RetryPolicy):
     """GET ``url`` from byte ``offset``; returns the response and how many of
     its leading bytes to skip (the server ignored our Range)."""
@@ -205,9 +219,10 @@ def _open(session, url: str, offset: int, policy: RetryPolicy):
     return resp, offset  # a 200 to a Range request: skip what was already read
 
 
-def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes) -> tuple[int, int, bool]:
+def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes, stop=None) -> tuple[int, int, bool]:
     """Feed ``url``'s body to ``sink`` until it is done or the body ends,
-    retrying transient failures. Returns ``(bytes moved, retries, reached end)``."""
+    retrying transient failures. Returns ``(bytes moved, retries, reached end)``.
+    ``stop`` (a ``threading.Event``), once set, ends it with ``Cancelled``."""
     import requests
     import urllib3
 
@@ -246,7 +261,11 @@ def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes) -> tuple[i
                     f"gave up on {url} after {retries} tries ({_reason(exc)})",
                     "check the network, or --base-url, and run the command again",
                 ) from None
-            time.sleep(policy.backoff * 2 ** (retries - 1))
+            delay = min(policy.backoff * 2 ** (retries - 1), MAX_BACKOFF)
+            if stop is not None and stop.wait(delay):
+                raise Cancelled from None
+            if stop is None:
+                time.sleep(delay)
 
 
 def _reason(exc: Exception) -> str:
@@ -288,8 +307,10 @@ def download_class(
     policy: RetryPolicy = RetryPolicy(),
     reporter: Reporter | None = None,
     session=None,
+    stop=None,
 ) -> Result:
-    """Download one class file into ``data_dir``; see the module docstring."""
+    """Download one class file into ``data_dir``; see the module docstring.
+    ``stop`` (a ``threading.Event``) cancels it from another thread."""
     import requests
 
     name = resolve_class(name)
@@ -301,20 +322,24 @@ def download_class(
         return Result(name, fmt, str(path), why, url=url)
     session = session or requests.Session()
     label = f"{name} ({fmt})"
+
+    def progress(completed: int, moved: int) -> None:
+        if stop is not None and stop.is_set():
+            raise Cancelled
+        reporter.update(label, completed, moved)
+
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         if fmt == "sketchrnn":
             sink = _ByteSink(out)
             reporter.start(label, None, "bytes")
-            moved, retries, _ = _transfer(session, url, sink, policy, lambda m: reporter.update(label, m, m))
+            moved, retries, _ = _transfer(session, url, sink, policy, lambda m: progress(m, m), stop)
             out.flush()
             load_sketchrnn(tmp)  # refuses a file that is not a sketchrnn npz
             result = Result(name, fmt, str(path), "downloaded", -1, sink.consumed, moved, True, retries, url=url)
         else:
             keeper = LineKeeper(out, fmt, name, limit, not all_drawings)
             reporter.start(label, limit, "drawings")
-            moved, retries, ended = _transfer(
-                session, url, keeper, policy, lambda m: reporter.update(label, keeper.kept, m)
-            )
+            moved, retries, ended = _transfer(session, url, keeper, policy, lambda m: progress(keeper.kept, m), stop)
             if not keeper.kept:
                 raise DownloadError(f"no usable drawing of {name!r} at {url}", "check --base-url and --format")
             result = Result(
@@ -334,6 +359,43 @@ def download_class(
         _write_meta(path, result, limit, all_drawings)
     reporter.finish(label)
     return result
+
+
+def download_classes(names: list[str], jobs: int = 1, reporter: Reporter | None = None, **kw) -> list[Result]:
+    """``download_class(name, reporter=reporter, **kw)`` for each name, ``jobs``
+    at a time, each thread with its own connection; results in the order of
+    ``names``. The first failure (or Ctrl-C) cancels the rest: downloads under
+    way stop and write nothing, files already complete stay, and the failure is raised."""
+    reporter = reporter or SilentReporter()
+    if jobs <= 1 or len(names) <= 1:
+        return [download_class(name, reporter=reporter, **kw) for name in names]
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    import requests
+
+    local, stop = threading.local(), threading.Event()
+
+    def one(name: str) -> Result:
+        if stop.is_set():
+            raise Cancelled
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        result = download_class(name, reporter=reporter, session=local.session, stop=stop, **kw)
+        reporter.done(name)
+        return result
+
+    reporter.begin(len(names))
+    with ThreadPoolExecutor(jobs, thread_name_prefix="download") as pool:
+        futures = {pool.submit(one, name): i for i, name in enumerate(names)}
+        try:
+            done = {futures[f]: f.result() for f in as_completed(futures)}
+        except BaseException:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            raise
+    return [done[i] for i in range(len(names))]
 
 
 def _write_meta(path: Path, result: Result, limit: int | None, all_drawings: bool) -> None:

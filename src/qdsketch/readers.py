@@ -20,10 +20,12 @@ import pickle
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import orjson
 
 from qdsketch import strokes
 from qdsketch.errors import DataError
@@ -92,10 +94,23 @@ class _Bad(Exception):
 # --- line level: shared with download ----------------------------------------------
 
 
+def loads(line: bytes | str):
+    """``json.loads``, about 4x faster: orjson parses what it can (nearly every
+    line); the rest (NaN, integers past 64 bits, bytes that are not UTF-8, bad
+    JSON) goes to the standard library, so the result is always what ``json``
+    would give, invalid UTF-8 read as U+FFFD."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", "replace")
+        return json.loads(line)
+
+
 def parse_line(line: bytes | str, word: str | None = None) -> dict:
     """Parse one ndjson line into its object, or raise ``_Bad`` saying why."""
     try:
-        obj = json.loads(line)
+        obj = loads(line)
     except (ValueError, UnicodeDecodeError):
         raise _Bad("malformed JSON") from None
     if not isinstance(obj, dict) or "drawing" not in obj:
@@ -168,8 +183,7 @@ def read_ndjson(
     name = Path(path).name
     parts: list[Drawings] = []
     total = 0
-    # text mode: json.loads then skips its per-line encoding detection
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with open(path, "rb") as handle:  # bytes: orjson parses them without a decode
         lines = enumerate(handle, 1)  # shared by the chunks, so each resumes where the last stopped
         while limit is None or total < limit:
             want = CHUNK if limit is None else min(CHUNK, limit - total)
@@ -215,19 +229,10 @@ def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) ->
                 check_drawing(drawing, fmt)
                 raw.append(drawing)
             else:
-                if type(drawing) is not list or not drawing:
-                    raise _Bad("empty drawing")
-                n0, s0 = len(xs), len(stroke_lengths)
-                try:
-                    for x, y in drawing:  # a non-list column (str, dict) shows up as non-numeric later
-                        if len(x) != len(y):
-                            raise _Bad("x/y length mismatch")
-                        xs += x
-                        ys += y
-                        stroke_lengths.append(len(x))
-                except (_Bad, TypeError, ValueError) as exc:
-                    del xs[n0:], ys[n0:], stroke_lengths[s0:]
-                    raise exc if isinstance(exc, _Bad) else _Bad("a stroke is not [xs, ys]") from None
+                x_columns, y_columns, lengths = _columns(drawing)
+                xs.extend(chain.from_iterable(x_columns))  # a non-list column (str, dict) shows up as non-numeric later
+                ys.extend(chain.from_iterable(y_columns))
+                stroke_lengths += lengths
                 stroke_counts.append(len(drawing))
         except _Bad as bad:
             skipped.add(f"{name}:{lineno}", str(bad))
@@ -243,6 +248,24 @@ def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) ->
     if fmt == "raw":
         return _from_raw(raw, keys, skipped, seen)
     return _from_points(xs, ys, stroke_lengths, stroke_counts, keys, lambda i: f"{name}:{where[i]}", skipped, seen)
+
+
+def _columns(drawing) -> tuple[tuple, tuple, list[int]]:
+    """A simplified drawing's x columns, y columns and stroke lengths, taken
+    apart in a few C-level calls (the per-stroke loop was the hot spot), or
+    ``_Bad`` saying why not."""
+    if type(drawing) is not list or not drawing:
+        raise _Bad("empty drawing")
+    try:
+        if set(map(len, drawing)) != {2}:
+            raise ValueError
+        x_columns, y_columns = zip(*drawing)
+        lengths = list(map(len, x_columns))
+        if lengths != list(map(len, y_columns)):
+            raise _Bad("x/y length mismatch")
+    except (TypeError, ValueError):
+        raise _Bad("a stroke is not [xs, ys]") from None
+    return x_columns, y_columns, lengths
 
 
 def _from_points(xs, ys, stroke_lengths, stroke_counts, keys, where, skipped, seen) -> Drawings:

@@ -4,6 +4,7 @@ reporter object, and has a silent one of its own."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from rich.console import Console
@@ -13,7 +14,9 @@ from rich.table import Table
 
 
 class RichDownloadReporter:
-    """One bar per class file: drawings kept against the target, bytes, rate."""
+    """One bar per class file: drawings kept against the target, bytes, rate.
+    With several files at once (``begin``), one overall bar of files done, and
+    a bar for each file only while it downloads. Safe to call from several threads."""
 
     def __init__(self, console: Console):
         self.progress = Progress(
@@ -26,7 +29,21 @@ class RichDownloadReporter:
             console=console,
             transient=False,
         )
-        self.tasks: dict[str, tuple[TaskID, float, str]] = {}
+        self.tasks: dict[str, tuple[TaskID, float, str, int | None]] = {}
+        self.lock = threading.Lock()
+        self.overall: TaskID | None = None
+
+    def begin(self, files):
+        with self.lock:
+            self.files, self.files_done = files, 0
+            self.overall = self.progress.add_task("all", total=files, count=f"0/{files:,} files", moved="", rate="")
+
+    def done(self, name):
+        if self.overall is not None:
+            with self.lock:
+                self.files_done += 1
+                count = f"{self.files_done:,}/{self.files:,} files"
+                self.progress.update(self.overall, completed=self.files_done, count=count)
 
     def __enter__(self):
         return self
@@ -40,32 +57,35 @@ class RichDownloadReporter:
             self.progress.stop()
 
     def start(self, label, total, unit):
-        task = self.progress.add_task(label, total=total, count="", moved="", rate="")
-        self.tasks[label] = (task, time.perf_counter(), unit)
+        with self.lock:
+            task = self.progress.add_task(label, total=total, count="", moved="", rate="")
+            self.tasks[label] = (task, time.perf_counter(), unit, total)
 
     def update(self, label, completed, moved):
-        if not self.progress.live.is_started:  # shown from the first bytes on, so an early error prints alone
-            self.progress.start()
-        task, t0, unit = self.tasks[label]
-        total = self.progress.tasks[task].total
-        if unit == "drawings":
-            count = f"{completed:,}/{total:,} drawings" if total else f"{completed:,} drawings"
-        else:
-            count = ""
-        rate = moved / max(time.perf_counter() - t0, 1e-6)
-        self.progress.update(
-            task,
-            completed=completed if total else None,
-            count=count,
-            moved=decimal(moved),
-            rate=f"{decimal(int(rate))}/s",
-        )
+        with self.lock:
+            if not self.progress.live.is_started:  # shown from the first bytes on, so an early error prints alone
+                self.progress.start()
+            task, t0, unit, total = self.tasks[label]
+            if unit == "drawings":
+                count = f"{completed:,}/{total:,} drawings" if total else f"{completed:,} drawings"
+            else:
+                count = ""
+            rate = moved / max(time.perf_counter() - t0, 1e-6)
+            self.progress.update(
+                task,
+                completed=completed if total else None,
+                count=count,
+                moved=decimal(moved),
+                rate=f"{decimal(int(rate))}/s",
+            )
 
     def finish(self, label):
-        task, _, _ = self.tasks[label]
-        self.progress.update(
-            task, completed=self.progress.tasks[task].total or 1, total=self.progress.tasks[task].total or 1
-        )
+        with self.lock:
+            task, _, _, total = self.tasks[label]
+            if self.overall is not None:  # many files: the overall bar says it, this one goes
+                self.progress.remove_task(task)
+                return
+            self.progress.update(task, completed=total or 1, total=total or 1)
 
 
 class RichTrainReporter:
