@@ -182,6 +182,7 @@ def download(
     if list_classes:
         click.echo("\n".join(categories()))
         return
+    classes: list[str] | None
     if classes_text is not None and classes_text.strip().lower() == "all":
         classes = list(categories())
     else:
