@@ -145,12 +145,13 @@ def train(data: Path, max_steps: int, stream: str, batch_size: int, preset: str)
         ]
         seconds, peak, _ = measured(cmd)
         history = json.loads(Path(f"{tmp}/run/history.json").read_text())
-    row = history[-1]
-    per_step = row["train_seconds"] / max_steps
+    train_seconds = sum(r["train_seconds"] for r in history)
+    validation = sum(r["seconds"] - r["train_seconds"] for r in history)
+    per_step = train_seconds / max_steps
     print(
-        f"train --stream {stream}, {preset}, batch {batch_size}: {max_steps} steps, {per_step * 1e3:.1f} ms a step "
-        f"({row['seqs_per_s']:,.0f} drawings/s), validation {row['seconds'] - row['train_seconds']:.0f} s, "
-        f"whole command {seconds:.0f} s; peak RSS {peak / 2**20:,.0f} MiB"
+        f"train --stream {stream}, {preset}, batch {batch_size}: {max_steps} steps in {len(history)} epoch(s), "
+        f"{per_step * 1e3:.2f} ms a step ({max_steps * batch_size / train_seconds:,.0f} drawings/s), validation "
+        f"{validation:.0f} s, whole command {seconds:.0f} s; peak RSS {peak / 2**20:,.0f} MiB"
     )
 
 

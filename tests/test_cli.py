@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs_shared
+from conftest import DATA, needs_shared
 
 from qdsketch.cli import cli
 
@@ -167,3 +167,60 @@ def test_preprocess_never_writes_over_its_input(run, data_copy):
     assert result.exit_code == 1
     assert result.output == f"Error: {cat} is one of the input files: pass another --output\n"
     assert cat.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sample", "cat", "--seed", "-5", "-o", "x.png"],
+        ["animate", "cat", "--seed", "-1", "-o", "x.gif"],
+        ["preprocess", "--seed", "-1"],
+        ["train", "--seed", "-3"],
+        ["evaluate", "runs/x", "--judge", "--seed", "-2"],
+        ["sample", "cat", "--seed", str(10**30), "-o", "x.png"],
+    ],
+)
+def test_one_seed_range_everywhere(run, args, tmp_path):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1].startswith("Error: Invalid value for '--seed': ")
+    assert result.output.splitlines()[-1].endswith("is not in the range 0<=x<=9223372036854775807.")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hold_is_bounded_by_what_a_gif_can_hold(run, tmp_path):
+    result = run("animate", "cat", "--hold", 700, "-o", "x.gif")
+    assert result.exit_code == 2 and "700.0 is not in the range 0<=x<=600" in result.output.splitlines()[-1]
+    ok = run("animate", "cat", "--hold", 600, "--seed", 1, "-o", "x.gif")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_chunk_of_only_bad_drawings_is_skipped_not_a_crash(run, tmp_path):
+    """4,096 drawings with a value out of range, then good ones: the chunk comes back empty."""
+    good = (DATA / "simplified" / "cat.ndjson").read_bytes()
+    bad = b'{"word":"cat","drawing":[[[-5,2],[1,2]]]}\n' * 4096
+    (tmp_path / "d" / "simplified").mkdir(parents=True)
+    (tmp_path / "d" / "simplified" / "cat.ndjson").write_bytes(bad + good)
+    result = run("preprocess", "--data-dir", tmp_path / "d", "-o", "x.npz", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    # the 23 recognized cats of the 25 real ones, every bad line counted
+    assert sum(summary["classes"]["cat"].values()) == 23 and summary["skipped"]["unrecognized"] == 2
+    assert summary["skipped"]["bad"] == {"out-of-range value": 4096}
+    (tmp_path / "d" / "simplified" / "cat.ndjson").write_bytes(bad[:45])
+    only_bad = run("preprocess", "--data-dir", tmp_path / "d", "-o", "y.npz")
+    assert only_bad.exit_code == 1
+    assert only_bad.output.startswith("Error: no usable drawing for 'cat' in ")
+
+
+@pytest.mark.parametrize("options", [["--split", "100,0,0"], ["--max-per-class", "1"]])
+def test_a_dataset_without_validation_drawings_is_refused_by_train(run, options, tmp_path):
+    made = run("preprocess", "--data-dir", DATA, "--classes", "cat,clock", *options, "-o", "s.npz")
+    assert made.exit_code == 0, made.output
+    result = run("train", "--data", "s.npz", "--preset", "tiny", "--run-dir", "r")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: s.npz has no validation drawings. Preprocess with a --split that keeps some of each, "
+        "e.g. 70,15,15, and enough drawings a class\n"
+    )
+    assert not (tmp_path / "r").exists()

@@ -32,7 +32,7 @@ class DeviceSplit:
         lengths = np.diff(d.offsets)  # stroke-3 rows per drawing
         n = len(lengths)
         blocks = lengths + 2  # SOS + rows + EOS
-        starts = np.concatenate([[0], np.cumsum(blocks)[:-1]]).astype(np.int64)
+        starts = (np.cumsum(blocks) - blocks).astype(np.int64)
         flat = np.zeros((int(blocks.sum()), 5), dtype=np.float32)
         flat[starts, 2] = 1  # SOS = [0, 0, 1, 0, 0]
         flat[starts + blocks - 1, 4] = 1  # EOS = [0, 0, 0, 0, 1]

@@ -31,6 +31,8 @@ class FiniteRange(click.FloatRange):
 
 
 FORMAT_CHOICES = ("simplified", "raw", "sketchrnn")
+#: every seed, wherever it is asked for: what numpy's and torch's generators both take
+SEED = click.IntRange(0, 2**63 - 1)
 
 
 class Group(click.Group):
@@ -228,7 +230,7 @@ def download(
     "--max-seq-len", type=click.IntRange(min=1), default=150, show_default=True, help="Truncate longer drawings."
 )
 @click.option("--split", "split_text", default="70,15,15", show_default=True, help="train,val,test weights.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the split.")
 @all_drawings_option
 @click.option(
     "-o",
@@ -533,7 +535,7 @@ def _train_done(console, summary: dict, run_dir: Path) -> None:
     multiple=True,
     help="Judge: sampling temperature; repeat for several [default: the model's head's, as sample uses].",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Judge: seed of the generated sketches.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Judge: seed of the generated sketches.")
 @click.option(
     "--judge-path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -605,7 +607,7 @@ def generation_options(f):
         "[default: the model's head's best, 0.25 for a mixture head, 0.5 for a regression head]. "
         "docs/sampling.md.",
     )(f)
-    f = click.option("--seed", type=int, help="Seed for reproducible sketches [default: a random one, printed].")(f)
+    f = click.option("--seed", type=SEED, help="Seed for reproducible sketches [default: a random one, printed].")(f)
     f = click.option(
         "--best-of",
         type=click.IntRange(min=1),
@@ -726,7 +728,11 @@ def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoi
     help="Points of ink added each frame.",
 )
 @click.option(
-    "--hold", type=FiniteRange(min=0), default=1.5, show_default=True, help="Seconds the finished drawing stays."
+    "--hold",
+    type=FiniteRange(min=0, max=600),
+    default=1.5,
+    show_default=True,
+    help="Seconds the finished drawing stays (a GIF frame lasts at most 655 s).",
 )
 @generation_options
 @click.option(

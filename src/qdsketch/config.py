@@ -98,7 +98,7 @@ class TrainConfig:
     lr_factor: float = opt(0.5, cli=False)  # ReduceLROnPlateau: multiply the lr by this ...
     lr_patience: int = opt(3, cli=False)  # ... after this many epochs without a better validation loss
     early_stop: int = opt(7, "Stop after this many epochs without a better validation loss.", min=1)
-    seed: int = opt(0, "Model init, dropout and batch order.")
+    seed: int = opt(0, "Model init, dropout and batch order.", min=0, max=2**63 - 1)
     device: str = opt("auto", "Where to run (cuda:N works too).", metavar="auto|cpu|cuda|mps")
     amp: bool = opt(False, "bf16 autocast for the forward pass (CUDA).")
     pool: int = opt(50, cli=False)  # batches per pool sorted by length (padding against randomness)

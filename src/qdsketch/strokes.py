@@ -45,6 +45,8 @@ def points_to_stroke3(
     """
     points = np.asarray(points)
     n = len(points)
+    if n == 0:
+        return np.zeros((0, 3), dtype=points.dtype), np.zeros(1, np.int64)
     drawing_ends = np.asarray(drawing_ends, dtype=np.int64)
     starts = np.concatenate([[0], drawing_ends[:-1]]).astype(np.int64)
     pen = np.zeros(n, dtype=points.dtype)

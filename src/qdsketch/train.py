@@ -259,11 +259,13 @@ def _setup(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, reporter: Re
     model_cfg = replace(model_cfg, n_classes=len(ds.class_names))
     torch.manual_seed(cfg.seed)
     model = SketchModel(model_cfg).to(device)
+    for name in ("train", "val"):  # validation picks the best weights and stops early: training needs both
+        if not len(ds.splits[name]):
+            raise QdsketchError(
+                f"{cfg.data} has no {'training' if name == 'train' else 'validation'} drawings",
+                "preprocess with a --split that keeps some of each, e.g. 70,15,15, and enough drawings a class",
+            )
     val_split = make_split(ds, "val", cfg.stream, device)
-    if not len(val_split):
-        raise QdsketchError(
-            f"{cfg.data} has no validation drawings", "preprocess with a --split that keeps some, e.g. 70,15,15"
-        )
     net: torch.nn.Module = model
     if dist_info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
