@@ -224,3 +224,26 @@ def test_a_dataset_without_validation_drawings_is_refused_by_train(run, options,
         "e.g. 70,15,15, and enough drawings a class\n"
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_nothing_is_ignored_in_silence(run, dataset_path, tmp_path):
+    both = run("animate", "cat", "--from", DATA / "simplified" / "house.ndjson", "-o", "x.gif")
+    assert both.exit_code == 2 and both.output.splitlines()[-1] == (
+        f"Error: --from animates the drawing in {DATA / 'simplified' / 'house.ndjson'}: drop 'cat', or drop --from"
+    )
+    amp = run("train", "--data", dataset_path, "--preset", "tiny", "--epochs", 1, "--amp", "--device", "cpu")
+    assert amp.exit_code == 0 and "note: --amp does nothing on cpu: bf16 autocast runs on CUDA only" in amp.output
+    one = run("sample", "cat", "-n", 1, "--seed", 3, "-o", "one.png")
+    assert one.output.startswith("wrote one.png: 1 sketch (cat), seed 3")
+
+
+def test_sketches_marked_unrecognized_name_the_option_that_keeps_them(run, tmp_path):
+    made = run("sample", "cat", "-n", 3, "--seed", 1, "-o", tmp_path / "d" / "simplified" / "cat.ndjson")
+    assert made.exit_code == 0, made.output
+    result = run("preprocess", "--data-dir", tmp_path / "d", "-o", "x.npz")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: every drawing of 'cat' in {tmp_path / 'd' / 'simplified' / 'cat.ndjson'} is marked unrecognized (3). "
+        "Pass --all-drawings to keep them\n"
+    )
+    assert run("preprocess", "--data-dir", tmp_path / "d", "-o", "x.npz", "--all-drawings").exit_code == 0

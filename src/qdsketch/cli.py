@@ -708,7 +708,8 @@ def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoi
         from qdsketch import render
 
         (render.save_grid if suffix == ".png" else render.save_svg)(rows, words, output)
-    click.echo(f"wrote {output}: {len(rows)} sketches ({', '.join(names)}), seed {seed}, {_how(gen, best_of)}")
+    what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
+    click.echo(f"wrote {output}: {what} ({', '.join(names)}), seed {seed}, {_how(gen, best_of)}")
 
 
 @cli.command()
@@ -771,6 +772,8 @@ def animate(
     if source is not None:
         from qdsketch.readers import read_drawing
 
+        if class_name:
+            raise click.UsageError(f"--from animates the drawing in {source}: drop {class_name!r}, or drop --from")
         word, rows = read_drawing(source)
         what = f"{word or 'drawing'} from {source}"
     else:

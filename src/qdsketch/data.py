@@ -236,9 +236,14 @@ def split_classes(plan: Plan, workers: int = 1) -> Iterator[tuple[int, dict[str,
     for label, (drawings, skipped) in enumerate(read_classes(jobs, workers)):
         name = plan.classes[label]
         if not len(drawings):
+            where = ", ".join(plan.sources()[name])
+            if skipped.unrecognized and plan.recognized_only:  # e.g. sample's own output, marked unrecognized
+                raise DataError(
+                    f"every drawing of {name!r} in {where} is marked unrecognized ({skipped.unrecognized:,})",
+                    "pass --all-drawings to keep them",
+                )
             raise DataError(
-                f"no usable drawing for {name!r} in {', '.join(plan.sources()[name])}",
-                "download it again with `qdsketch download --force`",
+                f"no usable drawing for {name!r} in {where}", "download it again with `qdsketch download --force`"
             )
         truncated = int((np.diff(drawings.offsets) > plan.max_seq_len).sum())
         index = split_indices(len(drawings), plan.fractions, rng)

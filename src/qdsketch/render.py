@@ -32,6 +32,8 @@ def plot_history(history: list[dict], run_dir: Path, head: str = "mse") -> list[
     the dx, dy loss (MSE, or the mixture NLL for the gmm head) and the pen
     cross-entropy: ``loss_total.png``, ``loss_mse.png`` (``loss_nll.png``), ``loss_ce.png``."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     written = []
     epochs = [row["epoch"] for row in history]
     xy_name, xy_title = XY_LOSS[head]
@@ -48,6 +50,7 @@ def plot_history(history: list[dict], run_dir: Path, head: str = "mse") -> list[
         if best:
             ax.axvline(best[-1], color="grey", linestyle=":", label=f"best (epoch {best[-1]})")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
         ax.set_ylabel("loss")
         ax.set_title(title)
         ax.legend()

@@ -135,6 +135,8 @@ class RichTrainReporter:
             + f"; device {info['device']}"
             + (f" x {info['world']} processes" if info["world"] > 1 else "")
         )
+        if train["amp"] and not info["device"].startswith("cuda"):
+            c.print(f"note: --amp does nothing on {info['device']}: bf16 autocast runs on CUDA only")
         augment = {k: v for k, v in train["augment"].items() if v}
         if augment or train["balance"]:
             said = [f"{k} {v:g}" for k, v in augment.items()] + (["balanced classes"] if train["balance"] else [])
@@ -256,7 +258,8 @@ def dataset_summary(console: Console, s: dict, output) -> None:
 
 def evaluate_tables(console: Console, report: dict, split: str) -> None:
     """evaluate's losses per class, and the judge's tables when it ran."""
-    xy, pen = ("MSE", "CE") if report["head"] == "mse" else ("xy", "pen")
+    # the JSON's keys, with what the loss is for this head
+    xy, pen = ("xy (MSE)", "pen (CE)") if report["head"] == "mse" else ("xy (NLL)", "pen (CE)")
     table = Table(title=f"{report['checkpoint']} on the {split} split of {report['data']}")
     for col in ("class", "drawings", "total", xy, pen):
         table.add_column(col, justify="left" if col == "class" else "right")
