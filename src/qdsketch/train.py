@@ -319,7 +319,9 @@ def close_epoch(run: Run, state: TrainState, sums: Sums, t0: float) -> dict:
     """Validate, step early stopping and the scheduler, save, and return the history row."""
     cfg, train_seconds = run.cfg, sums.seconds
     sums = all_reduce_sums(sums, run.device, run.dist)
-    val = all_reduce_sums(evaluate_split(run.model, run.val_split, cfg.batch_size * 2, cfg.amp), run.device, run.dist)
+    d = run.dist
+    mine = np.arange(d.rank, len(run.val_split), d.world) if d.world > 1 else None  # each rank reads its own part
+    val = all_reduce_sums(evaluate_split(run.model, run.val_split, cfg.batch_size * 2, cfg.amp, mine), run.device, d)
     tm, vm = sums.means(), val.means()
     improved = vm["total"] < state.best
     if improved:
