@@ -293,3 +293,21 @@ def test_cli_evaluate_on_another_dataset(run, dataset_path, tmp_path):
     result = run("evaluate", tmp_path / "run", "--data", tmp_path / "two.npz")
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {tmp_path / 'two.npz'} holds classes ['cat', 'tent'], the checkpoint [")
+
+
+def test_the_default_preset_is_the_recipe_that_ships(run, dataset_path, tmp_path):
+    from qdsketch.checkpoint import load_checkpoint as load
+    from qdsketch.model import count_parameters
+
+    shipped = load(None)  # src/qdsketch/data/default.pt
+    assert shipped.config == preset("mixture")
+    assert count_parameters(SketchModel(preset("mixture"))) == 2_029_115
+    result = run("train", "--data", dataset_path, "--max-steps", 1, "--run-dir", "r")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["model"] == preset("mixture").to_dict()
+    assert config["train"]["epochs"] == 75 and config["train"]["augment"]["scale"] == 0.15
+    mine = run("train", "--data", dataset_path, "--max-steps", 1, "--augment-scale", 0, "--epochs", 3, "--run-dir", "m")
+    assert mine.exit_code == 0, mine.output
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["train"]["epochs"] == 3 and config["train"]["augment"]["scale"] == 0  # what the user says wins

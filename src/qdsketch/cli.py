@@ -402,12 +402,17 @@ def config_values(cls, params: dict, prefix: str = "") -> dict:
     return values
 
 
+DEFAULT_PRESET = "mixture"
+
+
 def _preset_help() -> str:
     return "Model preset: " + "; ".join(f"{name}: {p.about}" for name, p in PRESETS.items()) + "."
 
 
 @cli.command()
-@click.option("--preset", type=click.Choice(list(PRESETS)), default="seed", show_default=True, help=_preset_help())
+@click.option(
+    "--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True, help=_preset_help()
+)
 @click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -444,7 +449,10 @@ def train(ctx, preset, run_dir, resume, quiet, **params):
             raise click.UsageError("--resume needs the --run-dir of the run to continue")
         _refuse_with_resume(ctx)
     run_dir = run_dir or Path("runs") / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    epochs, device = params["epochs"], params["device"]
+    for name, value in PRESETS[preset].train.items():  # the preset's recipe, where the user said nothing else
+        if not _given(ctx, name):
+            params[name] = value
+    epochs, device = None if resume and not _given(ctx, "epochs") else params["epochs"], params["device"]
     data = str(params["data"]) if _given(ctx, "data") else None  # on --resume: where the run's dataset moved
     cfg = TrainConfig(**config_values(TrainConfig, params))
     model_cfg = make_preset(preset, **config_values(ModelConfig, params))

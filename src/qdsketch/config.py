@@ -51,10 +51,17 @@ class ModelConfig:
 class Preset:
     model: ModelConfig
     about: str  # one line for --help
-    train: dict = field(default_factory=dict)  # TrainConfig fields this recipe sets (e.g. augmentation)
+    train: dict = field(default_factory=dict)  # train options this recipe sets, by option name (augment_scale)
 
 
 PRESETS: dict[str, Preset] = {
+    # the recipe of the model that ships (docs/model-card.md); the winner in docs/results.md
+    "mixture": Preset(
+        ModelConfig(embed_dim=64, hidden=384, layers=2, dropout=0.3, head="gmm", mixtures=20),
+        "the model that ships: a 2 x 384 LSTM with a 20-Gaussian mixture head (2.0M), drawings scaled by up to "
+        "15% as they are learned, 75 epochs; the best by docs/results.md",
+        {"epochs": 75, "augment_scale": 0.15},
+    ),
     "seed": Preset(ModelConfig(), "the reference's 3 x 512 LSTM, MSE head (5.9M parameters)"),
     "sketchrnn": Preset(ModelConfig(head="gmm"), "the same LSTM with Sketch-RNN's 20-Gaussian mixture head (6.0M)"),
     "tiny": Preset(ModelConfig(embed_dim=8, hidden=8, layers=1, dropout=0.0), "a few hundred parameters, for tests"),
@@ -90,7 +97,9 @@ class TrainConfig:
     data: str = opt(
         "data/dataset.npz", "Dataset from `qdsketch preprocess`: a file, or a sharded directory.", path=True
     )
-    epochs: int = opt(50, "Most epochs to train.", min=1, default_help="default: 50; with --resume: the run's")
+    epochs: int = opt(
+        50, "Most epochs to train.", min=1, default_help="default: the preset's, else 50; with --resume: the run's"
+    )
     batch_size: int = opt(128, min=1)  # drawings per batch
     lr: float = opt(1e-3, "AdamW learning rate.", min=0, min_open=True)
     weight_decay: float = opt(1e-5, min=0)  # AdamW
