@@ -124,8 +124,8 @@ def main():
         for t in j["temperatures"]:
             print(f"{Path(run).name}, temperature {t:g}, per class:\n")
             cols = "class | real acc | false pos | recognised | none | precision | recall | prec real | recall real"
-            print(f"| {cols} | novelty | novelty real | rows | real rows |")
-            print("|" + " --- |" * 13)
+            print(f"| {cols} | novelty | novelty real | seen/unseen | seen/unseen real | rows | real rows |")
+            print("|" + " --- |" * 15)
             for n in names:
                 c = j["classes"][n]
                 cells = [
@@ -140,6 +140,8 @@ def main():
                     fmt(c["recall_real"]),
                     f"{c[f'novelty@{t}']:.3f}",
                     f"{c['novelty_real']:.3f}",
+                    fmt(c[f"seen_ratio@{t}"]),
+                    fmt(c["seen_ratio_real"]),
                     f"{r['lengths'][t][n]['rows']:.1f}",
                     f"{real[n]:.1f}",
                 ]

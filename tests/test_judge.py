@@ -36,6 +36,29 @@ def test_nearest_distance_is_the_fraction_of_differing_pixels():
     assert J.nearest_distance(pool, pool).tolist() == [0.0, 0.0]
 
 
+def test_seen_ratio_by_hand():
+    seen = np.zeros((1, 4, 4), np.float32)
+    unseen = np.zeros((1, 4, 4), np.float32)
+    seen[0, 0, :] = 1  # a line along the top
+    unseen[0, :, 0] = 1  # a line down the side
+    q = seen.copy()
+    q[0, 3, 3] = 1  # 1 pixel off the seen line, 7 off the unseen one
+    assert J.seen_ratio(q, seen, unseen) == pytest.approx((1 + 1) / (7 + 1))
+    assert J.seen_ratio(seen, seen, unseen) == pytest.approx(1 / (6 + 1))  # a copy: only the added pixel is left
+    assert J.seen_ratio(q[:0], seen, unseen) is None
+
+
+def test_seen_ratio_tells_copies_from_new_drawings(data_copy):
+    """On real drawings: the training drawings themselves are copies (about 0), test drawings
+    are as close to unseen drawings as to seen ones (about 1)."""
+    ds = build_dataset(data_copy, FIVE)
+    images = {s: J.rasterize(J.split_rows(ds, s)) for s in ("train", "val", "test")}
+    unseen = images["val"]
+    seen = images["train"][J._subset(len(images["train"]), len(unseen), 0)]
+    assert J.seen_ratio(seen, seen, unseen) < 0.05
+    assert 0.7 < J.seen_ratio(images["test"], seen, unseen) < 1.4
+
+
 def test_precision_recall_by_hand():
     # real points 0, 1, 2, 3 on a line: with k = 1 each ball reaches its nearest neighbour (radius 1)
     real = np.array([[0.0], [1.0], [2.0], [3.0]])

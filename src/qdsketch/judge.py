@@ -385,6 +385,19 @@ def nearest_distance(queries: np.ndarray, pool: np.ndarray) -> np.ndarray:
     return d.min(1) / q.shape[1]
 
 
+def seen_ratio(queries: np.ndarray, seen: np.ndarray, unseen: np.ndarray) -> float | None:
+    """Memorisation: the median, over ``queries``, of the distance to the nearest
+    ``seen`` image (drawings the model learned from) over the distance to the
+    nearest ``unseen`` one (drawings it never saw), the pools of one size. About 1:
+    no closer to what it learned than to new drawings of the class; copies score 0.
+    One pixel is added to both distances, so two empty distances do not read as a copy."""
+    if not len(queries) or not len(seen) or not len(unseen):
+        return None
+    pixel = 1 / queries[0].size
+    ratio = (nearest_distance(queries, seen) + pixel) / (nearest_distance(queries, unseen) + pixel)
+    return float(np.median(ratio))
+
+
 def _subset(n_have: int, n_want: int, seed: int) -> np.ndarray:
     """A fixed random subset of ``range(n_have)``, at most ``n_want`` long."""
     if n_have <= n_want:
@@ -414,6 +427,8 @@ def judge_generator(
         real = labels["test"] == label
         val = labels["val"] == label
         pool = images["train"][labels["train"] == label]
+        unseen = images["val"][val]  # the validation drawings: never trained on
+        seen = pool[_subset(len(pool), len(unseen), cfg.seed + 2)]  # as many training drawings
         # precision and recall compare sets of one size: n_gen real test drawings, and n_gen val ones for the ceiling
         real_feat = feat["test"][real][_subset(int(real.sum()), n_gen, cfg.seed)]
         val_feat = feat["val"][val][_subset(int(val.sum()), n_gen, cfg.seed + 1)]
@@ -427,6 +442,7 @@ def judge_generator(
             "novelty_real": float(np.median(nearest_distance(images["test"][real], pool)))
             if real.any() and len(pool)
             else None,
+            "seen_ratio_real": seen_ratio(images["test"][real], seen, unseen),
         }
         for t, by_label in generated.items():
             img = rasterize(by_label[label], cfg.size)
@@ -438,6 +454,7 @@ def judge_generator(
             row[f"recall@{t}"] = _finite(recall)
             row[f"frechet@{t}"] = frechet(feat["test"][real], f) if real.sum() > 1 and len(f) > 1 else None
             row[f"novelty@{t}"] = float(np.median(nearest_distance(img, pool))) if len(pool) else None
+            row[f"seen_ratio@{t}"] = seen_ratio(img, seen, unseen)
         classes[name] = row
     overall = {
         "accuracy": float((pred["test"] == labels["test"]).mean()) if len(labels["test"]) else None,

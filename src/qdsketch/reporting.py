@@ -285,7 +285,7 @@ def judge_tables(console: Console, j: dict) -> None:
     fmt = lambda v, spec=".2f": "" if v is None else format(v, spec)
     o = j["overall"]
     own = Table(title=f"the judge on real drawings ({o['held_out_drawings']:,} held out of other classes)")
-    for col in ("class", "real acc", "false pos", "prec real", "recall real", "novelty real"):
+    for col in ("class", "real acc", "false pos", "prec real", "recall real", "novelty real", "seen/unseen real"):
         own.add_column(col, justify="left" if col == "class" else "right")
     for name, c in j["classes"].items():
         own.add_row(
@@ -295,12 +295,13 @@ def judge_tables(console: Console, j: dict) -> None:
             fmt(c["precision_real"]),
             fmt(c["recall_real"]),
             fmt(c["novelty_real"], ".3f"),
+            fmt(c["seen_ratio_real"]),
         )
-    own.add_row("[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"], ".3f"), "", "", "")
+    own.add_row("[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"], ".3f"), "", "", "", "")
     console.print(own)
     for t in j["temperatures"]:
         table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}, temperature {t}")
-        for col in ("class", "recog", "none", "prec", "recall", "FD", "novelty"):
+        for col in ("class", "recog", "none", "prec", "recall", "FD", "novelty", "seen/unseen"):
             table.add_column(col, justify="left" if col == "class" else "right")
         for name, c in j["classes"].items():
             table.add_row(
@@ -308,13 +309,16 @@ def judge_tables(console: Console, j: dict) -> None:
                 *(fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")),
                 fmt(c[f"frechet@{t}"], ".1f"),
                 fmt(c[f"novelty@{t}"], ".3f"),
+                fmt(c[f"seen_ratio@{t}"]),
             )
         table.add_row(
-            "[bold]all", fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", ""
+            "[bold]all", fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", "", ""
         )
         console.print(table)
     console.print(
         "real acc: the judge on real test drawings; false pos: held-out drawings of classes it never saw that it "
         "calls this class; prec/recall real: real validation against real test drawings, the ceiling; "
-        "none: sketches it calls none of these"
+        "none: sketches it calls none of these; novelty: pixels off the nearest training drawing; seen/unseen: "
+        "distance to the nearest training drawing over the nearest validation drawing (never trained on), "
+        "about 1 when nothing is copied, 0 for copies"
     )
