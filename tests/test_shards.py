@@ -53,6 +53,7 @@ def test_the_output_is_byte_identical_for_any_number_of_workers(tmp_path):
 def test_streaming_moments_equal_numpy_on_the_concatenation():
     rng = np.random.default_rng(0)
     chunks = [rng.normal(3, 40, size=(n, 3)).round().astype(np.int16) for n in (0, 1, 7, 500, 2, 3000)]
+    chunks.append(np.full((4, 3), 32767, np.int16))  # the extremes an int16 row can hold
     merged, halves = Moments(), [Moments(), Moments()]
     for i, c in enumerate(chunks):
         merged.add(c)
@@ -60,9 +61,11 @@ def test_streaming_moments_equal_numpy_on_the_concatenation():
     halves[0].merge(halves[1])  # as two workers' moments would be merged
     xy = np.concatenate(chunks)[:, :2].astype(np.float64)
     for m in (merged, halves[0]):
-        assert m.n == len(xy)
+        assert m.n == len(xy) and (m.s1, m.s2) == (merged.s1, merged.s2)  # integers: merged without rounding
         np.testing.assert_allclose(m.mean, xy.mean(axis=0), rtol=1e-13)
-        np.testing.assert_allclose(np.sqrt(m.m2 / m.n), xy.std(axis=0), rtol=1e-13)
+        np.testing.assert_allclose(m.std, xy.std(axis=0), rtol=1e-13)
+    with pytest.raises(TypeError, match="stroke-3 rows are integers, not float32"):
+        Moments().add(np.zeros((2, 3), np.float32))
 
 
 def test_streamed_batches_equal_batches_held_on_the_device(sharded_path):
