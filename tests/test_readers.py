@@ -28,6 +28,8 @@ def corrupt(line: bytes, how: str) -> bytes:
         obj["drawing"] = []
     elif how == "a stroke is not [xs, ys]":
         d[0] = 5
+    elif how == "key_id is not a string":
+        obj["key_id"] = {"a": [1]}  # unhashable: it used to crash preprocess
     return json.dumps(obj).encode() + b"\n"
 
 
@@ -39,6 +41,7 @@ BAD = [
     "out-of-range value",
     "empty drawing",
     "a stroke is not [xs, ys]",
+    "key_id is not a string",
 ]
 
 

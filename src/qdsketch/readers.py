@@ -212,15 +212,27 @@ def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) ->
     where: list[int] = []  # line numbers, for messages
     raw: list[list] = []
     eof = True
+    fast, xs_extend, ys_extend, flat = orjson.loads, xs.extend, ys.extend, chain.from_iterable
     for lineno, line in lines:
         if len(line) < 3 and not line.strip():  # blank; longer whitespace fails as malformed JSON
             continue
         try:
-            obj = parse_line(line, word)
+            try:  # parse_line inlined for the common case; anything unusual takes parse_line's own path
+                obj = fast(line)
+                if (
+                    type(obj) is not dict
+                    or "drawing" not in obj
+                    or (word is not None and obj.get("word", word) != word)
+                ):
+                    raise ValueError
+            except ValueError:  # orjson.JSONDecodeError is one
+                obj = parse_line(line, word)
             if recognized_only and obj.get("recognized", True) is False:
                 skipped.unrecognized += 1
                 continue
             key = obj.get("key_id") or f"{name}:{lineno}"
+            if type(key) is not str:
+                raise _Bad("key_id is not a string")
             if key in seen:
                 skipped.duplicates += 1
                 continue
@@ -230,8 +242,8 @@ def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) ->
                 raw.append(drawing)
             else:
                 x_columns, y_columns, lengths = _columns(drawing)
-                xs.extend(chain.from_iterable(x_columns))  # a non-list column (str, dict) shows up as non-numeric later
-                ys.extend(chain.from_iterable(y_columns))
+                xs_extend(flat(x_columns))  # a non-list column (str, dict) shows up as non-numeric later
+                ys_extend(flat(y_columns))
                 stroke_lengths += lengths
                 stroke_counts.append(len(drawing))
         except _Bad as bad:
