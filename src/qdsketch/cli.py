@@ -180,42 +180,28 @@ def download(
     """
     from qdsketch import download as dl
     from qdsketch.classes import categories, parse_class_list
+    from qdsketch.reporting import RichDownloadReporter, download_table
 
     if list_classes:
         click.echo("\n".join(categories()))
         return
-    classes: list[str] | None
-    if classes_text is not None and classes_text.strip().lower() == "all":
-        classes = list(categories())
-    else:
-        classes = parse_class_list(classes_text) if classes_text else None
+    every = classes_text is not None and classes_text.strip().lower() == "all"
+    classes = list(categories()) if every else parse_class_list(classes_text) if classes_text else None
+    if source is None and classes is None:
+        raise click.UsageError("pass --classes NAMES (or --from PATH to import files)")
     console = _console(quiet)
-    from qdsketch.reporting import RichDownloadReporter
-
-    results = []
+    kw = {"data_dir": data_dir, "limit": max_per_class, "all_drawings": all_drawings, "force": force}
     with RichDownloadReporter(console) if not quiet else nullcontext(dl.SilentReporter()) as reporter:
         if source is not None:
-            for name, f in dl.importable(source, classes, [fmt] if fmt else FORMAT_CHOICES):
-                results.append(dl.import_class(source, name, f, data_dir, max_per_class, all_drawings, force, reporter))
+            pairs = dl.importable(source, classes, [fmt] if fmt else FORMAT_CHOICES)
+            results = [dl.import_class(source, name, f, reporter=reporter, **kw) for name, f in pairs]
         else:
-            if classes is None:
-                raise click.UsageError("pass --classes NAMES (or --from PATH to import files)")
             policy = dl.RetryPolicy(attempts=retries, timeout=timeout)
             base = dl.base_url(base_url)
+            assert classes is not None
             results = dl.download_classes(
-                classes,
-                jobs,
-                reporter,
-                fmt=fmt or "simplified",
-                data_dir=data_dir,
-                limit=max_per_class,
-                all_drawings=all_drawings,
-                base=base,
-                force=force,
-                policy=policy,
+                classes, jobs, reporter, fmt=fmt or "simplified", base=base, policy=policy, **kw
             )
-    from qdsketch.reporting import download_table
-
     download_table(console, results)
 
 

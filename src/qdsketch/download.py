@@ -342,18 +342,9 @@ def download_class(
             moved, retries, ended = _transfer(session, url, keeper, policy, lambda m: progress(keeper.kept, m), stop)
             if not keeper.kept:
                 raise DownloadError(f"no usable drawing of {name!r} at {url}", "check --base-url and --format")
+            kept = {"kept": keeper.kept, "bytes_kept": keeper.bytes_kept, "bad": keeper.bad}
             result = Result(
-                name,
-                fmt,
-                str(path),
-                "downloaded",
-                keeper.kept,
-                keeper.bytes_kept,
-                moved,
-                ended,
-                retries,
-                keeper.bad,
-                url,
+                name, fmt, str(path), "downloaded", bytes_moved=moved, exhausted=ended, retries=retries, url=url, **kept
             )
         out.close()
         _write_meta(path, result, limit, all_drawings)

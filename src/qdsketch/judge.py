@@ -456,16 +456,24 @@ def judge_generator(
             row[f"novelty@{t}"] = float(np.median(nearest_distance(img, pool))) if len(pool) else None
             row[f"seen_ratio@{t}"] = seen_ratio(img, seen, unseen)
         classes[name] = row
+    overall = _overall(classes, pred["test"], labels["test"], held_pred, n_classes, list(generated))
+    return {"classes": classes, "overall": overall, "temperatures": list(generated)}
+
+
+def _overall(
+    classes: dict, pred: np.ndarray, labels: np.ndarray, held_pred: np.ndarray, n_classes: int, temperatures
+) -> dict:
+    """The judge's own figures over every class, and the class means of each temperature's."""
     overall = {
-        "accuracy": float((pred["test"] == labels["test"]).mean()) if len(labels["test"]) else None,
+        "accuracy": float((pred == labels).mean()) if len(labels) else None,
         "false_positive": float((held_pred < n_classes).mean()) if len(held_pred) else None,
         "held_out_drawings": len(held_pred),
     }
-    for t in generated:
+    for t in temperatures:
         for key in ("recognised", "precision", "recall"):
             values = [float(v) for c in classes.values() if (v := c[f"{key}@{t}"]) is not None]
             overall[f"{key}@{t}"] = float(np.mean(values)) if values else None
-    return {"classes": classes, "overall": overall, "temperatures": list(generated)}
+    return overall
 
 
 def _finite(x: float) -> float | None:
