@@ -178,23 +178,23 @@ def tiny_run(dataset_path, tmp_path_factory):
     return rd
 
 
+@pytest.fixture(scope="module")
+def judged(tiny_run, tmp_path_factory):
+    """`evaluate --judge --json` on the tiny run, training the judge (about a minute): its
+    output and the cached judge, shared by the tests below so that one judge is trained."""
+    from click.testing import CliRunner
+
+    from qdsketch.cli import cli
+
+    judge_path = tmp_path_factory.mktemp("judged") / "judge.pt"
+    args = ["evaluate", tiny_run, "--judge", "-n", 6, "--temperature", 0.3, "--temperature", 1.0, "--json"]
+    result = CliRunner().invoke(cli, [str(a) for a in [*args, "--judge-path", judge_path]])
+    return result, judge_path
+
+
 @pytest.mark.slow
-def test_evaluate_judge_json_on_a_tiny_run(run, tiny_run, dataset_path, tmp_path):
-    judge_path = tmp_path / "judge.pt"
-    result = run(
-        "evaluate",
-        str(tiny_run),
-        "--judge",
-        "-n",
-        "6",
-        "--temperature",
-        "0.3",
-        "--temperature",
-        "1.0",
-        "--judge-path",
-        str(judge_path),
-        "--json",
-    )
+def test_evaluate_judge_json_on_a_tiny_run(run, tiny_run, judged):
+    result, judge_path = judged
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     j = report["judge"]
@@ -215,6 +215,7 @@ def test_evaluate_judge_json_on_a_tiny_run(run, tiny_run, dataset_path, tmp_path
         ):
             assert 0.0 <= c[key] <= 1.0, key
         assert c["frechet@0.3"] >= 0
+        assert c["seen_ratio@0.3"] > 0 and c["seen_ratio@1.0"] > 0 and c["seen_ratio_real"] > 0
     # the ceiling needs more than k = 3 validation drawings: the tiny dataset has 3 cats
     assert j["classes"]["cat"]["precision_real"] is None and 0 <= j["classes"]["clock"]["recall_real"] <= 1
     assert 0 <= j["overall"]["accuracy"] <= 1 and 0 <= j["overall"]["false_positive"] <= 1
@@ -225,11 +226,12 @@ def test_evaluate_judge_json_on_a_tiny_run(run, tiny_run, dataset_path, tmp_path
 
 
 @pytest.mark.slow
-def test_evaluate_judge_table(run, tiny_run, tmp_path):
+def test_evaluate_judge_table(run, tiny_run, judged, tmp_path):
+    shutil.copy(judged[1], tmp_path / "j.pt")  # a cached judge of this dataset: not trained again
     result = run("evaluate", str(tiny_run), "--judge", "-n", "4", "--judge-path", str(tmp_path / "j.pt"))
     assert result.exit_code == 0, result.output
     assert "judge: 4 sketches per class, seed 0, temperature 0.5" in result.output
-    for column in ("recog", "none", "prec", "recall", "real acc", "false pos", "novelty", "recall real"):
+    for column in ("recog", "none", "prec", "recall", "real acc", "false pos", "novelty", "recall real", "seen/unseen"):
         assert column in result.output, column
 
 
