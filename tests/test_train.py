@@ -12,7 +12,7 @@ import torch
 
 from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from qdsketch.config import Augment
-from qdsketch.errors import CheckpointError
+from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.model import ModelConfig, SketchModel, preset
 from qdsketch.train import TrainConfig, resume, train
 
@@ -311,3 +311,59 @@ def test_the_default_preset_is_the_recipe_that_ships(run, dataset_path, tmp_path
     assert mine.exit_code == 0, mine.output
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["train"]["epochs"] == 3 and config["train"]["augment"]["scale"] == 0  # what the user says wins
+
+
+def test_a_loss_that_becomes_nan_stops_training_and_keeps_the_last_good_state(dataset_path, tmp_path):
+    """A last.pt whose optimizer state went bad (NaN moments): the first step makes the
+    weights NaN, the epoch's loss is NaN, and training stops with the fix, saving nothing."""
+    train(cfg(dataset_path, epochs=1), TINY, tmp_path / "run")
+    last = tmp_path / "run" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    for moments in payload["state"]["optimizer"]["state"].values():
+        moments["exp_avg"].fill_(float("nan"))
+    torch.save(payload, last)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(
+        QdsketchError,
+        match=r"training diverged: the loss became nan in epoch 2. Lower --lr \(it is 0.001\) or the loss weights; last.pt and best.pt keep epoch 1",
+    ):
+        resume(tmp_path / "run", epochs=2)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.name != "config.json"}
+    assert after == {k: v for k, v in before.items() if k != "config.json"}
+
+
+@pytest.mark.parametrize(
+    "field, value, why",
+    [
+        ("head", "transformer", "unknown head 'transformer'"),
+        ("hidden", -1, "hidden -1 is out of range"),
+        ("layers", 100000, "layers 100000 is out of range"),
+        ("max_seq_len", 10**9, "max_seq_len 1000000000"),
+        ("max_seq_len", "150", "max_seq_len '150'"),
+        ("class_names", ["cat"], "5 classes, but class names ['cat']"),
+        ("std", [0.0, 1.0], "its normalisation is not finite"),
+        ("weights", float("nan"), "some weights are not finite"),
+    ],
+)
+def test_crafted_checkpoints_are_refused_in_one_line(run, tmp_path, field, value, why):
+    from qdsketch.checkpoint import bundled
+
+    payload = torch.load(bundled(), weights_only=True)
+    if field in ("head", "hidden", "layers"):
+        payload["model_config"][field] = value
+    elif field == "weights":
+        next(iter(payload["model"].values())).fill_(value)
+    else:
+        payload[field] = value
+    torch.save(payload, tmp_path / "x.pt")
+    result = run("sample", "cat", "--checkpoint", tmp_path / "x.pt", "-o", "x.png")
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path / 'x.pt'} is not a checkpoint qdsketch can use ({why}). Train again\n"
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu:9", "cuda:x", "gpu"])
+def test_unknown_devices_are_named_not_blamed_on_the_model(run, device):
+    result = run("sample", "cat", "--device", device, "-o", "x.png")
+    assert result.exit_code == 1
+    assert result.output == f"Error: unknown device {device!r}. Use auto, cpu, cuda, cuda:N or mps\n"

@@ -12,7 +12,8 @@ dict; it still loads, through ``_from_version_1``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -87,16 +88,21 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a qdsketch checkpoint", "pass a best.pt or last.pt that qdsketch wrote")
-    if payload.get("version", 0) > VERSION:
+    if type(payload.get("version")) is not int:
+        raise CheckpointError(f"{path} has no format version", "pass a best.pt or last.pt that qdsketch wrote")
+    if payload["version"] > VERSION:
         raise CheckpointError(f"{path} was written by a newer qdsketch", "upgrade qdsketch")
-    if payload.get("version") == 1:
-        payload = _from_version_1(payload, path)
-    config = ModelConfig.from_dict(payload["model_config"])
-    model = SketchModel(config)
     try:
+        if payload.get("version") == 1:
+            payload = _from_version_1(payload, path)
+        config = ModelConfig.from_dict(payload["model_config"])
+        _check(payload, config)
+        model = SketchModel(config)
         model.load_state_dict(payload["model"])
-    except RuntimeError:
-        raise CheckpointError(f"{path} holds weights that do not fit its config", "train again") from None
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is not a checkpoint qdsketch can use ({_why(exc)})", "train again") from None
     model.to(device).eval()
     return Checkpoint(
         model,
@@ -110,6 +116,37 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
         payload["val"],
         payload["state"],
     )
+
+
+#: the longest sketch sampling will draw by default; a checkpoint may not ask for more
+MAX_SEQ_LEN = 10_000
+
+
+def _check(payload: dict, config: ModelConfig) -> None:
+    """What must hold before a checkpoint is built and sampled from; ``ValueError`` says what does not."""
+    for f in fields(ModelConfig):
+        value, m = getattr(config, f.name), f.metadata
+        if f.type in ("int", "float") and (type(value) not in (int, float) or not math.isfinite(value)):
+            raise ValueError(f"{f.name} is {value!r}")
+        if ("min" in m and value < m["min"]) or ("max" in m and value > m["max"]):
+            raise ValueError(f"{f.name} {value!r} is out of range")
+        if "choices" in m and value not in m["choices"]:
+            raise ValueError(f"unknown {f.name} {value!r}")
+    names, max_len = payload["class_names"], payload["max_seq_len"]
+    if not isinstance(names, list) or len(names) != config.n_classes or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{config.n_classes} classes, but class names {names!r:.60}")
+    if type(max_len) is not int or not 1 <= max_len <= MAX_SEQ_LEN:
+        raise ValueError(f"max_seq_len {max_len!r:.20}")
+    stats = [float(v) for v in [*payload["mean"], *payload["std"]]]
+    if len(stats) != 4 or not all(math.isfinite(v) for v in stats) or min(stats[2:]) <= 0:
+        raise ValueError("its normalisation is not finite")
+    if not all(torch.isfinite(t).all() for t in payload["model"].values() if t.is_floating_point()):
+        raise ValueError("some weights are not finite")
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, ValueError) else ""
+    return text or f"{type(exc).__name__}: {exc}"[:80]
 
 
 def _from_version_1(payload: dict, path: Path) -> dict:

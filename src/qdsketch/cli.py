@@ -7,6 +7,7 @@ Rich, so ``qdsketch --help`` answers fast; each command imports what it uses.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -24,15 +25,18 @@ class FiniteRange(click.FloatRange):
     """A float range that also refuses nan and inf, which every comparison lets through."""
 
     def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
+        number = click.FLOAT.convert(value, param, ctx)
         if number != number or number in (float("inf"), float("-inf")):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
+        return super().convert(number, param, ctx)  # then the range
 
 
 FORMAT_CHOICES = ("simplified", "raw", "sketchrnn")
 #: every seed, wherever it is asked for: what numpy's and torch's generators both take
 SEED = click.IntRange(0, 2**63 - 1)
+
+
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES}
 
 
 class Group(click.Group):
@@ -44,9 +48,15 @@ class Group(click.Group):
         except QdsketchError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
-            if exc.filename is None or os.environ.get("QDSKETCH_DEBUG"):
+            if os.environ.get("QDSKETCH_DEBUG"):
                 raise
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}") from None
+            if exc.filename is not None:
+                raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}") from None
+            if exc.errno in DISK_ERRORS:  # a write that failed; the atomic writes left nothing behind
+                raise click.ClickException(
+                    f"{exc.strerror}: nothing was written. Free some disk space or write somewhere else"
+                ) from None
+            raise
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
@@ -103,6 +113,17 @@ def all_drawings_option(f):
 
 def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(f)
+
+
+def _json_safe(value):
+    """``value`` with every NaN or infinity as ``null``: JSON has no NaN, and parsers refuse it."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _console(quiet: bool = False):
@@ -520,7 +541,7 @@ def _train_done(console, summary: dict, run_dir: Path) -> None:
     help="Also judge recognisability, Frechet distance and novelty of generated sketches.",
 )
 @click.option(
-    "-n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Judge: sketches per class."
+    "-n", "count", type=click.IntRange(2, 10_000), default=100, show_default=True, help="Judge: sketches per class."
 )
 @click.option(
     "--temperature",
@@ -568,7 +589,7 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
     with bar:
         report = run_evaluate(checkpoint, data, split, device, judge=judge)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(_json_safe(report), indent=2, allow_nan=False))
         return
     from qdsketch.reporting import evaluate_tables
 
@@ -622,7 +643,7 @@ def _generate(checkpoint, device, classes, count, seed, temperature, pen_tempera
     from qdsketch.checkpoint import load_checkpoint
     from qdsketch.classes import resolve_class
     from qdsketch.devices import pick_device
-    from qdsketch.sample import generate, sketch_seeds
+    from qdsketch.sample import generate_many, sketch_seeds
 
     dev = pick_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
@@ -632,7 +653,7 @@ def _generate(checkpoint, device, classes, count, seed, temperature, pen_tempera
     words = [ckpt.class_names[i] for i in labels]
     tries = [label for label in labels for _ in range(best_of)]
     seeds = sketch_seeds(seed, len(tries))
-    gen = generate(ckpt, tries, seeds, temperature, ckpt.max_seq_len, prefix, dev, pen_temperature)
+    gen = generate_many(ckpt, tries, seeds, temperature, ckpt.max_seq_len, prefix, dev, pen_temperature)
     if best_of > 1:
         from qdsketch.judge import best_of as pick
         from qdsketch.judge import load_judge
@@ -657,7 +678,7 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
 
 @cli.command()
 @click.argument("classes", nargs=-1, required=True)
-@click.option("-n", "count", type=click.IntRange(min=1), default=16, show_default=True, help="Sketches per class.")
+@click.option("-n", "count", type=click.IntRange(1, 100_000), default=16, show_default=True, help="Sketches per class.")
 @generation_options
 @click.option(
     "--prefix",

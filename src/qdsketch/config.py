@@ -30,14 +30,14 @@ def _known(cls, d: dict) -> dict:
 @dataclass(frozen=True)
 class ModelConfig:
     n_classes: int = opt(5, cli=False)  # classes the model is conditioned on (set from the dataset)
-    embed_dim: int = opt(128, "Class embedding size.", min=1)  # fed at every step and projected to h0, c0
-    hidden: int = opt(512, "LSTM units per layer.", min=1)
-    layers: int = opt(3, "LSTM layers.", min=1)
+    embed_dim: int = opt(128, "Class embedding size.", min=1, max=4096)  # fed at every step and projected to h0, c0
+    hidden: int = opt(512, "LSTM units per layer.", min=1, max=8192)
+    layers: int = opt(3, "LSTM layers.", min=1, max=32)
     dropout: float = opt(0.3, "Dropout between LSTM layers.", min=0, max=1, max_open=True)  # as nn.LSTM applies it
     head: str = opt("mse", "Output head: regression or mixture density.", choices=("mse", "gmm"))
-    mixtures: int = opt(20, "Gaussians in the gmm head.", min=1)
-    xy_weight: float = opt(1.0, "Weight of the dx, dy loss.", min=0)
-    pen_weight: float = opt(1.0, "Weight of the pen loss.", min=0)
+    mixtures: int = opt(20, "Gaussians in the gmm head.", min=1, max=256)
+    xy_weight: float = opt(1.0, "Weight of the dx, dy loss.", min=0, max=1e6)
+    pen_weight: float = opt(1.0, "Weight of the pen loss.", min=0, max=1e6)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -101,8 +101,8 @@ class TrainConfig:
         50, "Most epochs to train.", min=1, default_help="default: the preset's, else 50; with --resume: the run's"
     )
     batch_size: int = opt(128, min=1)  # drawings per batch
-    lr: float = opt(1e-3, "AdamW learning rate.", min=0, min_open=True)
-    weight_decay: float = opt(1e-5, min=0)  # AdamW
+    lr: float = opt(1e-3, "AdamW learning rate.", min=0, min_open=True, max=10)
+    weight_decay: float = opt(1e-5, min=0, max=1)  # AdamW
     grad_clip: float = opt(1.0, cli=False)  # gradient norm clipped to this
     lr_factor: float = opt(0.5, cli=False)  # ReduceLROnPlateau: multiply the lr by this ...
     lr_patience: int = opt(3, cli=False)  # ... after this many epochs without a better validation loss

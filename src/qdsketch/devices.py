@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from qdsketch.errors import QdsketchError
@@ -18,14 +20,15 @@ def pick_device(name: str) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps" if _mps_available() else "cpu")
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+        raise QdsketchError(f"unknown device {name!r}", "use auto, cpu, cuda, cuda:N or mps")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise QdsketchError("CUDA is not available on this machine", "use --device cpu (or auto)")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise QdsketchError(f"there is no {name}: this machine has {torch.cuda.device_count()} GPU(s)", "use cuda:0")
     if name == "mps" and not _mps_available():
         raise QdsketchError("MPS is not available on this machine", "use --device cpu (or auto)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise QdsketchError(f"unknown device {name!r}", "use auto, cpu, cuda, cuda:N or mps") from None
+    return torch.device(name)
 
 
 def amp_works(device: torch.device) -> bool:

@@ -116,6 +116,18 @@ def generate(
     return Generated(rows, length.cpu().numpy() < max_len, temperature, pen_temperature)
 
 
+def generate_many(ckpt: Checkpoint, labels: list[int], seeds: list[int], *args, chunk: int = 4096, **kw) -> Generated:
+    """``generate`` in batches of ``chunk`` sketches, so memory stays bounded however many
+    are asked for; each sketch has its own generator, so the result is the same."""
+    parts = [
+        generate(ckpt, labels[i : i + chunk], seeds[i : i + chunk], *args, **kw) for i in range(0, len(labels), chunk)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    rows = [r for p in parts for r in p.rows]
+    return Generated(rows, np.concatenate([p.ended for p in parts]), parts[0].temperature, parts[0].pen_temperature)
+
+
 def _steps(model, start, emb, noise, temperature: float, pen_temperature: float, first_may_end: bool):
     """The autoregressive loop: normalised (dx, dy) ``(B, T, 2)``, pen states
     ``(B, T)`` and each sketch's length (``T`` where it never ended)."""

@@ -323,6 +323,12 @@ def close_epoch(run: Run, state: TrainState, sums: Sums, t0: float) -> dict:
     mine = np.arange(d.rank, len(run.val_split), d.world) if d.world > 1 else None  # each rank reads its own part
     val = all_reduce_sums(evaluate_split(run.model, run.val_split, cfg.batch_size * 2, cfg.amp, mine), run.device, d)
     tm, vm = sums.means(), val.means()
+    if not (math.isfinite(tm["total"]) and math.isfinite(vm["total"])):  # nothing of this epoch is saved
+        kept = f"last.pt and best.pt keep epoch {state.epoch - 1}" if state.epoch > 1 else "nothing was saved"
+        raise QdsketchError(
+            f"training diverged: the loss became {tm['total']:g} in epoch {state.epoch}",
+            f"lower --lr (it is {cfg.lr:g}) or the loss weights; {kept}",
+        )
     improved = vm["total"] < state.best
     if improved:
         state.best, state.best_epoch, state.bad_epochs = vm["total"], state.epoch, 0
@@ -356,18 +362,20 @@ def fit(run: Run, state: TrainState, should_stop: Callable[[], bool] = lambda: F
     ``last.pt`` at the exact batch. Returns the summary, history included."""
     run.model.train()
     interrupted = False
-    while not state.done(run.cfg):
-        t0 = time.perf_counter()
-        sums = run_epoch(run, state, should_stop)
-        if sums is None:
-            run.save("last.pt", state)
-            interrupted = True
-            break
-        row = close_epoch(run, state, sums, t0)
+    try:
+        while not state.done(run.cfg):
+            t0 = time.perf_counter()
+            sums = run_epoch(run, state, should_stop)
+            if sums is None:
+                run.save("last.pt", state)
+                interrupted = True
+                break
+            row = close_epoch(run, state, sums, t0)
+            if run.dist.main:
+                run.reporter.epoch(row)
+    finally:  # an error prints alone, after the bar
         if run.dist.main:
-            run.reporter.epoch(row)
-    if run.dist.main:
-        run.reporter.close()
+            run.reporter.close()
     if not interrupted:
         finish_distributed(run.dist)
     return {
