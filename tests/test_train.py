@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -367,3 +369,47 @@ def test_unknown_devices_are_named_not_blamed_on_the_model(run, device):
     result = run("sample", "cat", "--device", device, "-o", "x.png")
     assert result.exit_code == 1
     assert result.output == f"Error: unknown device {device!r}. Use auto, cpu, cuda, cuda:N or mps\n"
+
+
+def test_two_runs_on_one_run_dir_are_refused_and_a_stale_lock_is_taken_over(run, dataset_path, tmp_path):
+    rd = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "qdsketch",
+        "train",
+        "--data",
+        str(dataset_path),
+        "--preset",
+        "tiny",
+        "--epochs",
+        "100000",
+        "--early-stop",
+        "100000",
+        "--batch-size",
+        "16",
+        "--run-dir",
+        str(rd),
+        "-q",
+    ]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while not (rd / "history.json").exists() and time.time() < deadline:  # it is under way
+            time.sleep(0.05)
+        second = run("train", "--run-dir", rd, "--resume", "--epochs", 100001)
+        assert second.exit_code == 1
+        assert second.output == (
+            f"Error: {rd} is in use by another qdsketch train (pid {first.pid}). "
+            "Wait for it to end, or use another folder\n"
+        )
+    finally:
+        first.send_signal(signal.SIGINT)  # Ctrl-C: it saves last.pt and leaves
+        first.wait(timeout=60)
+    assert first.returncode == 130 and not (rd / ".lock").exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (rd / ".lock").write_text(gone.stdout)  # a lock left by a process that no longer exists
+    again = run("train", "--run-dir", rd, "--resume", "--epochs", 3)
+    assert again.exit_code == 0, again.output
+    assert not (rd / ".lock").exists()

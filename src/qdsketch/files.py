@@ -34,3 +34,50 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str = "qdsketch train") -> Iterator[None]:
+    """One process at a time in ``folder``: ``folder/.lock`` holds the owner's pid while
+    the block runs. A lock whose process is gone is taken over; a live one is an error."""
+    from qdsketch.errors import QdsketchError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            pid = _pid_in(lock)
+            if pid is not None and _alive(pid):
+                raise QdsketchError(
+                    f"{folder} is in use by another {what} (pid {pid})", "wait for it to end, or use another folder"
+                ) from None
+            lock.unlink(missing_ok=True)  # its process is gone
+    else:
+        raise QdsketchError(f"could not lock {folder}", f"remove {lock} if no {what} is running")
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _pid_in(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True

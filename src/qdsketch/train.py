@@ -21,6 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -35,7 +36,7 @@ from qdsketch.data import Dataset, load_dataset
 from qdsketch.devices import autocast, pick_device
 from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.evaluate import METRICS, Sums, evaluate_split
-from qdsketch.files import atomic_path
+from qdsketch.files import atomic_path, folder_lock
 from qdsketch.model import SketchModel, count_parameters
 from qdsketch.seeds import derive_seed
 
@@ -434,8 +435,9 @@ def train(
         raise QdsketchError(f"{run_dir} already holds a run", "pass --resume to continue it, or another --run-dir")
     run = _setup(cfg, model_cfg, run_dir, reporter or SilentReporter())
     state = TrainState.new(run.model, cfg)
-    _start(run, None)
-    return fit(run, state, should_stop)
+    with folder_lock(run_dir) if run.dist.main else nullcontext():
+        _start(run, None)
+        return fit(run, state, should_stop)
 
 
 def resume(
@@ -463,5 +465,6 @@ def resume(
     run.model.load_state_dict(ckpt.model.state_dict())
     state = TrainState.new(run.model, cfg)
     state.load(ckpt.state, run.device)
-    _start(run, (state.epoch, state.batch))
-    return fit(run, state, should_stop)
+    with folder_lock(run_dir) if run.dist.main else nullcontext():
+        _start(run, (state.epoch, state.batch))
+        return fit(run, state, should_stop)
