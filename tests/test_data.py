@@ -93,3 +93,37 @@ def test_a_class_whose_file_has_no_usable_drawing(tmp_path):
 def test_bad_split(text):
     with pytest.raises(DataError, match="bad split"):
         data.parse_split(text)
+
+
+@pytest.mark.parametrize(
+    "key, value, why",
+    [
+        ("train_labels", lambda a: a + 99, "train_labels are not class indices"),
+        ("val_labels", lambda a: a - 1, "val_labels are not class indices"),
+        ("train_offsets", lambda a: a[::-1], "train_offsets does not start at 0"),
+        ("test_offsets", lambda a: np.concatenate([a[:-1], [a[-1] + 5]]), "test_offsets do not cut test_rows"),
+        ("train_rows", lambda a: a[:, :2], "train_rows is not integer rows of 3"),
+        ("std", lambda a: a * 0, "std is not positive"),
+        ("mean", lambda a: a * np.nan, "mean is not two finite numbers"),
+        ("class_names", lambda a: a[:0], "class_names is not a list of names"),
+        ("meta", lambda a: np.array("[1, 2]"), "meta is not a JSON object"),
+        ("max_seq_len", lambda a: np.int64(-3), "max_seq_len is not a positive integer"),
+    ],
+)
+def test_a_broken_dataset_file_is_one_clear_error(dataset_path, tmp_path, key, value, why):
+    with np.load(dataset_path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays[key] = value(arrays[key])
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=rf"bad.npz is not a usable dataset file \({why}\). Make one with"):
+        data.load_dataset(tmp_path / "bad.npz")
+
+
+def test_a_zip_bomb_is_refused_before_it_is_read(tmp_path):
+    np.savez_compressed(tmp_path / "bomb.npz", train=np.zeros(60_000_000, np.uint8))  # 60 MB of zeros, 60 KB on disk
+    with pytest.raises(
+        DataError, match=r"bomb.npz is not a readable dataset file \(ValueError: train.npy would expand"
+    ):
+        data.load_dataset(tmp_path / "bomb.npz")
+    with pytest.raises(DataError, match=r"bomb.npz is not a sketchrnn .npz file \(train.npy would expand"):
+        readers.load_sketchrnn(tmp_path / "bomb.npz")

@@ -22,7 +22,7 @@ import numpy as np
 from qdsketch.classes import categories
 from qdsketch.errors import DataError
 from qdsketch.files import atomic_path
-from qdsketch.readers import FORMATS, Drawings, Skipped, concat, read_ndjson, read_npz, select
+from qdsketch.readers import FORMATS, Drawings, Skipped, check_zip, concat, read_ndjson, read_npz, select
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1
@@ -360,15 +360,20 @@ def load_dataset(path: Path) -> Dataset:
     if not path.is_file():
         raise DataError(f"no dataset file at {path}", f"{fix} or pass --data")
     try:
+        check_zip(path)
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as exc:  # zipfile, pickle and format errors all mean the same here
-        raise DataError(f"{path} is not a readable dataset file ({type(exc).__name__})", fix) from None
+        raise DataError(f"{path} is not a readable dataset file ({type(exc).__name__}: {exc})"[:300], fix) from None
     needed = {"class_names", "mean", "std", "max_seq_len", "seed", "meta"} | {
         f"{s}_{k}" for s in SPLITS for k in ("rows", "offsets", "labels", "keys")
     }
     if not needed <= set(arrays):
         raise DataError(f"{path} is not a qdsketch dataset file", fix)
+    try:
+        meta = _checked(arrays)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path} is not a usable dataset file ({exc})", fix) from None
     splits = {
         s: Split.of(
             Drawings(arrays[f"{s}_rows"], arrays[f"{s}_offsets"], arrays[f"{s}_keys"].tolist()),
@@ -383,8 +388,41 @@ def load_dataset(path: Path) -> Dataset:
         arrays["std"],
         int(arrays["max_seq_len"]),
         int(arrays["seed"]),
-        json.loads(str(arrays["meta"])),
+        meta,
     )
+
+
+def _checked(a: dict) -> dict:
+    """Every array of a dataset file, checked for dtype, shape and range; returns its meta.
+    ``ValueError`` says what is wrong."""
+    names = a["class_names"]
+    if names.ndim != 1 or names.dtype.kind != "U" or not len(names):
+        raise ValueError("class_names is not a list of names")
+    for key in ("mean", "std"):
+        if a[key].shape != (2,) or not np.isfinite(a[key]).all():
+            raise ValueError(f"{key} is not two finite numbers")
+    if (a["std"] <= 0).any():
+        raise ValueError("std is not positive")
+    for key in ("max_seq_len", "seed"):
+        if a[key].shape != () or a[key].dtype.kind not in "iu" or int(a[key]) < (1 if key == "max_seq_len" else 0):
+            raise ValueError(f"{key} is not a positive integer")
+    for s in SPLITS:
+        rows, offsets, labels, keys = (a[f"{s}_{k}"] for k in ("rows", "offsets", "labels", "keys"))
+        if rows.ndim != 2 or rows.shape[1] != 3 or rows.dtype.kind not in "iu":
+            raise ValueError(f"{s}_rows is not integer rows of 3")
+        if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or not len(offsets) or offsets[0] != 0:
+            raise ValueError(f"{s}_offsets does not start at 0")
+        if (np.diff(offsets) < 0).any() or offsets[-1] != len(rows):
+            raise ValueError(f"{s}_offsets do not cut {s}_rows")
+        n = len(offsets) - 1
+        if labels.shape != (n,) or keys.shape != (n,) or labels.dtype.kind not in "iu":
+            raise ValueError(f"{s}_labels or {s}_keys do not match its {n} drawings")
+        if n and (labels.min() < 0 or labels.max() >= len(names)):
+            raise ValueError(f"{s}_labels are not class indices")
+    meta = json.loads(str(a["meta"]))
+    if not isinstance(meta, dict):
+        raise ValueError("meta is not a JSON object")
+    return meta
 
 
 def summarize(ds: Dataset) -> dict:

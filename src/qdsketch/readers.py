@@ -374,9 +374,22 @@ def _load_npy(handle: BinaryIO) -> np.ndarray:
     return data.reshape(shape, order="F" if fortran else "C")
 
 
+#: a zip member that expands more than this many times is refused before it is read (a zip bomb)
+MAX_EXPANSION = 50
+
+
+def check_zip(path: Path) -> None:
+    """Refuse a zip (npz) whose members would expand past ``MAX_EXPANSION`` times their compressed size."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.file_size > MAX_EXPANSION * info.compress_size + (1 << 20):
+                raise ValueError(f"{info.filename} would expand {info.file_size / max(info.compress_size, 1):,.0f}x")
+
+
 def load_sketchrnn(path: Path) -> dict[str, list[np.ndarray]]:
     """The ``train``/``valid``/``test`` stroke-3 arrays of a sketchrnn ``.npz``."""
     try:
+        check_zip(path)
         with zipfile.ZipFile(path) as archive:
             out = {}
             for member in archive.namelist():
