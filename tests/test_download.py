@@ -254,3 +254,40 @@ def test_classes_all_with_jobs_from_the_cli(run, mirror, tmp_path):
     )
     assert every.exit_code == 1  # the mirror holds seven classes of the 345: a one-line 404
     assert every.output.startswith("Error: HTTP 404 for ") and every.output.count("\n") == 1
+
+
+def test_an_endless_line_is_dropped_as_it_comes_in_linear_time_and_counted():
+    import io
+
+    out = io.BytesIO()
+    keeper = dl.LineKeeper(out, "simplified", "cat", None, True)
+    good = real_lines("cat")
+    keeper.feed(good[0])
+    for _ in range(20):  # 20 MiB with no newline: more than MAX_LINE, never held whole
+        keeper.feed(b"x" * (1 << 20))
+        assert len(keeper.pending) <= dl.MAX_LINE
+    keeper.feed(b"\n" + b"".join(good[1:3]))
+    keeper.finish()
+    assert keeper.bad == 1 and keeper.kept == 3 and out.getvalue() == b"".join(good[:3])
+    assert keeper.consumed == len(good[0]) + 20 * (1 << 20) + 1 + len(b"".join(good[1:3]))  # where a resume starts
+
+
+def test_a_file_larger_than_its_limit_is_stopped_and_leaves_nothing(mirror, tmp_path):
+    mirror.add("simplified", "cat", repeated_lines("cat", 3000))
+    small = dl.RetryPolicy(attempts=0, timeout=5, max_bytes=100_000)
+    with pytest.raises(
+        DownloadError, match=r"sent more than 100,000 bytes, the most one file may move. Pass a larger --max-file-size"
+    ):
+        dl.download_class("cat", "simplified", tmp_path, limit=None, base=mirror.url, policy=small)
+    assert list((tmp_path / "simplified").iterdir()) == []  # no file, no part file
+
+
+def test_a_trickling_server_is_cut_and_retried_then_given_up(mirror, tmp_path):
+    mirror.add("simplified", "cat", repeated_lines("cat", 3000))  # 1.7 MB: 26 round trips
+    mirror.latency = 0.05  # a round trip per 64 KiB: far below the pace asked for below
+    impatient = dl.RetryPolicy(attempts=1, backoff=0.01, timeout=5, slow_bytes=10**9, slow_seconds=0.2)
+    with pytest.raises(
+        DownloadError, match=r"gave up on .*cat.ndjson after 2 tries \(slower than 1,000,000,000 bytes/s"
+    ):
+        dl.download_class("cat", "simplified", tmp_path, limit=None, base=mirror.url, policy=impatient)
+    assert not (tmp_path / "simplified" / "cat.ndjson").exists()

@@ -140,3 +140,25 @@ def test_sketchrnn_bad_arrays_are_skipped(tmp_path):
     got = readers.read_npz(tmp_path / "nail.npz", skipped=skipped)
     assert len(got) == 3
     assert skipped.reasons == {"out-of-range value": 3, "not an (n, 3) stroke-3 array": 3}
+
+
+def test_hostile_lines_are_skipped_with_a_reason_never_a_crash(tmp_path):
+    good = real_lines("cat")
+    hostile = [
+        b'{"word":"cat","drawing":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",  # nested 100,000 deep
+        b'{"word":"cat","drawing":[[[1,' + b"9" * 400 + b"],[1,2]]]}\n",  # a 400-digit integer
+        b'{"word":"cat","drawing":[[[[1,2],[3]],[1,2]]]}\n',  # nested coordinate lists
+        b'{"word":"cat","key_id":["a"],"drawing":[[[1,2],[1,2]]]}\n',  # an unhashable key_id
+    ]
+    path = tmp_path / "cat.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + good[0] + b"".join(hostile) + b"".join(good[1:]))  # a BOM first
+    skipped = readers.Skipped()
+    got = readers.read_ndjson(path, "simplified", "cat", skipped=skipped)
+    assert dict(skipped.reasons) == {
+        "malformed JSON": 1,
+        "out-of-range value": 1,
+        "non-numeric value": 1,
+        "key_id is not a string": 1,
+    }
+    recognized = [json.loads(line) for line in good if json.loads(line)["recognized"]]
+    assert list(got.keys) == [o["key_id"] for o in recognized]  # the BOM'd first drawing is kept

@@ -169,6 +169,12 @@ def _console(quiet: bool = False):
 @click.option(
     "--jobs", type=click.IntRange(min=1, max=64), default=4, show_default=True, help="Files downloaded at once."
 )
+@click.option(
+    "--max-file-size",
+    type=FiniteRange(min=0.001),
+    metavar="GB",
+    help="Stop a file that moves more than this [default: 4 for simplified, 16 for raw, 2 for sketchrnn].",
+)
 @click.option("--list-classes", is_flag=True, help="Print all 345 class names and exit.")
 @quiet_option
 def download(
@@ -183,6 +189,7 @@ def download(
     retries,
     timeout,
     jobs,
+    max_file_size,
     list_classes,
     quiet,
 ):
@@ -217,7 +224,8 @@ def download(
             pairs = dl.importable(source, classes, [fmt] if fmt else FORMAT_CHOICES)
             results = [dl.import_class(source, name, f, reporter=reporter, **kw) for name, f in pairs]
         else:
-            policy = dl.RetryPolicy(attempts=retries, timeout=timeout)
+            max_bytes = None if max_file_size is None else int(max_file_size * 1e9)
+            policy = dl.RetryPolicy(attempts=retries, timeout=timeout, max_bytes=max_bytes)
             base = dl.base_url(base_url)
             assert classes is not None
             results = dl.download_classes(

@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -40,6 +40,15 @@ class RetryPolicy:
     attempts: int = 5  # tries after the first one, for transient failures only
     backoff: float = 1.0  # seconds before the first retry, doubled each time
     timeout: float = 30.0  # seconds to connect, and between bytes
+    slow_bytes: int = 1024  # a transfer slower than this many bytes a second ...
+    slow_seconds: float = 60.0  # ... for this long is cut, and retried (like curl's --speed-limit)
+    max_bytes: int | None = None  # the most bytes one file may move [default: MAX_BYTES of its format]
+
+
+#: the most bytes one class file may move, by format: several times Google's largest files
+MAX_BYTES = {"simplified": 4 * 10**9, "raw": 16 * 10**9, "sketchrnn": 2 * 10**9}
+#: the longest ndjson line kept; a longer one is dropped as it arrives, and counted as bad
+MAX_LINE = 16 << 20
 
 
 @dataclass
@@ -134,7 +143,8 @@ class LineKeeper:
     def __init__(self, out: BinaryIO, fmt: str, word: str, limit: int | None, recognized_only: bool):
         self.out, self.fmt, self.word = out, fmt, word
         self.limit, self.recognized_only = limit, recognized_only
-        self.pending = b""
+        self.pending = bytearray()  # the start of a line whose newline has not come yet
+        self.overlong = 0  # bytes of a line past MAX_LINE, dropped as they come
         self.consumed = self.kept = self.bytes_kept = self.bad = 0
 
     @property
@@ -142,26 +152,45 @@ class LineKeeper:
         return self.limit is not None and self.kept >= self.limit
 
     def feed(self, chunk: bytes) -> bool:
-        """Process ``chunk``; True once ``limit`` lines are kept."""
-        data = self.pending + chunk
+        """Process ``chunk``; True once ``limit`` lines are kept. Linear in the bytes
+        fed: only the new chunk is searched, and a line is joined once, at its newline."""
         start = 0
         while not self.done:
-            end = data.find(b"\n", start)
+            end = chunk.find(b"\n", start)
             if end < 0:
                 break
-            self._line(data[start : end + 1])
+            self._end_line(chunk[start : end + 1])
             start = end + 1
-        self.pending = data[start:] if not self.done else b""
+        if not self.done and start < len(chunk):
+            rest = chunk[start:]
+            if self.overlong or len(self.pending) + len(rest) > MAX_LINE:
+                self.overlong += len(self.pending) + len(rest)  # too long to be a drawing: drop it as it comes
+                self.pending.clear()
+            else:
+                self.pending += rest
         return self.done
+
+    def _end_line(self, tail: bytes) -> None:
+        if self.overlong:
+            self.consumed += self.overlong + len(tail)
+            self.overlong = 0
+            self.bad += 1
+        elif self.pending:
+            self.pending += tail
+            self._line(bytes(self.pending))
+            self.pending.clear()
+        else:
+            self._line(tail)
 
     def finish(self) -> None:
         """The source ended: a last line without a newline still counts."""
-        if self.pending and not self.done:
-            self._line(self.pending)
-        self.pending = b""
+        if (self.pending or self.overlong) and not self.done:
+            self._end_line(b"")
+        self.pending.clear()
 
     def drop_pending(self) -> None:
-        self.pending = b""
+        self.pending.clear()
+        self.overlong = 0
 
     def _line(self, line: bytes) -> None:
         self.consumed += len(line)
@@ -234,10 +263,17 @@ def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes, stop=None)
                 sink.finish()
                 return moved, retries, True
             with resp:
+                pace = _Pace(policy)
                 # read1 hands over bytes as they arrive, so a transfer cut short
                 # still delivers what came, and the retry resumes after it
                 while chunk := resp.raw.read1(READ_SIZE):
                     moved += len(chunk)
+                    pace.add(len(chunk))
+                    if policy.max_bytes is not None and moved > policy.max_bytes:
+                        raise DownloadError(
+                            f"{url} sent more than {policy.max_bytes:,} bytes, the most one file may move",
+                            "pass a larger --max-file-size if the file is really that large",
+                        )
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut
@@ -266,6 +302,24 @@ def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes, stop=None)
                 raise Cancelled from None
             if stop is None:
                 time.sleep(delay)
+
+
+class _Pace:
+    """Cuts a transfer slower than ``slow_bytes`` a second for ``slow_seconds`` (a server that
+    trickles a byte now and then never trips the read timeout)."""
+
+    def __init__(self, policy: RetryPolicy):
+        self.policy = policy
+        self.since, self.bytes = time.monotonic(), 0
+
+    def add(self, n: int) -> None:
+        self.bytes += n
+        elapsed = time.monotonic() - self.since
+        if elapsed >= self.policy.slow_seconds:
+            if self.bytes < self.policy.slow_bytes * elapsed:
+                rate = self.bytes / elapsed
+                raise _Transient(f"slower than {self.policy.slow_bytes:,} bytes/s ({rate:,.0f}) for {elapsed:.0f} s")
+            self.since, self.bytes = time.monotonic(), 0
 
 
 def _reason(exc: Exception) -> str:
@@ -322,6 +376,8 @@ def download_class(
         return Result(name, fmt, str(path), why, url=url)
     session = session or requests.Session()
     label = f"{name} ({fmt})"
+    if policy.max_bytes is None:
+        policy = replace(policy, max_bytes=MAX_BYTES[fmt])
 
     def progress(completed: int, moved: int) -> None:
         if stop is not None and stop.is_set():

@@ -104,14 +104,14 @@ def loads(line: bytes | str):
     except orjson.JSONDecodeError:
         if isinstance(line, bytes):
             line = line.decode("utf-8", "replace")
-        return json.loads(line)
+        return json.loads(line.removeprefix("\ufeff"))  # a byte-order mark, as editors on Windows write
 
 
 def parse_line(line: bytes | str, word: str | None = None) -> dict:
     """Parse one ndjson line into its object, or raise ``_Bad`` saying why."""
     try:
         obj = loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
         raise _Bad("malformed JSON") from None
     if not isinstance(obj, dict) or "drawing" not in obj:
         raise _Bad("not a Quick, Draw! drawing (no 'drawing' key)")
@@ -295,7 +295,10 @@ def _from_points(xs, ys, stroke_lengths, stroke_counts, keys, where, skipped, se
     _mark(bad, (lengths < 2) & ~bad, "fewer than two points", where, skipped)
     ends = np.cumsum(lengths)
     starts = ends - lengths
-    x, y = np.array(xs), np.array(ys)  # numpy infers the type: any str or None makes it non-numeric
+    try:  # numpy infers the type: any str or None makes it non-numeric
+        x, y = np.array(xs), np.array(ys)
+    except (ValueError, OverflowError, TypeError):  # nested lists; integers past 64 bits
+        x = y = np.zeros(0, dtype=object)
     if x.dtype.kind not in "iuf" or y.dtype.kind not in "iuf":
         numeric = (int, float)
         reason = np.array([not all(type(v) in numeric for v in xs[a:b] + ys[a:b]) for a, b in zip(starts, ends)])
@@ -303,8 +306,8 @@ def _from_points(xs, ys, stroke_lengths, stroke_counts, keys, where, skipped, se
         keep = np.repeat(~reason, lengths)
         x = np.zeros(len(xs))
         y = np.zeros(len(ys))
-        x[keep] = np.array([v for v, k in zip(xs, keep) if k], dtype=np.float64)
-        y[keep] = np.array([v for v, k in zip(ys, keep) if k], dtype=np.float64)
+        x[keep] = np.array([_finite_or_inf(v) for v, k in zip(xs, keep) if k], dtype=np.float64)
+        y[keep] = np.array([_finite_or_inf(v) for v, k in zip(ys, keep) if k], dtype=np.float64)
     points = np.column_stack([x, y])  # int64 for Google's integer files, float64 otherwise
     outside = ~((points >= 0) & (points <= strokes.SIMPLIFIED_MAX)).all(axis=1)  # NaN fails both
     _mark(bad, np.logical_or.reduceat(outside, starts) & ~bad, "out-of-range value", where, skipped)
@@ -319,6 +322,14 @@ def _from_points(xs, ys, stroke_lengths, stroke_counts, keys, where, skipped, se
         points = points.astype(np.int16)
     rows, offsets = strokes.points_to_stroke3(points, np.cumsum(stroke_lengths), np.cumsum(lengths))
     return Drawings(rows.astype(np.int16), offsets, keys)
+
+
+def _finite_or_inf(v) -> float:
+    """A number as a float; an integer too large for one is infinite (and so out of range)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return float("inf")
 
 
 def _mark(bad: np.ndarray, which: np.ndarray, reason: str, where, skipped: Skipped) -> None:
