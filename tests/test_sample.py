@@ -66,6 +66,22 @@ def test_a_prefix_is_continued(ckpt):
     assert not np.array_equal(gen.rows[0][10:], gen.rows[1][10:])
 
 
+def test_a_long_drawing_animates_in_linear_time_with_at_most_max_frames():
+    """100,000 points in 10,000 strokes (real tent strokes, repeated): every frame is the
+    raster of the strokes shown so far, and there are at most MAX_FRAMES + 1 of them."""
+    tent = drawing_to_stroke3(json.loads(real_lines("tent")[0])["drawing"])
+    reps = -(-100_000 // len(tent))
+    rows = np.tile(tent, (reps, 1))[:100_000]
+    rows[:, 2] = 0
+    rows[9::10, 2] = 1  # 10,000 strokes of 10 points
+    frame_list = render.frames(rows, 96, points_per_frame=2)
+    assert 2 < len(frame_list) <= render.MAX_FRAMES + 1
+    assert np.array_equal(frame_list[-1], render.render_static(rows, 96))
+    strokes = render.fit(rows, 96)
+    half = render.raster(strokes[:5000], 96)  # 5,000 whole strokes: 50,000 points
+    assert any(np.array_equal(f, np.asarray(half)) for f in frame_list)
+
+
 def test_gif_frames_size_loop_first_blank_last_static(ckpt, tmp_path):
     rows = drawing_to_stroke3(json.loads(real_lines("tent")[0])["drawing"])
     frame_list = render.frames(rows, 128, points_per_frame=3)

@@ -152,14 +152,19 @@ def raster(strokes: list[np.ndarray], size: int, width: int | None = None):
     image = Image.new("L", (size, size), 255)
     draw = ImageDraw.Draw(image)
     for s in strokes:
-        points = [tuple(p) for p in np.round(s, 2).tolist()]
-        if len(points) == 1 or all(p == points[0] for p in points):
-            x, y = points[0]
-            r = width / 2
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=0)
-        else:
-            draw.line(points, fill=0, width=width, joint="curve")
+        _stroke(draw, s, width)
     return image
+
+
+def _stroke(draw, s: np.ndarray, width: int) -> None:
+    """One stroke in black: a polyline, or a dot where it does not move."""
+    points = [tuple(p) for p in np.round(s, 2).tolist()]
+    if len(points) == 1 or all(p == points[0] for p in points):
+        x, y = points[0]
+        r = width / 2
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=0)
+    else:
+        draw.line(points, fill=0, width=width, joint="curve")
 
 
 def render_static(rows: np.ndarray, size: int = 256) -> np.ndarray:
@@ -167,22 +172,39 @@ def render_static(rows: np.ndarray, size: int = 256) -> np.ndarray:
     return np.asarray(raster(fit(rows, size), size))
 
 
+#: the most frames one GIF gets: a longer drawing adds more points a frame
+MAX_FRAMES = 1000
+
+
 def frames(rows: np.ndarray, size: int = 256, points_per_frame: int = 2) -> list[np.ndarray]:
     """The sketch drawn point by point: a blank first frame, then ``points_per_frame``
-    more points of ink a frame, in the order the strokes were drawn. Pen-up moves
-    draw nothing. A frame that adds nothing visible (a repeated point) is skipped."""
+    more points of ink a frame (more for a drawing that would take over ``MAX_FRAMES``),
+    in the order the strokes were drawn. Pen-up moves draw nothing. A frame that adds
+    nothing visible (a repeated point) is skipped.
+
+    Finished strokes are drawn once, onto a base image; a frame is that base and the
+    stroke under way, so the cost is linear in the points, and every frame is the
+    pixels ``raster`` gives for the same strokes."""
+    from PIL import ImageDraw
+
     strokes = fit(rows, size)
     counts = np.cumsum([len(s) for s in strokes])
     total = int(counts[-1]) if len(counts) else 0
-    out = [np.asarray(raster([], size))]
-    for shown in list(range(points_per_frame, total, points_per_frame)) + [total]:
-        partial = []
-        for s, end in zip(strokes, counts):
-            start = end - len(s)
-            if shown <= start:
-                break
-            partial.append(s[: shown - start])
-        frame = np.asarray(raster(partial, size))
+    step = max(points_per_frame, -(-total // MAX_FRAMES))
+    width = max(1, round(size / 96))
+    base = raster([], size, width)
+    out = [np.asarray(base)]
+    drawn = 0  # strokes on the base image
+    for shown in list(range(step, total, step)) + [total]:
+        whole = int(np.searchsorted(counts, shown, side="right"))  # strokes shown to their end
+        while drawn < whole:
+            _stroke(ImageDraw.Draw(base), strokes[drawn], width)
+            drawn += 1
+        image = base
+        if whole < len(strokes) and shown > counts[whole] - len(strokes[whole]):
+            image = base.copy()
+            _stroke(ImageDraw.Draw(image), strokes[whole][: shown - (counts[whole] - len(strokes[whole]))], width)
+        frame = np.asarray(image)
         if not np.array_equal(frame, out[-1]):
             out.append(frame)
     return out
