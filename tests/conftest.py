@@ -57,6 +57,7 @@ class Mirror:
         self.requests: list[tuple[str, str | None]] = []
         self.honour_range = True
         self.latency = 0.0
+        self.redirects: dict[str, str] = {}  # url path -> where a 302 sends it
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +72,12 @@ class Mirror:
             def do_GET(self):
                 mirror.requests.append((self.path, self.headers.get("Range")))
                 time.sleep(mirror.latency)
+                if self.path in mirror.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", mirror.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 path = mirror.root / unquote(self.path).lstrip("/")
                 if not path.is_file():
                     self.send_error(404)

@@ -291,3 +291,49 @@ def test_a_trickling_server_is_cut_and_retried_then_given_up(mirror, tmp_path):
     ):
         dl.download_class("cat", "simplified", tmp_path, limit=None, base=mirror.url, policy=impatient)
     assert not (tmp_path / "simplified" / "cat.ndjson").exists()
+
+
+@pytest.mark.parametrize("where", ["loop", "file:///etc/passwd", "ftp://example.com/cat.ndjson"])
+def test_redirects_that_go_nowhere_are_one_line(run, mirror, tmp_path, where):
+    path = mirror.path_of("simplified", "cat")
+    mirror.redirects[path] = path if where == "loop" else where
+    result = run("download", "--classes", "cat", "--base-url", mirror.url, "--data-dir", tmp_path / "d", "--retries", 0)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    expected = "redirects in a loop" if where == "loop" else "cannot be fetched (InvalidSchema)"
+    assert result.output == f"Error: {mirror.url}full/simplified/cat.ndjson {expected}. Check --base-url\n"
+    assert not (tmp_path / "d" / "simplified" / "cat.ndjson").exists()
+
+
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("http://127.0.0.1:99999/", "is not a valid URL"),
+        ("http://[::1/", "is not a valid URL"),
+        ("http://bad host/", "has no valid host"),
+        ("http:///path/", "has no valid host"),
+    ],
+)
+def test_base_urls_that_cannot_work_are_one_line(run, tmp_path, url, why):
+    result = run("download", "--classes", "cat", "--base-url", url, "--data-dir", tmp_path)
+    assert result.exit_code == 1
+    assert result.output == f"Error: base URL {url!r} {why}. Pass --base-url http://host/path/\n"
+
+
+def test_a_password_in_the_base_url_never_reaches_a_message(run, mirror, tmp_path):
+    url = mirror.url.replace("http://", "http://me:s3cret@")
+    result = run("download", "--classes", "dog", "--base-url", url, "--data-dir", tmp_path, "--retries", 0)
+    assert result.exit_code == 1 and "s3cret" not in result.output
+    assert result.output.startswith("Error: HTTP 404 for http://me:***@127.0.0.1:")
+
+
+def test_from_reads_regular_files_only(run, tmp_path):
+    import os as _os
+
+    src = tmp_path / "src" / "simplified"
+    src.mkdir(parents=True)
+    (src / "cat.ndjson").write_bytes(b"".join(real_lines("cat")))
+    _os.mkfifo(src / "clock.ndjson")  # would block a reader forever
+    (src / "house.ndjson").symlink_to("/dev/zero")  # would never end
+    result = run("download", "--from", tmp_path / "src", "--data-dir", tmp_path / "d", "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "d" / "simplified").glob("*.ndjson")) == ["cat.ndjson"]

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import urlsplit
 
 from qdsketch.classes import resolve_class, url_name
 from qdsketch.errors import DataError, DownloadError, UnknownClassError
@@ -96,8 +97,29 @@ class SilentReporter:
 def base_url(explicit: str | None = None) -> str:
     url = explicit or os.environ.get(BASE_URL_ENV) or GOOGLE_BASE_URL
     if not url.startswith(("http://", "https://")):
-        raise DownloadError(f"base URL {url!r} is not http(s)", "pass --base-url http://host/path/")
+        raise DownloadError(f"base URL {redact(url)!r} is not http(s)", "pass --base-url http://host/path/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a port past 65535 or not a number raises here)
+    except ValueError:
+        raise DownloadError(
+            f"base URL {redact(url)!r} is not a valid URL", "pass --base-url http://host/path/"
+        ) from None
+    if not parts.hostname or " " in parts.netloc:
+        raise DownloadError(f"base URL {redact(url)!r} has no valid host", "pass --base-url http://host/path/")
     return url if url.endswith("/") else url + "/"
+
+
+def redact(url: str) -> str:
+    """``url`` without a password (``http://user:secret@host`` -> ``http://user:***@host``), for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("@")[-1]
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def source_url(base: str, fmt: str, name: str) -> str:
@@ -227,6 +249,15 @@ def _open(session, url: str, offset: int, policy: RetryPolicy):
         resp = session.get(url, stream=True, headers=headers, timeout=policy.timeout)
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise _Transient(str(exc)) from None
+    except requests.TooManyRedirects:
+        raise DownloadError(f"{redact(url)} redirects in a loop", "check --base-url") from None
+    except (
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+    ) as exc:
+        # a redirect to file:// or ftp://, a port past 65535, a broken host
+        raise DownloadError(f"{redact(url)} cannot be fetched ({type(exc).__name__})", "check --base-url") from None
     status = resp.status_code
     if status >= 500 or status == 429:
         resp.close()
@@ -236,13 +267,13 @@ def _open(session, url: str, offset: int, policy: RetryPolicy):
         return None, 0
     if status >= 400:
         resp.close()
-        raise DownloadError(f"HTTP {status} for {url}", "check the class name, --format and --base-url")
+        raise DownloadError(f"HTTP {status} for {redact(url)}", "check the class name, --format and --base-url")
     if offset and status == 206:
         content_range = resp.headers.get("Content-Range", "")
         if not content_range.startswith(f"bytes {offset}-"):
             resp.close()
             raise DownloadError(
-                f"{url} answered a resume from byte {offset} with {content_range!r}", "run again with --force"
+                f"{redact(url)} answered a resume from byte {offset} with {content_range!r}", "run again with --force"
             )
         return resp, 0
     return resp, offset  # a 200 to a Range request: skip what was already read
@@ -271,7 +302,7 @@ def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes, stop=None)
                     pace.add(len(chunk))
                     if policy.max_bytes is not None and moved > policy.max_bytes:
                         raise DownloadError(
-                            f"{url} sent more than {policy.max_bytes:,} bytes, the most one file may move",
+                            f"{redact(url)} sent more than {policy.max_bytes:,} bytes, the most one file may move",
                             "pass a larger --max-file-size if the file is really that large",
                         )
                     if skip:
@@ -294,7 +325,7 @@ def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes, stop=None)
             retries += 1
             if retries > policy.attempts:
                 raise DownloadError(
-                    f"gave up on {url} after {retries} tries ({_reason(exc)})",
+                    f"gave up on {redact(url)} after {retries} tries ({_reason(exc)})",
                     "check the network, or --base-url, and run the command again",
                 ) from None
             delay = min(policy.backoff * 2 ** (retries - 1), MAX_BACKOFF)
@@ -397,7 +428,7 @@ def download_class(
             reporter.start(label, limit, "drawings")
             moved, retries, ended = _transfer(session, url, keeper, policy, lambda m: progress(keeper.kept, m), stop)
             if not keeper.kept:
-                raise DownloadError(f"no usable drawing of {name!r} at {url}", "check --base-url and --format")
+                raise DownloadError(f"no usable drawing of {name!r} at {redact(url)}", "check --base-url and --format")
             kept = {"kept": keeper.kept, "bytes_kept": keeper.bytes_kept, "bad": keeper.bad}
             result = Result(
                 name, fmt, str(path), "downloaded", bytes_moved=moved, exhausted=ended, retries=retries, url=url, **kept
@@ -463,7 +494,8 @@ def importable(source: Path, classes: Iterable[str] | None, formats: Iterable[st
     for fmt in formats:
         folder = source / fmt
         if classes is None:
-            names = sorted(p.name[: -len(FORMATS[fmt]) - 1] for p in folder.glob(f"*.{FORMATS[fmt]}"))
+            # regular files only: a FIFO, or a link to /dev/zero, would never end
+            names = sorted(p.name[: -len(FORMATS[fmt]) - 1] for p in folder.glob(f"*.{FORMATS[fmt]}") if p.is_file())
             names = [n for n in names if _known(n)]
         else:
             names = [n for n in classes if (folder / f"{n}.{FORMATS[fmt]}").is_file()]
