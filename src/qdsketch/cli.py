@@ -73,8 +73,8 @@ def cli():
         qdsketch download --classes cat,clock
         qdsketch preprocess
         qdsketch train --device cuda
-        qdsketch evaluate runs/seed-20261125-101500 --judge
-        qdsketch sample cat clock -n 16 --checkpoint runs/seed-20261125-101500 -o grid.png
+        qdsketch evaluate runs/mixture-20261125-101500 --judge
+        qdsketch sample cat clock -n 16 --checkpoint runs/mixture-20261125-101500 -o grid.png
     """
 
 
@@ -577,7 +577,7 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
 
     \b
     Example:
-        qdsketch evaluate runs/seed-20261125-101500
+        qdsketch evaluate runs/mixture-20261125-101500
         qdsketch evaluate runs/try/last.pt --split val --json
         qdsketch evaluate runs/try --judge --temperature 0.3 --temperature 0.7
     """
