@@ -337,3 +337,45 @@ def test_from_reads_regular_files_only(run, tmp_path):
     result = run("download", "--from", tmp_path / "src", "--data-dir", tmp_path / "d", "-q")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "d" / "simplified").glob("*.ndjson")) == ["cat.ndjson"]
+
+
+def test_each_retry_is_shown_with_its_reason_and_delay(run, mirror, tmp_path):
+    path = mirror.path_of("simplified", "cat")
+    mirror.faults[path] = ["500"]
+    result = run("download", "--classes", "cat", "--base-url", mirror.url, "--data-dir", tmp_path, "--retries", 1)
+    assert result.exit_code == 0, result.output
+    assert "cat (simplified): HTTP 500; try 2 of 2 in 1 s" in result.output
+
+
+def test_ctrl_c_exits_130_in_one_line_and_leaves_no_part_file(mirror, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    mirror.add("simplified", "cat", repeated_lines("cat", 3000))
+    mirror.latency = 0.2  # slow enough to be interrupted on the way
+    cmd = [
+        sys.executable,
+        "-m",
+        "qdsketch",
+        "download",
+        "--classes",
+        "cat",
+        "--base-url",
+        mirror.url,
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--max-per-class",
+        "3000",
+        "-q",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while not list((tmp_path / "d").rglob("*.part")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.decode() == "interrupted: nothing half-written was left\n"
+    assert list((tmp_path / "d").rglob("*.part")) == [] and not (tmp_path / "d" / "simplified" / "cat.ndjson").exists()

@@ -47,6 +47,9 @@ class Group(click.Group):
             return super().invoke(ctx)
         except QdsketchError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:  # Ctrl-C: what was being written was never renamed into place
+            click.echo("interrupted: nothing half-written was left", err=True)
+            raise SystemExit(130) from None
         except OSError as exc:
             if os.environ.get("QDSKETCH_DEBUG"):
                 raise

@@ -75,6 +75,7 @@ class Reporter(Protocol):
     def update(self, label: str, completed: int, moved: int) -> None: ...
     def finish(self, label: str) -> None: ...
     def done(self, name: str) -> None: ...  # one of download_classes' files is over (downloaded or skipped)
+    def retry(self, label: str, what: str) -> None: ...  # a transient failure, and when the next try comes
 
 
 class SilentReporter:
@@ -82,6 +83,9 @@ class SilentReporter:
         pass
 
     def done(self, name):
+        pass
+
+    def retry(self, label, what):
         pass
 
     def start(self, label, total, unit):
@@ -279,10 +283,13 @@ def _open(session, url: str, offset: int, policy: RetryPolicy):
     return resp, offset  # a 200 to a Range request: skip what was already read
 
 
-def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes, stop=None) -> tuple[int, int, bool]:
+def _transfer(
+    session, url: str, sink, policy: RetryPolicy, on_bytes, stop=None, on_retry=None
+) -> tuple[int, int, bool]:
     """Feed ``url``'s body to ``sink`` until it is done or the body ends,
-    retrying transient failures. Returns ``(bytes moved, retries, reached end)``.
-    ``stop`` (a ``threading.Event``), once set, ends it with ``Cancelled``."""
+    retrying transient failures; ``on_retry(attempt, reason, delay)`` hears of each.
+    Returns ``(bytes moved, retries, reached end)``. ``stop`` (a ``threading.Event``),
+    once set, ends it with ``Cancelled``."""
     import requests
     import urllib3
 
@@ -329,6 +336,8 @@ def _transfer(session, url: str, sink, policy: RetryPolicy, on_bytes, stop=None)
                     "check the network, or --base-url, and run the command again",
                 ) from None
             delay = min(policy.backoff * 2 ** (retries - 1), MAX_BACKOFF)
+            if on_retry is not None:
+                on_retry(retries, _reason(exc), delay)
             if stop is not None and stop.wait(delay):
                 raise Cancelled from None
             if stop is None:
@@ -415,18 +424,23 @@ def download_class(
             raise Cancelled
         reporter.update(label, completed, moved)
 
+    def retry(attempt: int, reason: str, delay: float) -> None:
+        reporter.retry(label, f"{reason}; try {attempt + 1} of {policy.attempts + 1} in {delay:g} s")
+
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         if fmt == "sketchrnn":
             sink = _ByteSink(out)
             reporter.start(label, None, "bytes")
-            moved, retries, _ = _transfer(session, url, sink, policy, lambda m: progress(m, m), stop)
+            moved, retries, _ = _transfer(session, url, sink, policy, lambda m: progress(m, m), stop, retry)
             out.flush()
             load_sketchrnn(tmp)  # refuses a file that is not a sketchrnn npz
             result = Result(name, fmt, str(path), "downloaded", -1, sink.consumed, moved, True, retries, url=url)
         else:
             keeper = LineKeeper(out, fmt, name, limit, not all_drawings)
             reporter.start(label, limit, "drawings")
-            moved, retries, ended = _transfer(session, url, keeper, policy, lambda m: progress(keeper.kept, m), stop)
+            moved, retries, ended = _transfer(
+                session, url, keeper, policy, lambda m: progress(keeper.kept, m), stop, retry
+            )
             if not keeper.kept:
                 raise DownloadError(f"no usable drawing of {name!r} at {redact(url)}", "check --base-url and --format")
             kept = {"kept": keeper.kept, "bytes_kept": keeper.bytes_kept, "bad": keeper.bad}

@@ -45,6 +45,10 @@ class RichDownloadReporter:
                 count = f"{self.files_done:,}/{self.files:,} files"
                 self.progress.update(self.overall, completed=self.files_done, count=count)
 
+    def retry(self, label, what):
+        """One line above the bars, so a wait is never silent."""
+        self.progress.console.print(f"{label}: {what}")
+
     def __enter__(self):
         return self
 
