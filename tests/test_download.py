@@ -379,3 +379,20 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_no_part_file(mirror, tmp_path):
     assert proc.returncode == 130
     assert err.decode() == "interrupted: nothing half-written was left\n"
     assert list((tmp_path / "d").rglob("*.part")) == [] and not (tmp_path / "d" / "simplified" / "cat.ndjson").exists()
+
+
+@pytest.mark.parametrize("layout", ["simplified", "full/simplified", "flat"])
+def test_from_reads_googles_layout_ours_and_a_flat_folder(run, tmp_path, layout):
+    folder = tmp_path / "src" / ("" if layout == "flat" else layout)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("cat", "clock"):
+        (folder / f"{name}.ndjson").write_bytes((DATA / "simplified" / f"{name}.ndjson").read_bytes())
+    if layout == "full/simplified":
+        (tmp_path / "src" / "full" / "raw").mkdir()
+        (tmp_path / "src" / "full" / "raw" / "cat.ndjson").write_bytes((DATA / "raw" / "cat.ndjson").read_bytes())
+    result = run("download", "--from", tmp_path / "src", "--data-dir", tmp_path / "d", "-q")
+    assert result.exit_code == 0, result.output
+    got = sorted(p.relative_to(tmp_path / "d").as_posix() for p in (tmp_path / "d").rglob("*.ndjson"))
+    raw = ["raw/cat.ndjson"] if layout == "full/simplified" else []
+    assert got == raw + ["simplified/cat.ndjson", "simplified/clock.ndjson"]
+    assert (tmp_path / "d" / "simplified" / "cat.ndjson").read_bytes() == expected("cat")

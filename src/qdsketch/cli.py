@@ -158,14 +158,17 @@ def _console(quiet: bool = False):
     "--base-url",
     envvar="QDSKETCH_BASE_URL",
     metavar="URL",
-    help="A mirror in Google's layout [env: QDSKETCH_BASE_URL; default: Google's bucket].",
+    help="A mirror in Google's layout: URL/full/simplified/<class>.ndjson, URL/full/raw/<class>.ndjson, "
+    "URL/sketchrnn/<class>.npz, class names URL-encoded [env: QDSKETCH_BASE_URL; default: Google's bucket].",
 )
 @click.option("--force", is_flag=True, help="Fetch files again even when they are complete.")
 @click.option(
     "--from",
     "source",
     type=click.Path(path_type=Path),
-    help="Import files copied by hand from this folder (same layout) instead of downloading.",
+    help="Import files copied by hand from this folder instead of downloading: in Google's layout "
+    "(full/simplified/, full/raw/, sketchrnn/), in qdsketch's (simplified/, raw/), or a flat folder of "
+    "<class>.ndjson (simplified).",
 )
 @click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True, help="Retries per file.")
 @click.option("--timeout", type=FiniteRange(min=0.1), default=30.0, show_default=True, help="Seconds.")

@@ -499,14 +499,27 @@ def _write_meta(path: Path, result: Result, limit: int | None, all_drawings: boo
 # --- importing files copied by hand ---------------------------------------------------------
 
 
+def source_folder(source: Path, fmt: str) -> Path:
+    """Where ``source`` keeps files of ``fmt``: ``<fmt>/`` (as qdsketch lays out data), Google's
+    bucket layout (``full/simplified/``, ``full/raw/``, ``sketchrnn/``), or, for simplified
+    ndjson, ``source`` itself when it holds ``<class>.ndjson`` files directly."""
+    source = Path(source)
+    for folder in (source / fmt, source / "full" / fmt):
+        if folder.is_dir():
+            return folder
+    if fmt == "simplified" and any(p.is_file() for p in source.glob("*.ndjson")):
+        return source
+    return source / fmt
+
+
 def importable(source: Path, classes: Iterable[str] | None, formats: Iterable[str]) -> list[tuple[str, str]]:
-    """``(class, format)`` pairs that ``source`` holds in Google's layout."""
+    """``(class, format)`` pairs that ``source`` holds (``source_folder``)."""
     source = Path(source)
     if not source.is_dir():
         raise DataError(f"{source} is not a folder", "pass the folder that holds simplified/, raw/ or sketchrnn/")
     pairs = []
     for fmt in formats:
-        folder = source / fmt
+        folder = source_folder(source, fmt)
         if classes is None:
             # regular files only: a FIFO, or a link to /dev/zero, would never end
             names = sorted(p.name[: -len(FORMATS[fmt]) - 1] for p in folder.glob(f"*.{FORMATS[fmt]}") if p.is_file())
@@ -517,7 +530,8 @@ def importable(source: Path, classes: Iterable[str] | None, formats: Iterable[st
     if not pairs:
         raise DataError(
             f"no Quick, Draw! files in {source}/",
-            "expect simplified/<class>.ndjson, raw/<class>.ndjson or sketchrnn/<class>.npz there",
+            "expect simplified/<class>.ndjson (or full/simplified/, or <class>.ndjson), raw/<class>.ndjson "
+            "(or full/raw/) or sketchrnn/<class>.npz there",
         )
     return pairs
 
@@ -540,10 +554,10 @@ def import_class(
     force: bool = False,
     reporter: Reporter | None = None,
 ) -> Result:
-    """Validate ``source/<fmt>/<class>.<ext>`` and copy what passes into ``data_dir``."""
+    """Validate ``<class>.<ext>`` in ``source_folder(source, fmt)`` and copy what passes into ``data_dir``."""
     name = resolve_class(name)
     reporter = reporter or SilentReporter()
-    src = Path(source) / fmt / f"{name}.{FORMATS[fmt]}"
+    src = source_folder(source, fmt) / f"{name}.{FORMATS[fmt]}"
     path = target_path(data_dir, fmt, name)
     if path.exists() and path.resolve() == src.resolve():
         raise DataError(f"{src} is already in the data directory", "pass --from a different folder than --data-dir")
