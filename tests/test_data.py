@@ -103,6 +103,7 @@ def test_bad_split(text):
         ("train_offsets", lambda a: a[::-1], "train_offsets does not start at 0"),
         ("test_offsets", lambda a: np.concatenate([a[:-1], [a[-1] + 5]]), "test_offsets do not cut test_rows"),
         ("train_rows", lambda a: a[:, :2], "train_rows is not integer rows of 3"),
+        ("val_rows", lambda a: -a, "val_rows has pen values other than 0 and 1"),  # found by tests/test_fuzz.py
         ("std", lambda a: a * 0, "std is not positive"),
         ("mean", lambda a: a * np.nan, "mean is not two finite numbers"),
         ("class_names", lambda a: a[:0], "class_names is not a list of names"),

@@ -135,11 +135,13 @@ def test_sketchrnn_bad_arrays_are_skipped(tmp_path):
     real = drawing_to_stroke3(json.loads(real_lines("nail")[0])["drawing"]).astype(np.int16)
     pen2 = real.copy()
     pen2[0, 2] = 2
-    sketchrnn_file(tmp_path / "nail.npz", [real, pen2, real[:, :2].copy()])
+    wraps = real.astype(np.int64)
+    wraps[1, 0] = np.iinfo(np.int64).min  # abs() of it is itself: it used to wrap into int16
+    sketchrnn_file(tmp_path / "nail.npz", [real, pen2, real[:, :2].copy(), wraps])
     skipped = readers.Skipped()
     got = readers.read_npz(tmp_path / "nail.npz", skipped=skipped)
     assert len(got) == 3
-    assert skipped.reasons == {"out-of-range value": 3, "not an (n, 3) stroke-3 array": 3}
+    assert skipped.reasons == {"out-of-range value": 6, "not an (n, 3) stroke-3 array": 3}
 
 
 def test_hostile_lines_are_skipped_with_a_reason_never_a_crash(tmp_path):

@@ -410,6 +410,8 @@ def _checked(a: dict) -> dict:
         rows, offsets, labels, keys = (a[f"{s}_{k}"] for k in ("rows", "offsets", "labels", "keys"))
         if rows.ndim != 2 or rows.shape[1] != 3 or rows.dtype.kind not in "iu":
             raise ValueError(f"{s}_rows is not integer rows of 3")
+        if ((rows[:, 2] != 0) & (rows[:, 2] != 1)).any():
+            raise ValueError(f"{s}_rows has pen values other than 0 and 1")
         if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or not len(offsets) or offsets[0] != 0:
             raise ValueError(f"{s}_offsets does not start at 0")
         if (np.diff(offsets) < 0).any() or offsets[-1] != len(rows):

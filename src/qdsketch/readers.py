@@ -433,7 +433,8 @@ def read_npz(path: Path, limit: int | None = None, seen: set | None = None, skip
                 skipped.add(where, "not an (n, 3) stroke-3 array")
             elif not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
                 skipped.add(where, "non-numeric value")
-            elif not np.isin(a[:, 2], (0, 1)).all() or np.abs(a[:, :2]).max() > np.iinfo(np.int16).max:
+            elif not np.isin(a[:, 2], (0, 1)).all() or (a[:, :2] < -32767).any() or (a[:, :2] > 32767).any():
+                # compared, not abs(): abs of int64's minimum is itself, negative
                 skipped.add(where, "out-of-range value")
             elif where in seen:
                 skipped.duplicates += 1
