@@ -273,3 +273,15 @@ def test_best_of_needs_a_judge_of_the_models_classes(run, tmp_path):
         "not The Eiffel Tower. Use --best-of 1 with this model\n"
     )
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_unwritable_output_is_refused_before_any_drawing(run, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    result = run("sample", "cat", "-n", 100_000, "-o", notes / "x.png")  # a file where a folder must be
+    assert result.exit_code == 1
+    assert result.output == f"Error: cannot write to {notes}: pass an --output somewhere writable\n"
+    assert notes.read_text() == "mine"
+    (tmp_path / "x.gif").mkdir()
+    is_dir = run("animate", "cat", "-o", tmp_path / "x.gif")
+    assert is_dir.exit_code == 2 and "is a directory" in is_dir.output.splitlines()[-1]

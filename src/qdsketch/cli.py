@@ -129,6 +129,17 @@ def _json_safe(value):
     return value
 
 
+def _check_writable(output: Path) -> None:
+    """Before any work: the output can be written (its folder, or the nearest one that exists)."""
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if output.is_dir():
+        raise click.ClickException(f"{output} is a folder: pass a file name")
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise click.ClickException(f"cannot write to {folder}: pass an --output somewhere writable")
+
+
 def _console(quiet: bool = False):
     from rich.console import Console
 
@@ -722,6 +733,7 @@ def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoi
     suffix = output.suffix.lower()
     if suffix not in SAMPLE_SUFFIXES:
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson")
+    _check_writable(output)
     pre = read_drawing(prefix)[1] if prefix else None
     names, words, gen, seeds, seed = _generate(
         checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre
@@ -798,6 +810,7 @@ def animate(
 
     if output.suffix.lower() != ".gif":
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: animate writes .gif")
+    _check_writable(output)
     if source is not None:
         from qdsketch.readers import read_drawing
 
