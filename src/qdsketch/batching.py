@@ -69,14 +69,20 @@ class DeviceSplit:
         gather = (self.starts[at, None] + pos[None, :]).clamp(max=len(self.flat) - 1)
         seq = self.flat[gather]
         real = int(self.steps_np[index].sum())
-        if augment:
-            seq, steps = augment_batch(seq, pos, steps, augment, generator, self.mean, self.std)
-        # input t and target t are real together: t < steps (the block is SOS, rows, EOS)
-        mask = pos[None, 1:] <= steps[:, None]
-        if augment and augment.drop:  # dropped points shorten drawings
-            real = int(mask.sum())
-        keep = mask[..., None]
-        return Batch(seq[:, :-1] * keep, seq[:, 1:] * keep, mask, self.labels[at], real, len(index) * t)
+        return finish_batch(seq, steps, pos, self.labels[at], real, augment, generator, self.mean, self.std)
+
+
+def finish_batch(seq, steps, pos, labels, real: int, augment: Augment | None, generator, mean, std) -> Batch:
+    """A ``Batch`` from padded sequences (SOS, rows, EOS), augmented first if asked,
+    the same for both kinds of split."""
+    if augment:
+        seq, steps = augment_batch(seq, pos, steps, augment, generator, mean, std)
+    # input t and target t are real together: t < steps (the block is SOS, rows, EOS)
+    mask = pos[None, 1:] <= steps[:, None]
+    if augment and augment.drop:  # dropped points shorten drawings
+        real = int(mask.sum())
+    keep = mask[..., None]
+    return Batch(seq[:, :-1] * keep, seq[:, 1:] * keep, mask, labels, real, len(seq) * (len(pos) - 1))
 
 
 def augment_batch(seq, pos, steps, augment: Augment, generator, mean: torch.Tensor, std: torch.Tensor):
@@ -170,15 +176,8 @@ class StreamSplit:
         seq_t = torch.from_numpy(seq).to(self.device, non_blocking=True)
         steps = torch.from_numpy(steps_np).to(self.device)
         pos = torch.arange(t + 1, device=self.device)
-        real = int(steps_np.sum())
-        if augment:
-            seq_t, steps = augment_batch(seq_t, pos, steps, augment, generator, self.mean, self.std)
-        mask = pos[None, 1:] <= steps[:, None]
-        if augment and augment.drop:
-            real = int(mask.sum())
-        keep = mask[..., None]
         labels = torch.from_numpy(self.labels_np[index]).to(self.device)
-        return Batch(seq_t[:, :-1] * keep, seq_t[:, 1:] * keep, mask, labels, real, b * t)
+        return finish_batch(seq_t, steps, pos, labels, int(steps_np.sum()), augment, generator, self.mean, self.std)
 
 
 def _ramp(lengths: np.ndarray) -> np.ndarray:
