@@ -222,3 +222,15 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
         == f"Error: could not write {tmp_path / 'out'}: File too large. Free some disk space, or pass another --output\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_the_command_forks_its_workers_and_writes_the_same_bytes(tmp_path):
+    """`qdsketch preprocess` (no torch loaded) starts its workers by fork; the bytes match one worker's."""
+    for workers in (1, 2):
+        proc = _preprocess(["--data-dir", DATA, "-o", tmp_path / f"w{workers}", "--workers", workers, "--json"])
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    names = sorted(p.name for p in (tmp_path / "w1").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "w2").iterdir())
+    for name in names:
+        assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes(), name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -182,7 +183,9 @@ def read_classes(jobs: list[tuple], workers: int = 1) -> Iterator[tuple[Drawings
         return
     import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(workers) as pool:
+    # fork starts a worker in milliseconds, but is unsafe once torch (and its threads) is loaded
+    method = "fork" if "fork" in mp.get_all_start_methods() and "torch" not in sys.modules else "spawn"
+    with mp.get_context(method).Pool(workers) as pool:
         pending: deque = deque()
         queue = iter(jobs)
         for job in queue:
