@@ -181,8 +181,14 @@ def _console(quiet: bool = False):
     "(full/simplified/, full/raw/, sketchrnn/), in qdsketch's (simplified/, raw/), or a flat folder of "
     "<class>.ndjson (simplified).",
 )
-@click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True, help="Retries per file.")
-@click.option("--timeout", type=FiniteRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
+@click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per file.")
+@click.option(
+    "--timeout",
+    type=FiniteRange(0.1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to connect, and between bytes.",
+)
 @click.option(
     "--jobs", type=click.IntRange(min=1, max=64), default=4, show_default=True, help="Files downloaded at once."
 )
@@ -259,7 +265,11 @@ def download(
 @click.option("--classes", "classes_text", metavar="NAMES", help="Comma-separated classes [default: all in DATA_DIR].")
 @max_per_class_option(None)
 @click.option(
-    "--max-seq-len", type=click.IntRange(min=1), default=150, show_default=True, help="Truncate longer drawings."
+    "--max-seq-len",
+    type=click.IntRange(1, 10_000),
+    default=150,
+    show_default=True,
+    help="Truncate longer drawings (a checkpoint allows at most 10,000).",
 )
 @click.option("--split", "split_text", default="70,15,15", show_default=True, help="train,val,test weights.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the split.")
@@ -275,7 +285,7 @@ def download(
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 256),
     help="Processes that read classes in parallel; the output is the same for any number [default: the cores].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -650,7 +660,7 @@ def generation_options(f):
     f = click.option("--seed", type=SEED, help="Seed for reproducible sketches [default: a random one, printed].")(f)
     f = click.option(
         "--best-of",
-        type=click.IntRange(min=1),
+        type=click.IntRange(1, 64),
         default=1,
         show_default=True,
         metavar="K",

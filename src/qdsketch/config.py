@@ -100,7 +100,7 @@ class TrainConfig:
     epochs: int = opt(
         50, "Most epochs to train.", min=1, default_help="default: the preset's, else 50; with --resume: the run's"
     )
-    batch_size: int = opt(128, min=1)  # drawings per batch
+    batch_size: int = opt(128, min=1, max=65536)  # drawings per batch
     lr: float = opt(1e-3, "AdamW learning rate.", min=0, min_open=True, max=10)
     weight_decay: float = opt(1e-5, min=0, max=1)  # AdamW
     grad_clip: float = opt(1.0, cli=False)  # gradient norm clipped to this

@@ -110,7 +110,7 @@ def parse_split(text: str) -> tuple[float, float, float]:
         parts = [float(p) for p in text.split(",")]
     except ValueError:
         parts = []
-    if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0 or sum(parts) <= 0:
+    if len(parts) != 3 or not all(math.isfinite(p) for p in parts) or min(parts) < 0 or parts[0] <= 0:
         raise DataError(f"bad split {text!r}", "give three non-negative weights, e.g. --split 70,15,15")
     total = sum(parts)
     return tuple(p / total for p in parts)  # type: ignore[return-value]

@@ -1,0 +1,260 @@
+"""Hostile input at the command line, as a user's shell delivers it: every case runs as its
+own process and must end within its timeout, with a non-zero exit, exactly one `Error:` line,
+no traceback, and every file that was there before unchanged (docs/reliability.md)."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import real_lines
+
+from qdsketch.checkpoint import bundled
+
+BASES = {  # a command that would work, but for the option under test
+    "download": ["download", "--classes", "cat", "--base-url", "http://127.0.0.1:9/", "--data-dir", "dl", "-q"],
+    "preprocess": ["preprocess", "--data-dir", "data", "-o", "new.npz"],
+    "train": ["train", "--data", "ds.npz", "--preset", "tiny", "--run-dir", "newrun", "--epochs", "1"],
+    "evaluate": ["evaluate", "run", "--judge", "--judge-path", "j.pt"],
+    "sample": ["sample", "cat", "-o", "x.png"],
+    "animate": ["animate", "cat", "-o", "x.gif"],
+}
+FLOATS = {
+    "download": ["--timeout", "--max-file-size"],
+    "train": [
+        "--lr",
+        "--weight-decay",
+        "--augment-scale",
+        "--augment-rotate",
+        "--augment-drop",
+        "--augment-jitter",
+        "--dropout",
+        "--xy-weight",
+        "--pen-weight",
+    ],
+    "evaluate": ["--temperature"],
+    "sample": ["--temperature", "--pen-temperature"],
+    "animate": ["--fps", "--hold", "--temperature", "--pen-temperature"],
+}
+INTS = {
+    "download": ["--max-per-class", "--retries", "--jobs"],
+    "preprocess": ["--max-per-class", "--max-seq-len", "--seed", "--workers"],
+    "train": [
+        "--epochs",
+        "--batch-size",
+        "--early-stop",
+        "--seed",
+        "--max-steps",
+        "--embed-dim",
+        "--hidden",
+        "--layers",
+        "--mixtures",
+    ],
+    "evaluate": ["-n", "--seed"],
+    "sample": ["-n", "--seed", "--best-of"],
+    "animate": ["--size", "--points-per-frame", "--seed", "--best-of"],
+}
+BAD_FLOATS = ["nan", "inf", "-inf", "1e400", "abc", "-1e9"]
+BAD_INTS = ["-5", "1.5", "x"]
+#: options with an upper bound, so 10^30 is refused too (the others take any size)
+BOUNDED = {
+    "--retries",
+    "--jobs",
+    "--max-seq-len",
+    "--seed",
+    "--workers",
+    "--batch-size",
+    "--embed-dim",
+    "--hidden",
+    "--layers",
+    "--mixtures",
+    "-n",
+    "--best-of",
+    "--size",
+}
+
+
+def option_cases():
+    for command, options in FLOATS.items():
+        for option in options:
+            for value in BAD_FLOATS:
+                yield (command, [*BASES[command], option, value])
+    for command, options in INTS.items():
+        for option in options:
+            for value in BAD_INTS + ([str(10**30)] if option in BOUNDED else []):
+                yield (command, [*BASES[command], option, value])
+
+
+def file_cases():
+    """Bad files handed to commands: the file is made in the case's folder first."""
+    cases = []
+    for _, change in [
+        ("labels", lambda a: a.update(train_labels=a["train_labels"] + 40)),
+        ("offsets", lambda a: a.update(val_offsets=a["val_offsets"][::-1])),
+        ("rows", lambda a: a.update(train_rows=a["train_rows"][:, :2])),
+        ("pens", lambda a: a.update(test_rows=-a["test_rows"])),
+        ("meta", lambda a: a.update(meta=np.array("{nope"))),
+        ("names", lambda a: a.update(class_names=a["class_names"][:0])),
+        ("std", lambda a: a.update(std=a["std"] * 0)),
+        ("missing", lambda a: a.pop("train_keys")),
+    ]:
+        cases.append(("train", ["train", "--data", "bad.npz", "--preset", "tiny", "--run-dir", "r2"], ("npz", change)))
+        cases.append(("evaluate", ["evaluate", "run", "--data", "bad.npz"], ("npz", change)))
+    for _, change in [
+        ("head", lambda p: p["model_config"].update(head="rnn")),
+        ("hidden", lambda p: p["model_config"].update(hidden=-3)),
+        ("seq", lambda p: p.update(max_seq_len=10**9)),
+        ("names", lambda p: p.update(class_names=["cat"])),
+        ("nan", lambda p: next(iter(p["model"].values())).fill_(float("nan"))),
+        ("version", lambda p: p.update(version="2")),
+        ("format", lambda p: p.update(format="other")),
+        ("model", lambda p: p.pop("model")),
+    ]:
+        cases.append(("sample", ["sample", "cat", "--checkpoint", "bad.pt", "-o", "y.png"], ("pt", change)))
+        cases.append(("animate", ["animate", "cat", "--checkpoint", "bad.pt", "-o", "y.gif"], ("pt", change)))
+    for text in [b"", b"\n\n", b"[1, 2]\n", b'{"drawing": "x"}\n', b"\xff\xfe\x00garbage\n", b"[" * 50_000 + b"\n"]:
+        cases.append(("animate", ["animate", "--from", "bad.ndjson", "-o", "z.gif"], ("ndjson", text)))
+        cases.append(("sample", ["sample", "cat", "--prefix", "bad.ndjson", "-o", "z.png"], ("ndjson", text)))
+    for args in (
+        ["preprocess", "--data-dir", "data", "-o", "data/simplified/cat.ndjson"],  # its own input
+        ["preprocess", "--data-dir", "data", "-o", "mine"],  # a folder that is not a dataset
+        ["evaluate", "run", "--judge", "--judge-path", "run/best.pt"],  # not a judge
+        ["train", "--data", "ds.npz", "--preset", "tiny", "--run-dir", "run"],  # a run is there
+        ["train", "--run-dir", "nothing", "--resume"],
+        ["train", "--resume", "--run-dir", "run", "--lr", "0.5"],
+        ["sample", "catt", "-o", "y.png"],
+        ["sample", "cat", "-o", "y.jpg"],
+        ["sample", "cat", "-o", "notes.txt/y.png"],
+        ["animate", "-o", "y.gif"],
+        ["animate", "cat", "-o", "y.png"],
+        ["download", "--classes", "dog,catt", "-q"],
+        ["download", "--from", "nowhere", "-q"],
+        ["download", "--classes", "cat", "--base-url", "ftp://x/", "-q"],
+        ["download", "--classes", "cat", "--base-url", "http://a:99999/", "-q"],
+        ["preprocess", "--split", "1,2"],
+        ["preprocess", "--split", "nan,1,1"],
+        ["preprocess", "--data-dir", "empty"],
+        ["train", "--data", "nothing.npz"],
+        ["train", "--data", "notes.txt"],
+        ["evaluate", "nothing"],
+        ["evaluate", "run", "--split", "other"],
+        ["sample", "cat", "--device", "meta", "-o", "y.png"],
+        ["sample", "cat", "--checkpoint", "notes.txt", "-o", "y.png"],
+    ):
+        cases.append((args[0], args, None))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, dataset_path):
+    """A folder holding what a user would have: data, a dataset, a run, notes."""
+    from click.testing import CliRunner
+
+    from qdsketch.cli import cli
+
+    root = tmp_path_factory.mktemp("world")
+    (root / "data" / "simplified").mkdir(parents=True)
+    for name in ("cat", "clock"):
+        (root / "data" / "simplified" / f"{name}.ndjson").write_bytes(b"".join(real_lines(name)))
+    (root / "ds.npz").write_bytes(Path(dataset_path).read_bytes())
+    (root / "notes.txt").write_text("mine")
+    (root / "mine").mkdir()
+    (root / "mine" / "keep.txt").write_text("mine too")
+    (root / "empty").mkdir()
+    made = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(root / "ds.npz"),
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--run-dir",
+            str(root / "run"),
+            "-q",
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    return root
+
+
+def _snapshot(folder: Path) -> dict:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _prepare(folder: Path, spec, dataset: Path):
+    if spec is None:
+        return
+    kind, change = spec
+    if kind == "npz":
+        with np.load(dataset) as z:
+            arrays = {k: z[k] for k in z.files}
+        change(arrays)
+        np.savez(folder / "bad.npz", **arrays)
+    elif kind == "pt":
+        payload = torch.load(bundled(), weights_only=True)
+        change(payload)
+        torch.save(payload, folder / "bad.pt")
+    else:
+        (folder / "bad.ndjson").write_bytes(change)
+
+
+def _run(folder: Path, args: list[str]) -> tuple[int | None, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "qdsketch", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        return None, "timed out"
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_hostile_command_lines(world, tmp_path):
+    import shutil
+
+    cases = [(c, a, None) for c, a in option_cases()] + file_cases()
+    assert len(cases) >= 150
+    folders = []
+    for i, (_, args, spec) in enumerate(cases):
+        folder = tmp_path / f"case{i}"
+        shutil.copytree(world, folder, symlinks=True)
+        _prepare(folder, spec, world / "ds.npz")
+        folders.append((folder, args, _snapshot(folder)))
+    with ThreadPoolExecutor(2) as pool:  # two processes at a time: the machine's two cores
+        results = list(pool.map(lambda f: _run(f[0], f[1]), folders))
+    failures = []
+    for (folder, args, before), (code, output) in zip(folders, results):
+        errors = [line for line in output.splitlines() if line.startswith("Error:")]
+        problems = []
+        if code is None:
+            problems.append("hung")
+        elif code == 0:
+            problems.append("exit 0")
+        if "Traceback" in output:
+            problems.append("traceback")
+        if len(errors) != 1:
+            problems.append(f"{len(errors)} error lines")
+        after = _snapshot(folder)
+        if any(after.get(k) != v for k, v in before.items()):
+            problems.append("changed or removed a file that was there")
+        if set(after) - set(before):
+            problems.append(f"left new files {sorted(set(after) - set(before))}")
+        if problems:
+            failures.append(f"{' '.join(args)}: {', '.join(problems)}: {output.strip()[-300:]}")
+    summary = {"cases": len(cases), "failures": len(failures)}
+    print(json.dumps(summary))
+    assert not failures, "\n".join(failures)
