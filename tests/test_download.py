@@ -138,8 +138,12 @@ def test_sketchrnn_npz_downloads_resumes_and_is_validated(mirror, tmp_path):
     assert (tmp_path / "d" / "sketchrnn" / "clock.npz").read_bytes() == src.read_bytes()
     assert r.retries == 1
     mirror.add("sketchrnn", "cat", b"this is not a zip file")
-    with pytest.raises(Exception, match="is not a sketchrnn .npz file"):
-        dl.download_class("cat", "sketchrnn", tmp_path / "d", base=mirror.url, policy=FAST)
+    with pytest.raises(
+        DownloadError, match=r"^http://127.0.0.1:\d+/sketchrnn/cat.npz is not a sketchrnn .npz file. Check"
+    ):
+        dl.download_class(
+            "cat", "sketchrnn", tmp_path / "d", base=mirror.url, policy=FAST
+        )  # names the URL, not a .part
     assert not (tmp_path / "d" / "sketchrnn" / "cat.npz").exists()
 
 
@@ -396,3 +400,21 @@ def test_from_reads_googles_layout_ours_and_a_flat_folder(run, tmp_path, layout)
     raw = ["raw/cat.ndjson"] if layout == "full/simplified" else []
     assert got == raw + ["simplified/cat.ndjson", "simplified/clock.ndjson"]
     assert (tmp_path / "d" / "simplified" / "cat.ndjson").read_bytes() == expected("cat")
+
+
+def test_a_file_cut_or_changed_by_hand_is_fetched_again(mirror, tmp_path):
+    kw = {"base": mirror.url, "policy": FAST, "limit": None}
+    dl.download_class("clock", "simplified", tmp_path, **kw)
+    path = tmp_path / "simplified" / "clock.ndjson"
+    whole = path.read_bytes()
+    assert dl.download_class("clock", "simplified", tmp_path, **kw).status == "skipped"
+    path.write_bytes(whole[: len(whole) // 2])  # truncated by hand: the record says otherwise
+    assert dl.download_class("clock", "simplified", tmp_path, **kw).status == "downloaded"
+    assert path.read_bytes() == whole
+    path.write_bytes(whole.replace(b'"clock"', b'"clocx"', 1))  # same size, other bytes: the checksum tells
+    assert dl.download_class("clock", "simplified", tmp_path, **kw).status == "downloaded"
+    meta = path.with_name("clock.ndjson.meta.json")
+    for record in ("[1, 2]", '{"kept": "many"}', "not json"):  # a record that cannot be read: fetch again
+        meta.write_text(record)
+        assert dl.download_class("clock", "simplified", tmp_path, **kw).status == "downloaded"
+    assert path.read_bytes() == whole

@@ -14,6 +14,7 @@ a later run knows whether the file already satisfies it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -149,14 +150,32 @@ def _satisfied(path: Path, limit: int | None, all_drawings: bool) -> str | None:
         return "kept-existing"  # not written by qdsketch: never overwrite without --force
     try:
         meta = json.loads(meta_path.read_text())
-    except ValueError:
+        if not _whole(path, meta):  # cut short or changed by hand since: fetch it again
+            return None
+        if meta["fmt"] == "sketchrnn":
+            return "skipped"
+        if meta["all_drawings"] is not all_drawings:
+            return None
+        enough = limit is not None and int(meta["kept"]) >= limit
+        return "skipped" if enough or meta["exhausted"] is True else None
+    except (ValueError, TypeError, KeyError, AttributeError):  # a record we cannot read: fetch again
         return None
-    if meta.get("fmt") == "sketchrnn":
-        return "skipped"
-    if meta.get("all_drawings") != all_drawings:
-        return None
-    enough = limit is not None and meta.get("kept", 0) >= limit
-    return "skipped" if enough or meta.get("exhausted") else None
+
+
+def _whole(path: Path, meta: dict) -> bool:
+    """The file is what its record says: its size, and its SHA-256 where the record has one
+    (records of qdsketch 0.2 have the size only)."""
+    if path.stat().st_size != int(meta["bytes_kept"]):
+        return False
+    return "sha256" not in meta or meta["sha256"] == _sha256(path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 class LineKeeper:
@@ -433,7 +452,12 @@ def download_class(
             reporter.start(label, None, "bytes")
             moved, retries, _ = _transfer(session, url, sink, policy, lambda m: progress(m, m), stop, retry)
             out.flush()
-            load_sketchrnn(tmp)  # refuses a file that is not a sketchrnn npz
+            try:
+                load_sketchrnn(tmp)  # refuses a file that is not a sketchrnn npz
+            except DataError:  # its message would name the temporary file, gone in a moment
+                raise DownloadError(
+                    f"{redact(url)} is not a sketchrnn .npz file", "check --base-url and --format"
+                ) from None
             result = Result(name, fmt, str(path), "downloaded", -1, sink.consumed, moved, True, retries, url=url)
         else:
             keeper = LineKeeper(out, fmt, name, limit, not all_drawings)
@@ -448,7 +472,7 @@ def download_class(
                 name, fmt, str(path), "downloaded", bytes_moved=moved, exhausted=ended, retries=retries, url=url, **kept
             )
         out.close()
-        _write_meta(path, result, limit, all_drawings)
+        _write_meta(path, result, limit, all_drawings, tmp)
     reporter.finish(label)
     return result
 
@@ -490,8 +514,11 @@ def download_classes(names: list[str], jobs: int = 1, reporter: Reporter | None 
     return [done[i] for i in range(len(names))]
 
 
-def _write_meta(path: Path, result: Result, limit: int | None, all_drawings: bool) -> None:
+def _write_meta(path: Path, result: Result, limit: int | None, all_drawings: bool, content: Path) -> None:
+    """The record beside ``path``: what was asked and kept, and the size and SHA-256 of
+    ``content`` (the file about to be renamed to ``path``)."""
     meta = {**asdict(result), "limit": limit, "all_drawings": all_drawings, "time": time.time()}
+    meta["sha256"] = _sha256(content)
     with atomic_path(_meta_path(path)) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
 
@@ -595,6 +622,6 @@ def import_class(
                 keeper.bad,
                 str(src),
             )
-        _write_meta(path, result, limit, all_drawings)
+        _write_meta(path, result, limit, all_drawings, tmp)
     reporter.finish(label)
     return result
