@@ -247,3 +247,27 @@ def test_sketches_marked_unrecognized_name_the_option_that_keeps_them(run, tmp_p
         "Pass --all-drawings to keep them\n"
     )
     assert run("preprocess", "--data-dir", tmp_path / "d", "-o", "x.npz", "--all-drawings").exit_code == 0
+
+
+def test_every_command_that_reports_takes_json_and_quiet(run, mirror, data_copy, dataset_path, tmp_path):
+    """`--json`: JSON on stdout and nothing else; `-q`: nothing at all."""
+    commands = {
+        "download": ["download", "--classes", "cat", "--base-url", mirror.url, "--max-per-class", 3, "--force"],
+        "preprocess": ["preprocess", "--data-dir", data_copy, "--classes", "cat,clock", "-o", "p.npz"],
+        "train": ["train", "--data", dataset_path, "--preset", "tiny", "--max-steps", 1],
+        "evaluate": ["evaluate", "--data", dataset_path],
+        "sample": ["sample", "cat", "-n", 2, "--seed", 1, "-o", "s.png"],
+        "animate": ["animate", "cat", "--seed", 1, "-o", "a.gif"],
+    }
+    for name, args in commands.items():
+        extra = ["--run-dir", f"{name}-json"] if name == "train" else []
+        if name == "evaluate":
+            args = [args[0], tmp_path / "train-json", *args[1:]]
+        result = run(*args, *extra, "--json")
+        assert result.exit_code == 0, (name, result.output)
+        data = json.loads(result.output)
+        assert data, name
+        extra = ["--run-dir", f"{name}-quiet"] if name == "train" else []
+        quiet = run(*args, *extra, "-q")
+        assert quiet.exit_code == 0 and quiet.output == "", (name, quiet.output)
+    assert json.loads(run(*commands["sample"], "--json").output)["seed"] == 1

@@ -118,6 +118,20 @@ def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(f)
 
 
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout, nothing else.")(f)
+
+
+def _say(text: str, data, as_json: bool = False, quiet: bool = False) -> None:
+    """A command's last word: ``data`` as JSON with ``--json``, else ``text`` unless ``-q``."""
+    import json
+
+    if as_json:
+        click.echo(json.dumps(_json_safe(data), indent=2, allow_nan=False))
+    elif not quiet:
+        click.echo(text)
+
+
 def _json_safe(value):
     """``value`` with every NaN or infinity as ``null``: JSON has no NaN, and parsers refuse it."""
     if isinstance(value, float):
@@ -199,6 +213,7 @@ def _console(quiet: bool = False):
     help="Stop a file that moves more than this [default: 4 for simplified, 16 for raw, 2 for sketchrnn].",
 )
 @click.option("--list-classes", is_flag=True, help="Print all 345 class names and exit.")
+@json_option
 @quiet_option
 def download(
     classes_text,
@@ -214,6 +229,7 @@ def download(
     jobs,
     max_file_size,
     list_classes,
+    as_json,
     quiet,
 ):
     """Download Quick, Draw! drawings, streaming only what is kept.
@@ -240,6 +256,7 @@ def download(
     classes = list(categories()) if every else parse_class_list(classes_text) if classes_text else None
     if source is None and classes is None:
         raise click.UsageError("pass --classes NAMES (or --from PATH to import files)")
+    quiet = quiet or as_json
     console = _console(quiet)
     kw = {"data_dir": data_dir, "limit": max_per_class, "all_drawings": all_drawings, "force": force}
     with RichDownloadReporter(console) if not quiet else nullcontext(dl.SilentReporter()) as reporter:
@@ -254,7 +271,10 @@ def download(
             results = dl.download_classes(
                 classes, jobs, reporter, fmt=fmt or "simplified", base=base, policy=policy, **kw
             )
-    download_table(console, results)
+    if as_json:
+        _say("", [dataclasses.asdict(r) for r in results], as_json=True)
+    else:
+        download_table(console, results)
 
 
 # --- preprocess ------------------------------------------------------------------------
@@ -288,9 +308,10 @@ def download(
     type=click.IntRange(1, 256),
     help="Processes that read classes in parallel; the output is the same for any number [default: the cores].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
+@quiet_option
 def preprocess(
-    data_dir, classes_text, max_per_class, max_seq_len, split_text, seed, all_drawings, output, workers, as_json
+    data_dir, classes_text, max_per_class, max_seq_len, split_text, seed, all_drawings, output, workers, as_json, quiet
 ):
     """Turn downloaded drawings into a dataset for training.
 
@@ -303,7 +324,6 @@ def preprocess(
         qdsketch preprocess --classes cat,clock --max-per-class 10000
         qdsketch preprocess --data-dir /data/quickdraw -o data/all --workers 8
     """
-    import json
 
     from qdsketch.classes import parse_class_list
     from qdsketch.data import Plan, parse_split
@@ -326,8 +346,8 @@ def preprocess(
         raise click.ClickException(f"{output} is a directory: pass a file name for a .npz dataset")
     summary = run_preprocess(plan, output, workers or min(os.cpu_count() or 1, len(plan.classes)))
     if as_json:
-        click.echo(json.dumps({**summary, "output": str(output)}, indent=2))
-    else:
+        _say("", {**summary, "output": str(output)}, as_json=True)
+    elif not quiet:
         from qdsketch.reporting import dataset_summary
 
         dataset_summary(_console(), summary, output)
@@ -463,9 +483,10 @@ def _preset_help() -> str:
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt, with its own settings.")
 @config_options(TrainConfig)
 @config_options(ModelConfig, note="preset's")
+@json_option
 @quiet_option
 @click.pass_context
-def train(ctx, preset, run_dir, resume, quiet, **params):
+def train(ctx, preset, run_dir, resume, as_json, quiet, **params):
     """Train the class-conditional stroke model on a dataset file.
 
     Follows the reference recipe: AdamW, gradient clipping at 1.0, the learning
@@ -499,9 +520,10 @@ def train(ctx, preset, run_dir, resume, quiet, **params):
     cfg = TrainConfig(**config_values(TrainConfig, params))
     model_cfg = make_preset(preset, **config_values(ModelConfig, params))
     main = int(os.environ.get("RANK", "0")) == 0
-    console = _console(quiet or not main)
+    quiet = quiet or as_json or not main
+    console = _console(quiet)
     reporter: T.Reporter = T.SilentReporter()
-    if not (quiet or not main):
+    if not quiet:
         from qdsketch.reporting import RichTrainReporter
 
         reporter = RichTrainReporter(console)
@@ -512,7 +534,7 @@ def train(ctx, preset, run_dir, resume, quiet, **params):
         else:
             summary = T.train(cfg, model_cfg, run_dir, reporter, stop)
     if main:
-        _train_done(console, summary, run_dir)
+        _train_done(console, summary, run_dir, as_json)
 
 
 KEPT_ON_RESUME = {"epochs", "device", "data"}  # data: where the run's dataset moved; its classes are checked
@@ -539,11 +561,16 @@ def _refuse_with_resume(ctx) -> None:
         )
 
 
-def _train_done(console, summary: dict, run_dir: Path) -> None:
+def _train_done(console, summary: dict, run_dir: Path, as_json: bool = False) -> None:
     from qdsketch.render import plot_history
 
     if summary["history"]:
         plot_history(summary["history"], run_dir, summary["head"])  # the run's own head, also on --resume
+    if as_json:
+        _say("", {**summary, "run_dir": str(run_dir), "best": str(run_dir / "best.pt")}, as_json=True)
+        if summary["interrupted"]:
+            raise SystemExit(130)
+        return
     if summary["interrupted"]:
         console.print(
             f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: saved {run_dir / 'last.pt'}\n"
@@ -591,8 +618,9 @@ def _train_done(console, summary: dict, run_dir: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Judge: where the classifier is cached [default: beside the dataset, .judge.pt].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, as_json):
+@json_option
+@quiet_option
+def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, as_json, quiet):
     """Report a model's losses on a dataset split, overall and per class.
 
     With --judge, a compact classifier trained on the dataset's training
@@ -608,12 +636,11 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
         qdsketch evaluate runs/try/last.pt --split val --json
         qdsketch evaluate runs/try --judge --temperature 0.3 --temperature 0.7
     """
-    import json
 
     from qdsketch.evaluate import evaluate as run_evaluate
 
     judge = None
-    console = _console()
+    console = _console(quiet)
     bar: AbstractContextManager = nullcontext()
     if use_judge:
         judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path}
@@ -624,11 +651,11 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
     with bar:
         report = run_evaluate(checkpoint, data, split, device, judge=judge)
     if as_json:
-        click.echo(json.dumps(_json_safe(report), indent=2, allow_nan=False))
-        return
-    from qdsketch.reporting import evaluate_tables
+        _say("", report, as_json=True)
+    elif not quiet:
+        from qdsketch.reporting import evaluate_tables
 
-    evaluate_tables(console, report, split)
+        evaluate_tables(console, report, split)
 
 
 # --- sample and animate ----------------------------------------------------------------------
@@ -700,6 +727,10 @@ def _generate(checkpoint, device, classes, count, seed, temperature, pen_tempera
     return names, words, gen, seeds, seed
 
 
+def _how_data(gen, best_of: int) -> dict:
+    return {"temperature": gen.temperature, "pen_temperature": gen.pen_temperature, "best_of": best_of}
+
+
 def _how(gen, best_of: int) -> str:
     """How sketches were drawn, for the one-line report: temperatures, tries."""
     said = f"temperature {gen.temperature:g}"
@@ -727,7 +758,11 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
     required=True,
     help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format).",
 )
-def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoint, device, prefix, output):
+@json_option
+@quiet_option
+def sample(
+    classes, count, temperature, pen_temperature, best_of, seed, checkpoint, device, prefix, output, as_json, quiet
+):
     """Generate sketches of one or more classes.
 
     All sketches are generated in one batch; --seed makes them reproducible.
@@ -760,7 +795,13 @@ def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoi
 
         (render.save_grid if suffix == ".png" else render.save_svg)(rows, words, output)
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
-    click.echo(f"wrote {output}: {what} ({', '.join(names)}), seed {seed}, {_how(gen, best_of)}")
+    text = f"wrote {output}: {what} ({', '.join(names)}), seed {seed}, {_how(gen, best_of)}"
+    _say(
+        text,
+        {"output": str(output), "sketches": len(rows), "classes": names, "seed": seed, **_how_data(gen, best_of)},
+        as_json,
+        quiet,
+    )
 
 
 @cli.command()
@@ -793,6 +834,8 @@ def sample(classes, count, temperature, pen_temperature, best_of, seed, checkpoi
     type=click.Path(dir_okay=False, path_type=Path),
     help="Animate the first drawing of this ndjson file instead of generating one.",
 )
+@json_option
+@quiet_option
 def animate(
     class_name,
     output,
@@ -807,6 +850,8 @@ def animate(
     checkpoint,
     device,
     source,
+    as_json,
+    quiet,
 ):
     """Write a looping GIF of a sketch being drawn, stroke by stroke.
 
@@ -828,6 +873,7 @@ def animate(
             raise click.UsageError(f"--from animates the drawing in {source}: drop {class_name!r}, or drop --from")
         word, rows = read_drawing(source)
         what = f"{word or 'drawing'} from {source}"
+        data: dict = {"class": word, "from": str(source)}
     else:
         if not class_name:
             raise click.UsageError("give a CLASS to draw, or --from FILE to animate a real drawing")
@@ -836,6 +882,12 @@ def animate(
         )
         rows = gen.rows[0]
         what = f"{names[0]}, seed {seed}, {_how(gen, best_of)}"
+        data = {"class": names[0], "seed": seed, **_how_data(gen, best_of)}
     frame_list = render.frames(rows, size, points_per_frame)
     render.save_gif(frame_list, output, fps, hold)
-    click.echo(f"wrote {output}: {len(frame_list)} frames, {what}")
+    _say(
+        f"wrote {output}: {len(frame_list)} frames, {what}",
+        {"output": str(output), "frames": len(frame_list), **data},
+        as_json,
+        quiet,
+    )
