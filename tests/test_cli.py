@@ -227,9 +227,9 @@ def test_a_dataset_without_validation_drawings_is_refused_by_train(run, options,
 
 
 def test_nothing_is_ignored_in_silence(run, dataset_path, tmp_path):
-    both = run("animate", "cat", "--from", DATA / "simplified" / "house.ndjson", "-o", "x.gif")
+    both = run("animate", "cat", "--drawing", DATA / "simplified" / "house.ndjson", "-o", "x.gif")
     assert both.exit_code == 2 and both.output.splitlines()[-1] == (
-        f"Error: --from animates the drawing in {DATA / 'simplified' / 'house.ndjson'}: drop 'cat', or drop --from"
+        f"Error: --drawing animates the one in {DATA / 'simplified' / 'house.ndjson'}: drop 'cat', or drop --drawing"
     )
     amp = run("train", "--data", dataset_path, "--preset", "tiny", "--epochs", 1, "--amp", "--device", "cpu")
     assert amp.exit_code == 0 and "note: --amp does nothing on cpu: bf16 autocast runs on CUDA only" in amp.output
@@ -271,3 +271,28 @@ def test_every_command_that_reports_takes_json_and_quiet(run, mirror, data_copy,
         quiet = run(*args, *extra, "-q")
         assert quiet.exit_code == 0 and quiet.output == "", (name, quiet.output)
     assert json.loads(run(*commands["sample"], "--json").output)["seed"] == 1
+
+
+def test_evaluate_takes_the_model_as_sample_does(run, dataset_path, tmp_path):
+    """Positional, or --checkpoint as in sample and animate, or neither: the model that ships."""
+    from qdsketch.model import preset
+    from qdsketch.train import TrainConfig, train
+
+    train(TrainConfig(data=str(dataset_path), epochs=1, batch_size=16), preset("tiny"), tmp_path / "r")
+    a = json.loads(run("evaluate", tmp_path / "r", "--json").output)
+    b = json.loads(run("evaluate", "--checkpoint", tmp_path / "r", "--json").output)
+    assert a == b and a["checkpoint"] == str(tmp_path / "r" / "best.pt")
+    both = run("evaluate", tmp_path / "r", "--checkpoint", tmp_path / "r")
+    assert both.exit_code == 2 and both.output.splitlines()[-1].startswith("Error: give the model once: ")
+    assert (
+        run(
+            "preprocess", "--data-dir", DATA, "--classes", "cat,clock,tent,house,nail", "-o", "ship.npz", "-q"
+        ).exit_code
+        == 0
+    )
+    shipped = run("evaluate", "--data", "ship.npz", "--json")  # the shipped model's classes, in its order
+    assert shipped.exit_code == 0 and json.loads(shipped.output)["checkpoint"].endswith("default.pt")
+    old = run("animate", "--from", DATA / "simplified" / "clock.ndjson", "-o", "c.gif")  # the old name still works
+    new = run("animate", "--drawing", DATA / "simplified" / "clock.ndjson", "-o", "d.gif")
+    assert old.exit_code == new.exit_code == 0
+    assert (tmp_path / "c.gif").read_bytes() == (tmp_path / "d.gif").read_bytes()

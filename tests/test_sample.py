@@ -200,7 +200,7 @@ def test_sample_with_a_prefix(run, tmp_path):
         ),
         (["sample", "house", "-o", "x.jpg"], "Error: unknown output suffix '.jpg': use .png, .svg or .ndjson"),
         (["animate", "house", "-o", "x.png"], "Error: unknown output suffix '.png': animate writes .gif"),
-        (["animate", "-o", "x.gif"], "Error: give a CLASS to draw, or --from FILE to animate a real drawing"),
+        (["animate", "-o", "x.gif"], "Error: give a CLASS to draw, or --drawing FILE to animate a real drawing"),
         (
             ["animate", "--from", "missing.ndjson", "-o", "x.gif"],
             "Error: no file at missing.ndjson. Pass an ndjson file of Quick, Draw! drawings",

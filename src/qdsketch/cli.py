@@ -584,11 +584,21 @@ def _train_done(console, summary: dict, run_dir: Path, as_json: bool = False) ->
     )
 
 
+def checkpoint_option(f):
+    return click.option(
+        "--checkpoint",
+        type=click.Path(path_type=Path),
+        metavar="PATH",
+        help="A checkpoint or run directory [default: the model that ships with qdsketch].",
+    )(f)
+
+
 # --- evaluate ----------------------------------------------------------------------------
 
 
 @cli.command()
-@click.argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.argument("run_path", metavar="[RUN_DIR_OR_CHECKPOINT]", type=click.Path(path_type=Path), required=False)
+@checkpoint_option
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
@@ -620,7 +630,9 @@ def _train_done(console, summary: dict, run_dir: Path, as_json: bool = False) ->
 )
 @json_option
 @quiet_option
-def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, as_json, quiet):
+def evaluate(
+    run_path, checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, as_json, quiet
+):
     """Report a model's losses on a dataset split, overall and per class.
 
     With --judge, a compact classifier trained on the dataset's training
@@ -633,12 +645,15 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
     \b
     Example:
         qdsketch evaluate runs/mixture-20261125-101500
-        qdsketch evaluate runs/try/last.pt --split val --json
+        qdsketch evaluate --checkpoint runs/try/last.pt --split val --json
         qdsketch evaluate runs/try --judge --temperature 0.3 --temperature 0.7
     """
 
     from qdsketch.evaluate import evaluate as run_evaluate
 
+    if run_path is not None and checkpoint is not None:
+        raise click.UsageError(f"give the model once: {run_path} or --checkpoint {checkpoint}")
+    checkpoint = run_path if run_path is not None else checkpoint  # neither: the model that ships
     judge = None
     console = _console(quiet)
     bar: AbstractContextManager = nullcontext()
@@ -659,15 +674,6 @@ def evaluate(checkpoint, data, split, device, use_judge, count, temperatures, se
 
 
 # --- sample and animate ----------------------------------------------------------------------
-
-
-def checkpoint_option(f):
-    return click.option(
-        "--checkpoint",
-        type=click.Path(path_type=Path),
-        metavar="PATH",
-        help="A checkpoint or run directory [default: the model that ships with qdsketch].",
-    )(f)
 
 
 def generation_options(f):
@@ -829,10 +835,11 @@ def sample(
 )
 @generation_options
 @click.option(
+    "--drawing",
     "--from",
     "source",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Animate the first drawing of this ndjson file instead of generating one.",
+    help="Animate the first drawing of this ndjson file instead of generating one (--from: the old name).",
 )
 @json_option
 @quiet_option
@@ -859,7 +866,7 @@ def animate(
     Example:
         qdsketch animate house -o house.gif
         qdsketch animate cat -o cat.gif --seed 3 --fps 30 --size 384
-        qdsketch animate --from drawing.ndjson -o real.gif
+        qdsketch animate --drawing drawing.ndjson -o real.gif
     """
     from qdsketch import render
 
@@ -870,13 +877,13 @@ def animate(
         from qdsketch.readers import read_drawing
 
         if class_name:
-            raise click.UsageError(f"--from animates the drawing in {source}: drop {class_name!r}, or drop --from")
+            raise click.UsageError(f"--drawing animates the one in {source}: drop {class_name!r}, or drop --drawing")
         word, rows = read_drawing(source)
         what = f"{word or 'drawing'} from {source}"
         data: dict = {"class": word, "from": str(source)}
     else:
         if not class_name:
-            raise click.UsageError("give a CLASS to draw, or --from FILE to animate a real drawing")
+            raise click.UsageError("give a CLASS to draw, or --drawing FILE to animate a real drawing")
         names, _, gen, _, seed = _generate(
             checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of
         )
