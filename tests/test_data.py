@@ -128,3 +128,14 @@ def test_a_zip_bomb_is_refused_before_it_is_read(tmp_path):
         data.load_dataset(tmp_path / "bomb.npz")
     with pytest.raises(DataError, match=r"bomb.npz is not a sketchrnn .npz file \(train.npy would expand"):
         readers.load_sketchrnn(tmp_path / "bomb.npz")
+
+
+def test_progress_is_told_after_each_class(data_copy, tmp_path):
+    from qdsketch.shards import write_shards
+
+    calls = []
+    data.build_dataset(data_copy, FIVE, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 5) for i in range(1, 6)]
+    calls.clear()
+    write_shards(data.Plan.of(data_copy, FIVE[:2]), tmp_path / "s", progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 2), (2, 2)]

@@ -344,13 +344,22 @@ def preprocess(
         raise click.ClickException(f"{output} is one of the input files: pass another --output")
     if output.is_dir() and output.suffix.lower() == ".npz":
         raise click.ClickException(f"{output} is a directory: pass a file name for a .npz dataset")
-    summary = run_preprocess(plan, output, workers or min(os.cpu_count() or 1, len(plan.classes)))
+    workers = workers or min(os.cpu_count() or 1, len(plan.classes))
+    console = _console(quiet or as_json)
+    bar: AbstractContextManager = nullcontext()
+    progress = None
+    if console.is_terminal and not (quiet or as_json):  # a large dataset takes minutes: show it on a terminal
+        from qdsketch.reporting import StepBar
+
+        bar = progress = StepBar(console, f"reading {len(plan.classes)} classes")
+    with bar:
+        summary = run_preprocess(plan, output, workers, progress)
     if as_json:
         _say("", {**summary, "output": str(output)}, as_json=True)
     elif not quiet:
         from qdsketch.reporting import dataset_summary
 
-        dataset_summary(_console(), summary, output)
+        dataset_summary(console, summary, output)
 
 
 # --- train -----------------------------------------------------------------------------

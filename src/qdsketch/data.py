@@ -242,7 +242,9 @@ class Plan:
         }
 
 
-def split_classes(plan: Plan, workers: int = 1) -> Iterator[tuple[int, dict[str, Drawings], Skipped, int]]:
+def split_classes(
+    plan: Plan, workers: int = 1, progress=None
+) -> Iterator[tuple[int, dict[str, Drawings], Skipped, int]]:
     """Class by class, in order: ``(label, {split: drawings}, skipped, truncated)``.
 
     Reading runs in ``workers`` processes; the split runs here, in class order,
@@ -266,6 +268,8 @@ def split_classes(plan: Plan, workers: int = 1) -> Iterator[tuple[int, dict[str,
         index = split_indices(len(drawings), plan.fractions, rng)
         parts = {split: select(drawings, i, plan.max_seq_len) for split, i in zip(SPLITS, index)}
         yield label, parts, skipped, truncated
+        if progress is not None:
+            progress(label + 1, len(plan.classes))
 
 
 def build_dataset(
@@ -277,6 +281,7 @@ def build_dataset(
     seed: int = 0,
     recognized_only: bool = True,
     workers: int = 1,
+    progress=None,
 ) -> Dataset:
     """The whole dataset in memory (``write_shards`` streams it to disk instead)."""
     plan = Plan.of(
@@ -290,7 +295,7 @@ def build_dataset(
     )
     skipped, truncated, moments = Skipped(), 0, Moments()
     pieces: dict[str, list[Shard]] = {s: [] for s in SPLITS}
-    for label, parts, class_skipped, class_truncated in split_classes(plan, workers):
+    for label, parts, class_skipped, class_truncated in split_classes(plan, workers, progress):
         skipped.merge(class_skipped)
         truncated += class_truncated
         moments.add(parts["train"].rows)
@@ -329,7 +334,7 @@ def save_dataset(ds: Dataset, path: Path) -> None:
             np.savez(handle, **arrays)  # zlib would triple the time of preprocess
 
 
-def preprocess(plan: Plan, output: Path, workers: int = 1) -> dict:
+def preprocess(plan: Plan, output: Path, workers: int = 1, progress=None) -> dict:
     """``qdsketch preprocess``: ``plan`` read, split and written to ``output``, a
     dataset file (``.npz``, built in memory) or else a sharded directory (streamed,
     ``qdsketch.shards``); returns the summary."""
@@ -344,12 +349,13 @@ def preprocess(plan: Plan, output: Path, workers: int = 1) -> dict:
             plan.seed,
             plan.recognized_only,
             workers,
+            progress,
         )
         save_dataset(ds, output)
         return summarize(ds)
     from qdsketch.shards import summary, write_shards
 
-    return summary(write_shards(plan, output, workers))
+    return summary(write_shards(plan, output, workers, progress=progress))
 
 
 def load_dataset(path: Path) -> Dataset:

@@ -113,7 +113,9 @@ class ShardWriter:
         self.files = None
 
 
-def write_shards(plan: Plan, output: Path, workers: int = 1, shard_drawings: int = SHARD_DRAWINGS) -> dict:
+def write_shards(
+    plan: Plan, output: Path, workers: int = 1, shard_drawings: int = SHARD_DRAWINGS, progress=None
+) -> dict:
     """Read, split and write ``plan`` as a sharded dataset at ``output``; returns the manifest."""
     output = Path(output)
     if output.exists() and not (output / MANIFEST).is_file():
@@ -123,7 +125,7 @@ def write_shards(plan: Plan, output: Path, workers: int = 1, shard_drawings: int
     work = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part"))
     os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes 0700; give what mkdir would
     try:
-        manifest = _write(plan, work, workers, shard_drawings)
+        manifest = _write(plan, work, workers, shard_drawings, progress)
         _swap(work, output)
     except OSError as exc:  # disk full, above all: nothing is left, the old dataset stays
         raise DataError(
@@ -153,12 +155,12 @@ def summary(manifest: dict) -> dict:
     }
 
 
-def _write(plan: Plan, work: Path, workers: int, shard_drawings: int) -> dict:
+def _write(plan: Plan, work: Path, workers: int, shard_drawings: int, progress=None) -> dict:
     writers = {s: ShardWriter(work, s, shard_drawings) for s in SPLITS}
     skipped, truncated, moments = Skipped(), 0, Moments()
     counts: dict[str, dict[str, int]] = {}
     lengths = {"sum": 0, "max": 0}
-    for label, parts, class_skipped, class_truncated in split_classes(plan, workers):
+    for label, parts, class_skipped, class_truncated in split_classes(plan, workers, progress):
         skipped.merge(class_skipped)
         truncated += class_truncated
         moments.add(parts["train"].rows)
