@@ -285,3 +285,18 @@ def test_an_unwritable_output_is_refused_before_any_drawing(run, tmp_path):
     (tmp_path / "x.gif").mkdir()
     is_dir = run("animate", "cat", "-o", tmp_path / "x.gif")
     assert is_dir.exit_code == 2 and "is a directory" in is_dir.output.splitlines()[-1]
+
+
+def test_sample_takes_classes_as_download_and_preprocess_do(run, tmp_path):
+    a = run("sample", "--classes", "cat,clock", "-n", 2, "--seed", 3, "-o", "a.ndjson")
+    b = run("sample", "cat", "clock", "-n", 2, "--seed", 3, "-o", "b.ndjson")
+    assert a.exit_code == b.exit_code == 0
+    assert (tmp_path / "a.ndjson").read_bytes() == (tmp_path / "b.ndjson").read_bytes()
+    neither = run("sample", "-o", "c.png")
+    assert neither.exit_code == 2 and neither.output.splitlines()[-1] == (
+        "Error: give the classes to draw: CLASSES... or --classes a,b"
+    )
+    both = run("sample", "cat", "--classes", "dog", "-o", "c.png")
+    assert both.exit_code == 2 and both.output.splitlines()[-1] == (
+        "Error: give the classes once: as CLASSES... or as --classes a,b"
+    )

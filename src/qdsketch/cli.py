@@ -758,7 +758,10 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
 
 
 @cli.command()
-@click.argument("classes", nargs=-1, required=True)
+@click.argument("classes", nargs=-1)
+@click.option(
+    "--classes", "classes_text", metavar="NAMES", help="Comma-separated classes, as download and preprocess take them."
+)
 @click.option("-n", "count", type=click.IntRange(1, 100_000), default=16, show_default=True, help="Sketches per class.")
 @generation_options
 @click.option(
@@ -776,7 +779,19 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
 @json_option
 @quiet_option
 def sample(
-    classes, count, temperature, pen_temperature, best_of, seed, checkpoint, device, prefix, output, as_json, quiet
+    classes,
+    classes_text,
+    count,
+    temperature,
+    pen_temperature,
+    best_of,
+    seed,
+    checkpoint,
+    device,
+    prefix,
+    output,
+    as_json,
+    quiet,
 ):
     """Generate sketches of one or more classes.
 
@@ -785,6 +800,7 @@ def sample(
     \b
     Example:
         qdsketch sample cat clock tent house nail -n 16 -o grid.png
+        qdsketch sample --classes cat,clock -n 8 -o grid.svg
         qdsketch sample house -n 100 --temperature 0.3 --seed 7 -o houses.ndjson
         qdsketch sample cat --prefix my-cat-head.ndjson -o cats.svg
     """
@@ -793,6 +809,12 @@ def sample(
     suffix = output.suffix.lower()
     if suffix not in SAMPLE_SUFFIXES:
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson")
+    if not classes and not classes_text:
+        raise click.UsageError("give the classes to draw: CLASSES... or --classes a,b")
+    if classes and classes_text:
+        raise click.UsageError("give the classes once: as CLASSES... or as --classes a,b")
+    if classes_text:
+        classes = [c for c in classes_text.split(",") if c.strip()]
     _check_writable(output)
     pre = read_drawing(prefix)[1] if prefix else None
     names, words, gen, seeds, seed = _generate(
