@@ -122,6 +122,11 @@ def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout, nothing else.")(f)
 
 
+def report_options(f):
+    """``--json`` and ``-q``: every command that reports takes both."""
+    return json_option(quiet_option(f))
+
+
 def _say(text: str, data, as_json: bool = False, quiet: bool = False) -> None:
     """A command's last word: ``data`` as JSON with ``--json``, else ``text`` unless ``-q``."""
     import json
@@ -213,8 +218,7 @@ def _console(quiet: bool = False):
     help="Stop a file that moves more than this [default: 4 for simplified, 16 for raw, 2 for sketchrnn].",
 )
 @click.option("--list-classes", is_flag=True, help="Print all 345 class names and exit.")
-@json_option
-@quiet_option
+@report_options
 def download(
     classes_text,
     max_per_class,
@@ -308,8 +312,7 @@ def download(
     type=click.IntRange(1, 256),
     help="Processes that read classes in parallel; the output is the same for any number [default: the cores].",
 )
-@json_option
-@quiet_option
+@report_options
 def preprocess(
     data_dir, classes_text, max_per_class, max_seq_len, split_text, seed, all_drawings, output, workers, as_json, quiet
 ):
@@ -492,8 +495,7 @@ def _preset_help() -> str:
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt, with its own settings.")
 @config_options(TrainConfig)
 @config_options(ModelConfig, note="preset's")
-@json_option
-@quiet_option
+@report_options
 @click.pass_context
 def train(ctx, preset, run_dir, resume, as_json, quiet, **params):
     """Train the class-conditional stroke model on a dataset file.
@@ -637,8 +639,7 @@ def checkpoint_option(f):
     type=click.Path(dir_okay=False, path_type=Path),
     help="Judge: where the classifier is cached [default: beside the dataset, .judge.pt].",
 )
-@json_option
-@quiet_option
+@report_options
 def evaluate(
     run_path, checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, as_json, quiet
 ):
@@ -776,8 +777,7 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
     required=True,
     help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format).",
 )
-@json_option
-@quiet_option
+@report_options
 def sample(
     classes,
     classes_text,
@@ -872,8 +872,7 @@ def sample(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Animate the first drawing of this ndjson file instead of generating one (--from: the old name).",
 )
-@json_option
-@quiet_option
+@report_options
 def animate(
     class_name,
     output,

@@ -293,6 +293,11 @@ def build_dataset(
         seed=seed,
         recognized_only=recognized_only,
     )
+    return build(plan, workers, progress)
+
+
+def build(plan: Plan, workers: int = 1, progress=None) -> Dataset:
+    """``plan`` read and split, in memory."""
     skipped, truncated, moments = Skipped(), 0, Moments()
     pieces: dict[str, list[Shard]] = {s: [] for s in SPLITS}
     for label, parts, class_skipped, class_truncated in split_classes(plan, workers, progress):
@@ -305,7 +310,8 @@ def build_dataset(
     if not len(splits["train"]):
         raise DataError("the training split is empty", "use more drawings or a larger first --split weight")
     mean, std = moments.normalizer()
-    return Dataset(list(plan.classes), splits, mean, std, max_seq_len, seed, plan.meta(skipped, truncated))
+    meta = plan.meta(skipped, truncated)
+    return Dataset(list(plan.classes), splits, mean, std, plan.max_seq_len, plan.seed, meta)
 
 
 def _labels(shards: list[Shard]) -> np.ndarray:
@@ -340,17 +346,7 @@ def preprocess(plan: Plan, output: Path, workers: int = 1, progress=None) -> dic
     ``qdsketch.shards``); returns the summary."""
     output = Path(output)
     if output.suffix.lower() == ".npz":
-        ds = build_dataset(
-            plan.data_dir,
-            plan.classes,
-            plan.max_per_class,
-            plan.max_seq_len,
-            plan.fractions,
-            plan.seed,
-            plan.recognized_only,
-            workers,
-            progress,
-        )
+        ds = build(plan, workers, progress)
         save_dataset(ds, output)
         return summarize(ds)
     from qdsketch.shards import summary, write_shards

@@ -223,10 +223,6 @@ class KeyView(Sequence):
         return bytes(self.blob[a:b]).decode("utf-8", "surrogatepass")
 
 
-def is_sharded(path: Path) -> bool:
-    return Path(path).is_dir()
-
-
 def load_shards(folder: Path) -> Dataset:
     """A sharded dataset, memory-mapped; every file is checked against the manifest first."""
     folder = Path(folder)
