@@ -385,6 +385,62 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_no_part_file(mirror, tmp_path):
     assert list((tmp_path / "d").rglob("*.part")) == [] and not (tmp_path / "d" / "simplified" / "cat.ndjson").exists()
 
 
+def test_a_part_file_left_by_kill_9_is_removed_by_the_next_run(run, mirror, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lines = repeated_lines("cat", 3000)
+    mirror.add("simplified", "cat", lines)
+    mirror.latency = 0.2  # slow enough to be killed on the way
+    data = tmp_path / "d"
+    args = [
+        "download",
+        "--classes",
+        "cat",
+        "--base-url",
+        mirror.url,
+        "--data-dir",
+        str(data),
+        "--max-per-class",
+        "3000",
+    ]
+    proc = subprocess.Popen([sys.executable, "-m", "qdsketch", *args, "-q"])
+    deadline = time.time() + 30
+    while not list(data.rglob("*.part")) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # some bytes in it
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    (left,) = data.rglob("*.part")  # kill -9 gives no chance to clean up
+    assert left.name.startswith(f".cat.ndjson.{proc.pid}-")
+    mirror.latency = 0.0
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert list(data.rglob("*.part")) == []
+    recognized = [line for line in lines.splitlines(keepends=True) if json.loads(line)["recognized"]]
+    assert (data / "simplified" / "cat.ndjson").read_bytes() == b"".join(recognized)
+
+
+def test_only_parts_of_writers_that_are_gone_are_swept(tmp_path):
+    import os
+    import time
+
+    from qdsketch.files import atomic_path
+
+    live = tmp_path / f".out.txt.{os.getppid()}-abc.part"  # the test runner's parent: alive
+    recent = tmp_path / ".out.txt.k3j_a9.part"  # an older qdsketch's, which named no writer: an hour old
+    stale = tmp_path / ".out.txt.q8r_b2.part"  # the same, two days old
+    other = tmp_path / ".out.txt.meta.json.999999999-x.part"  # another file's
+    for p, age in ((live, 0), (recent, 3600), (stale, 2 * 86400), (other, 0)):
+        p.write_text("being written")
+        os.utime(p, (time.time() - age,) * 2)
+    with atomic_path(tmp_path / "out.txt") as tmp:
+        tmp.write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, recent.name, other.name, "out.txt"])
+
+
 @pytest.mark.parametrize("layout", ["simplified", "full/simplified", "flat"])
 def test_from_reads_googles_layout_ours_and_a_flat_folder(run, tmp_path, layout):
     folder = tmp_path / "src" / ("" if layout == "flat" else layout)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +22,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    sweep_parts(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=part_prefix(path), suffix=".part")
     os.close(fd)
     tmp = Path(name)
     try:
@@ -28,6 +32,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+OLD_PART_AGE = 24 * 3600  # seconds: a temporary of a version that did not record its writer
+
+
+def part_prefix(path: Path) -> str:
+    """How every temporary beside ``path`` begins: ``.NAME.PID-``, so that a later
+    run can tell the temporaries of a killed writer from those of a live one."""
+    return f".{path.name}.{os.getpid()}-"
+
+
+def sweep_parts(path: Path) -> list[Path]:
+    """Remove the temporaries (files or folders) that writers of ``path`` left
+    when they were killed: those whose writer's process is gone, and those of
+    an older qdsketch that named no writer, once a day old. Returns what went."""
+    gone = []
+    for part in Path(path).parent.glob(f".{glob.escape(Path(path).name)}.*.part"):
+        middle = part.name[len(Path(path).name) + 2 : -len(".part")]
+        if "." in middle:  # another file's: .NAME.meta.json.PID-x.part
+            continue
+        pid_text, dash, _ = middle.partition("-")
+        try:
+            if dash and pid_text.isdigit():
+                stale = not _alive(int(pid_text))
+            else:
+                stale = time.time() - part.lstat().st_mtime > OLD_PART_AGE
+            if stale:
+                shutil.rmtree(part) if part.is_dir() and not part.is_symlink() else part.unlink()
+                gone.append(part)
+        except OSError:  # raced with another sweeper, or not ours to remove: leave it
+            continue
+    return gone
 
 
 def _umask() -> int:

@@ -30,7 +30,7 @@ import numpy as np
 
 from qdsketch.data import SPLITS, Dataset, Moments, Plan, Shard, Split, split_classes
 from qdsketch.errors import DataError
-from qdsketch.files import _umask, atomic_path
+from qdsketch.files import _umask, atomic_path, part_prefix, sweep_parts
 from qdsketch.readers import Drawings, Skipped
 
 FORMAT = "qdsketch-shards"
@@ -122,7 +122,8 @@ def write_shards(
         if not output.is_dir() or any(output.iterdir()):
             raise DataError(f"{output} exists and is not a qdsketch dataset", "pass another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part"))
+    sweep_parts(output)  # what a killed preprocess left: gigabytes, for large data
+    work = Path(tempfile.mkdtemp(dir=output.parent, prefix=part_prefix(output), suffix=".part"))
     os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes 0700; give what mkdir would
     try:
         manifest = _write(plan, work, workers, shard_drawings, progress)
