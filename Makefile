@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/qdsketch animate house -o house.gif --best-of 4
+	@echo "open it: $(CURDIR)/house.gif"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

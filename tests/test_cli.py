@@ -296,3 +296,62 @@ def test_evaluate_takes_the_model_as_sample_does(run, dataset_path, tmp_path):
     new = run("animate", "--drawing", DATA / "simplified" / "clock.ndjson", "-o", "d.gif")
     assert old.exit_code == new.exit_code == 0
     assert (tmp_path / "c.gif").read_bytes() == (tmp_path / "d.gif").read_bytes()
+
+
+def test_qdsketch_home_holds_data_and_runs(run, tmp_path, monkeypatch):
+    """With QDSKETCH_HOME set, download, preprocess and train use $QDSKETCH_HOME/data and /runs."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("QDSKETCH_HOME", str(home))
+    assert run("download", "--from", DATA, "--classes", "cat,clock", "-q").exit_code == 0
+    assert sorted(p.name for p in (home / "data" / "simplified").glob("*.ndjson")) == ["cat.ndjson", "clock.ndjson"]
+    made = run("preprocess", "--json")
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.output)["output"] == str(home / "data" / "dataset.npz")
+    trained = run("train", "--preset", "tiny", "--max-steps", 2, "--json")
+    assert trained.exit_code == 0, trained.output
+    run_dir = Path(json.loads(trained.output)["run_dir"])
+    assert run_dir.parent == home / "runs" and (run_dir / "best.pt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing in the current folder
+    monkeypatch.setenv("QDSKETCH_HOME", "")  # empty: as if unset
+    assert "data/dataset.npz" in run("train", "--help").output
+
+
+def complete(words: str) -> list[str]:
+    """What TAB offers after ``words`` in bash, from the real entry point."""
+    import os
+
+    env = {
+        **os.environ,
+        "_QDSKETCH_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    out = subprocess.run([sys.executable, "-m", "qdsketch"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    return [line.split(",", 1)[1] for line in out.stdout.splitlines() if line]
+
+
+def test_shell_completion_completes_class_names():
+    assert complete("qdsketch sample ho") == ["house"]  # the shipped model's classes
+    assert complete("qdsketch animate --classes c") == ["cat", "clock"]
+    assert complete("qdsketch download --classes cat,hot") == ["cat,hot air balloon", "cat,hot dog", "cat,hot tub"]
+    assert complete("qdsketch download --classes al") == ["all", "alarm clock"]
+    assert complete("qdsketch sample --checkpoint nowhere.pt c") == []  # no model there: nothing, quietly
+    assert "preprocess" in complete("qdsketch pre")
+
+
+def test_a_checkpoints_classes_are_read_without_running_its_code(tmp_path):
+    import pickle
+    import zipfile
+
+    from qdsketch.completion import checkpoint_classes
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    payload = pickle.dumps({"class_names": ["cat", "dog"], "model": Boom()})
+    with zipfile.ZipFile(tmp_path / "evil.pt", "w") as z:
+        z.writestr("evil/data.pkl", payload)
+    assert checkpoint_classes(tmp_path / "evil.pt") == ["cat", "dog"]
+    assert not (tmp_path / "pwned").exists()

@@ -198,7 +198,23 @@ def test_sample_with_a_prefix(run, tmp_path):
             ["sample", "hous", "-o", "x.png"],
             "Error: class 'hous' is not one this model knows. Did you mean 'house'? It knows: cat, clock, house, nail, tent",
         ),
-        (["sample", "house", "-o", "x.jpg"], "Error: unknown output suffix '.jpg': use .png, .svg or .ndjson"),
+        (
+            ["sample", "house", "-o", "x.jpg"],
+            "Error: unknown output suffix '.jpg': use .png, .svg or .ndjson, or pass --format",
+        ),
+        (["sample", "house", "-o", "-", "--json"], "Error: --json and -o - both write to stdout: drop one"),
+        (
+            ["sample", "house", "-o", "-", "--format", "png"],
+            "Error: -o - writes text: use --format ndjson or svg, or -o grid.png",
+        ),
+        (
+            ["animate", "--classes", "cat,house", "-o", "x.gif"],
+            "Error: animate draws one class, --classes names 2: run it once per class, or use `qdsketch sample` for a grid",
+        ),
+        (
+            ["animate", "cat", "--classes", "house", "-o", "x.gif"],
+            "Error: give the class once: 'cat' or --classes house",
+        ),
         (["animate", "house", "-o", "x.png"], "Error: unknown output suffix '.png': animate writes .gif"),
         (["animate", "-o", "x.gif"], "Error: give a CLASS to draw, or --drawing FILE to animate a real drawing"),
         (
@@ -300,3 +316,34 @@ def test_sample_takes_classes_as_download_and_preprocess_do(run, tmp_path):
     assert both.exit_code == 2 and both.output.splitlines()[-1] == (
         "Error: give the classes once: as CLASSES... or as --classes a,b"
     )
+
+
+def test_sample_writes_ndjson_or_svg_to_stdout_and_its_report_to_stderr(run, tmp_path):
+    to_file = run("sample", "house", "tent", "-n", 2, "--seed", 3, "-o", "a.ndjson")
+    result = run("sample", "house", "tent", "-n", 2, "--seed", 3, "-o", "-")
+    assert to_file.exit_code == result.exit_code == 0, result.output
+    assert [json.loads(line)["word"] for line in result.stdout.splitlines()] == ["house"] * 2 + ["tent"] * 2
+    drawings = lambda text: [json.loads(line)["drawing"] for line in text.splitlines()]
+    assert drawings(result.stdout) == drawings((tmp_path / "a.ndjson").read_text())
+    assert result.stderr == "wrote stdout: 4 sketches (house, tent), seed 3, temperature 0.25 (pen 1)\n"
+    svg = run("sample", "house", "-n", 2, "--seed", 3, "-o", "-", "--format", "svg", "-q")
+    assert svg.exit_code == 0 and svg.stderr == ""
+    assert svg.stdout.startswith("<svg") and svg.stdout.count("<polyline") >= 2
+    assert run("sample", "house", "-n", 2, "--seed", 3, "-o", "b.svg").exit_code == 0
+    assert (tmp_path / "b.svg").read_text() == svg.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ndjson", "b.svg"]  # nothing else written
+
+
+def test_format_overrides_the_suffix(run, tmp_path):
+    result = run("sample", "house", "-n", 2, "--seed", 3, "-o", "houses.txt", "--format", "ndjson")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["word"] for line in (tmp_path / "houses.txt").read_text().splitlines()] == ["house"] * 2
+
+
+def test_animate_takes_its_class_as_sample_does(run, tmp_path):
+    a = run("animate", "--classes", "House", "--seed", 4, "--size", 64, "-o", "a.gif")
+    b = run("animate", "house", "--seed", 4, "--size", 64, "-o", "b.gif")
+    assert a.exit_code == b.exit_code == 0, a.output
+    assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
+    usage = run("animate", "--help").output.splitlines()[0]
+    assert usage.endswith(" animate [OPTIONS] [CLASS]")  # optional: --drawing needs none

@@ -22,6 +22,7 @@ from qdsketch.config import ModelConfig, TrainConfig
 from qdsketch.errors import CheckpointError
 from qdsketch.files import atomic_path
 from qdsketch.model import SketchModel
+from qdsketch.paths import bundled_model, checkpoint_file
 
 FORMAT = "qdsketch-checkpoint"
 VERSION = 2
@@ -61,19 +62,8 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         torch.save(payload, tmp)
 
 
-def bundled() -> Path:
-    """The model that ships with the package (docs/model-card.md)."""
-    from importlib import resources
-
-    return Path(str(resources.files("qdsketch") / "data" / "default.pt"))
-
-
-def resolve(path: Path | None) -> Path:
-    """A run directory means its ``best.pt``; no path means the bundled model."""
-    if path is None:
-        return bundled()
-    path = Path(path)
-    return path / "best.pt" if path.is_dir() else path
+bundled = bundled_model  # the model that ships with the package
+resolve = checkpoint_file  # a run directory means its best.pt; None the bundled model
 
 
 def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Checkpoint:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from qdsketch import __version__
+from qdsketch import __version__, completion, paths
 from qdsketch.config import PRESETS, ModelConfig, TrainConfig
 from qdsketch.errors import QdsketchError
 
@@ -78,6 +78,18 @@ def cli():
         qdsketch train --device cuda
         qdsketch evaluate runs/mixture-20261125-101500 --judge
         qdsketch sample cat clock -n 16 --checkpoint runs/mixture-20261125-101500 -o grid.png
+
+    \b
+    Environment:
+        QDSKETCH_HOME      data and runs go to $QDSKETCH_HOME/data and $QDSKETCH_HOME/runs
+                           instead of ./data and ./runs (XDG: $XDG_DATA_HOME/qdsketch)
+        QDSKETCH_BASE_URL  a mirror for download --base-url
+
+    \b
+    Shell completion (commands, options, class names), in ~/.bashrc or ~/.zshrc:
+        eval "$(_QDSKETCH_COMPLETE=bash_source qdsketch)"    # bash
+        eval "$(_QDSKETCH_COMPLETE=zsh_source qdsketch)"     # zsh
+        _QDSKETCH_COMPLETE=fish_source qdsketch | source      # fish
     """
 
 
@@ -92,10 +104,21 @@ def data_dir_option(f):
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path("data"),
-        show_default=True,
+        default=paths.data_dir,
+        show_default="data, or $QDSKETCH_HOME/data",
         help="Folder holding simplified/, raw/ and sketchrnn/.",
     )(f)
+
+
+def classes_option(help_text: str, complete=None):
+    """``--classes a,b``, as every command that takes classes spells it; TAB completes the last name."""
+    return click.option(
+        "--classes",
+        "classes_text",
+        metavar="NAMES",
+        help=help_text,
+        shell_complete=complete or completion.google_class_list,
+    )
 
 
 def max_per_class_option(default):
@@ -169,12 +192,7 @@ def _console(quiet: bool = False):
 
 
 @cli.command()
-@click.option(
-    "--classes",
-    "classes_text",
-    metavar="NAMES",
-    help="Comma-separated class names, as Google spells them, or `all` for all 345.",
-)
+@classes_option("Comma-separated class names, as Google spells them, or `all` for all 345.")
 @max_per_class_option(10000)
 @all_drawings_option
 @click.option(
@@ -286,7 +304,7 @@ def download(
 
 @cli.command()
 @data_dir_option
-@click.option("--classes", "classes_text", metavar="NAMES", help="Comma-separated classes [default: all in DATA_DIR].")
+@classes_option("Comma-separated classes [default: all in DATA_DIR].")
 @max_per_class_option(None)
 @click.option(
     "--max-seq-len",
@@ -302,8 +320,8 @@ def download(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    default=Path("data/dataset.npz"),
-    show_default=True,
+    default=paths.dataset_file,
+    show_default="data/dataset.npz, or $QDSKETCH_HOME/data/dataset.npz",
     help="A dataset file (.npz, built in memory) or a directory, for a sharded dataset written as it goes "
     "(bounded memory, for large data; docs/scale.md).",
 )
@@ -490,7 +508,7 @@ def _preset_help() -> str:
 @click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the run's files go [default: runs/<preset>-<time>].",
+    help="Where the run's files go [default: runs/<preset>-<time>, or $QDSKETCH_HOME/runs/...].",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt, with its own settings.")
 @config_options(TrainConfig)
@@ -522,7 +540,9 @@ def train(ctx, preset, run_dir, resume, as_json, quiet, **params):
         if run_dir is None:
             raise click.UsageError("--resume needs the --run-dir of the run to continue")
         _refuse_with_resume(ctx)
-    run_dir = run_dir or Path("runs") / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = run_dir or paths.runs_dir() / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    if params["data"] is None:
+        params["data"] = paths.dataset_file()
     for name, value in PRESETS[preset].train.items():  # the preset's recipe, where the user said nothing else
         if not _given(ctx, name):
             params[name] = value
@@ -755,14 +775,28 @@ def _how(gen, best_of: int) -> str:
     return said + (f", best of {best_of}" if best_of > 1 else "")
 
 
-SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
+SAMPLE_FORMATS = ("png", "svg", "ndjson")
+
+
+def _sample_format(output: Path, fmt: str | None, as_json: bool) -> str:
+    """What sample writes: ``--format``, else the suffix of ``--output``; ndjson for ``-``."""
+    to_stdout = str(output) == "-"
+    if to_stdout and as_json:
+        raise click.UsageError("--json and -o - both write to stdout: drop one")
+    if fmt is None:
+        fmt = "ndjson" if to_stdout else output.suffix.lower().lstrip(".")
+        if fmt not in SAMPLE_FORMATS:
+            raise click.ClickException(
+                f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson, or pass --format"
+            )
+    if to_stdout and fmt == "png":
+        raise click.UsageError("-o - writes text: use --format ndjson or svg, or -o grid.png")
+    return fmt
 
 
 @cli.command()
-@click.argument("classes", nargs=-1)
-@click.option(
-    "--classes", "classes_text", metavar="NAMES", help="Comma-separated classes, as download and preprocess take them."
-)
+@click.argument("classes", nargs=-1, shell_complete=completion.model_class)
+@classes_option("Comma-separated classes, as download and preprocess take them.", completion.model_class_list)
 @click.option("-n", "count", type=click.IntRange(1, 100_000), default=16, show_default=True, help="Sketches per class.")
 @generation_options
 @click.option(
@@ -773,9 +807,15 @@ SAMPLE_SUFFIXES = (".png", ".svg", ".ndjson")
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     required=True,
-    help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format).",
+    help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format); - writes to stdout.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(SAMPLE_FORMATS),
+    help="What to write [default: from the --output suffix; ndjson for -].",
 )
 @report_options
 def sample(
@@ -790,6 +830,7 @@ def sample(
     device,
     prefix,
     output,
+    fmt,
     as_json,
     quiet,
 ):
@@ -803,36 +844,33 @@ def sample(
         qdsketch sample --classes cat,clock -n 8 -o grid.svg
         qdsketch sample house -n 100 --temperature 0.3 --seed 7 -o houses.ndjson
         qdsketch sample cat --prefix my-cat-head.ndjson -o cats.svg
+        qdsketch sample house -n 4 -o - | jq .drawing
     """
     from qdsketch.readers import read_drawing
 
-    suffix = output.suffix.lower()
-    if suffix not in SAMPLE_SUFFIXES:
-        raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: use .png, .svg or .ndjson")
+    fmt = _sample_format(output, fmt, as_json)
+    to_stdout = str(output) == "-"
     if not classes and not classes_text:
         raise click.UsageError("give the classes to draw: CLASSES... or --classes a,b")
     if classes and classes_text:
         raise click.UsageError("give the classes once: as CLASSES... or as --classes a,b")
     if classes_text:
         classes = [c for c in classes_text.split(",") if c.strip()]
-    _check_writable(output)
+    if not to_stdout:
+        _check_writable(output)
     pre = read_drawing(prefix)[1] if prefix else None
     names, words, gen, seeds, seed = _generate(
         checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre
     )
+    _write_sketches(gen.rows, words, seeds, output, fmt)
     rows = gen.rows
-    if suffix == ".ndjson":
-        from qdsketch.files import atomic_path
-        from qdsketch.sample import ndjson_lines
-
-        with atomic_path(output) as tmp:
-            tmp.write_text("\n".join(ndjson_lines(rows, words, seeds)) + "\n")
-    else:
-        from qdsketch import render
-
-        (render.save_grid if suffix == ".png" else render.save_svg)(rows, words, output)
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
-    text = f"wrote {output}: {what} ({', '.join(names)}), seed {seed}, {_how(gen, best_of)}"
+    where = "stdout" if to_stdout else str(output)
+    text = f"wrote {where}: {what} ({', '.join(names)}), seed {seed}, {_how(gen, best_of)}"
+    if to_stdout:  # stdout holds the sketches: the report goes to stderr
+        if not quiet:
+            click.echo(text, err=True)
+        return
     _say(
         text,
         {"output": str(output), "sketches": len(rows), "classes": names, "seed": seed, **_how_data(gen, best_of)},
@@ -841,8 +879,42 @@ def sample(
     )
 
 
+def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt: str) -> None:
+    """Sketches as ``fmt`` to ``output`` (atomically), or to stdout for ``-``."""
+    from qdsketch import render
+    from qdsketch.sample import ndjson_lines
+
+    if fmt == "png":
+        render.save_grid(rows, words, output)
+        return
+    text = "\n".join(ndjson_lines(rows, words, seeds)) + "\n" if fmt == "ndjson" else render.svg_text(rows, words)
+    if str(output) == "-":
+        click.echo(text, nl=False)
+        return
+    from qdsketch.files import atomic_path
+
+    with atomic_path(output) as tmp:
+        tmp.write_text(text)
+
+
+def _one_class(class_name: str | None, classes_text: str | None) -> str | None:
+    """animate's class, given as CLASS or as --classes NAME (one)."""
+    if classes_text is None:
+        return class_name
+    if class_name:
+        raise click.UsageError(f"give the class once: {class_name!r} or --classes {classes_text}")
+    names = [c for c in classes_text.split(",") if c.strip()]
+    if len(names) != 1:
+        raise click.UsageError(
+            f"animate draws one class, --classes names {len(names)}: run it once per class, "
+            "or use `qdsketch sample` for a grid"
+        )
+    return names[0]
+
+
 @cli.command()
-@click.argument("class_name", metavar="CLASS", required=False)
+@click.argument("class_name", metavar="[CLASS]", required=False, shell_complete=completion.model_class)
+@classes_option("The class, as sample, download and preprocess take it (one here).", completion.model_class_list)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The GIF to write."
 )
@@ -875,6 +947,7 @@ def sample(
 @report_options
 def animate(
     class_name,
+    classes_text,
     output,
     fps,
     size,
@@ -895,13 +968,14 @@ def animate(
     \b
     Example:
         qdsketch animate house -o house.gif
-        qdsketch animate cat -o cat.gif --seed 3 --fps 30 --size 384
+        qdsketch animate --classes cat -o cat.gif --seed 3 --fps 30 --size 384
         qdsketch animate --drawing drawing.ndjson -o real.gif
     """
     from qdsketch import render
 
     if output.suffix.lower() != ".gif":
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: animate writes .gif")
+    class_name = _one_class(class_name, classes_text)
     _check_writable(output)
     if source is not None:
         from qdsketch.readers import read_drawing

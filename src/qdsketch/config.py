@@ -95,7 +95,10 @@ class Augment:
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = opt(
-        "data/dataset.npz", "Dataset from `qdsketch preprocess`: a file, or a sharded directory.", path=True
+        "data/dataset.npz",
+        "Dataset from `qdsketch preprocess`: a file, or a sharded directory.",
+        path=True,
+        default_help="default: data/dataset.npz, or $QDSKETCH_HOME/data/dataset.npz",
     )
     epochs: int = opt(
         50, "Most epochs to train.", min=1, default_help="default: the preset's, else 50; with --resume: the run's"

@@ -277,9 +277,9 @@ def save_judge(path: Path, net: JudgeNet, ds: Dataset, cfg: JudgeConfig, key: st
 def bundled_judge() -> Path:
     """The judge that ships with qdsketch: trained by ``make data`` and ``qdsketch evaluate
     --judge`` on the five-class real dataset (docs/model-card.md)."""
-    from importlib import resources
+    from qdsketch.paths import shipped
 
-    return Path(str(resources.files("qdsketch") / "data" / "judge.pt"))
+    return shipped("judge.pt")
 
 
 def load_judge(path: Path | None = None, device: str = "cpu") -> tuple[JudgeNet, list[str]]:

@@ -136,11 +136,6 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def save_svg(sketches: list[np.ndarray], titles: list[str], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(svg_text(sketches, titles))
-
-
 # --- raster frames and the GIF ------------------------------------------------------------------
 
 

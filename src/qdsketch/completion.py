@@ -1,0 +1,73 @@
+"""Shell completion of class names (Click's own completion, docs/cli.md).
+
+A TAB must answer at once, so nothing here imports torch: the classes of a
+checkpoint are read straight from its pickle, with every object in it but
+plain containers replaced by a stub that runs no code.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+from click.shell_completion import CompletionItem
+
+
+class _Stub:
+    """Stands in for every class a checkpoint's pickle names (tensors, storages)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
+class _Peek(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        return _Stub  # never a real class: no code from the file runs
+
+    def persistent_load(self, pid):
+        return None  # tensor storages: not read
+
+
+def checkpoint_classes(path: Path | None) -> list[str]:
+    """The class names in the checkpoint at ``path`` (a run directory means its
+    best.pt; ``None`` the shipped model), or ``[]`` if it cannot be read."""
+    from qdsketch.paths import checkpoint_file
+
+    try:
+        with zipfile.ZipFile(checkpoint_file(path)) as z:
+            name = next(n for n in z.namelist() if n.endswith("data.pkl"))
+            with z.open(name) as handle:
+                payload = _Peek(handle).load()
+        names = payload["class_names"]
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    except Exception:  # a TAB never fails loudly: no suggestions instead
+        return []
+
+
+def _matching(names, incomplete: str, before: str = "") -> list[CompletionItem]:
+    folded = incomplete.casefold()
+    return [CompletionItem(before + n) for n in names if n.casefold().startswith(folded)]
+
+
+def google_class_list(ctx, param, incomplete: str) -> list[CompletionItem]:
+    """``--classes a,b``: the last name of the list, from Google's 345 (and ``all``)."""
+    from qdsketch.classes import categories
+
+    before, _, last = incomplete.rpartition(",")
+    names = ([] if before else ["all"]) + list(categories())
+    return _matching(names, last, before + "," if before else "")
+
+
+def model_class(ctx, param, incomplete: str) -> list[CompletionItem]:
+    """A class of the model on the command line (``--checkpoint``), else of the shipped one."""
+    return _matching(checkpoint_classes(ctx.params.get("checkpoint")), incomplete)
+
+
+def model_class_list(ctx, param, incomplete: str) -> list[CompletionItem]:
+    """``--classes a,b`` for sample and animate: the last name, from the model's classes."""
+    before, _, last = incomplete.rpartition(",")
+    return _matching(checkpoint_classes(ctx.params.get("checkpoint")), last, before + "," if before else "")
