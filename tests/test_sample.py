@@ -347,3 +347,16 @@ def test_animate_takes_its_class_as_sample_does(run, tmp_path):
     assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
     usage = run("animate", "--help").output.splitlines()[0]
     assert usage.endswith(" animate [OPTIONS] [CLASS]")  # optional: --drawing needs none
+
+
+def test_generation_reports_finished_sketches_and_draws_the_same(ckpt):
+    from qdsketch.sample import generate_many
+
+    labels, seeds = [0] * 5 + [3] * 5, sketch_seeds(2, 10)
+    heard = []
+    g = generate_many(ckpt, labels, seeds, chunk=4, progress=lambda done, total: heard.append((done, total)))
+    quiet = generate_many(ckpt, labels, seeds, chunk=4)
+    assert all(np.array_equal(a, b) for a, b in zip(g.rows, quiet.rows))
+    done = [d for d, _ in heard]
+    assert {t for _, t in heard} == {10} and done == sorted(done) and done[-1] == 10
+    assert done[0] < 4  # heard step by step, not only at the end of a chunk

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -182,10 +182,20 @@ def _check_writable(output: Path) -> None:
         raise click.ClickException(f"cannot write to {folder}: pass an --output somewhere writable")
 
 
-def _console(quiet: bool = False):
+def _console(quiet: bool = False, stderr: bool = False):
     from rich.console import Console
 
-    return Console(quiet=quiet, highlight=False, soft_wrap=True)  # long paths stay on one line, copyable
+    return Console(quiet=quiet, stderr=stderr, highlight=False, soft_wrap=True)  # long paths stay on one line
+
+
+def _step_bar(console, description: str, show: bool = True):
+    """A transient bar for a step that can take more than a few seconds, called with
+    ``(done, total)``: on a terminal only, so a pipe stays quiet; else ``None``."""
+    if not (show and console.is_terminal):
+        return None
+    from qdsketch.reporting import StepBar
+
+    return StepBar(console, description)
 
 
 # --- download ------------------------------------------------------------------------
@@ -367,14 +377,9 @@ def preprocess(
         raise click.ClickException(f"{output} is a directory: pass a file name for a .npz dataset")
     workers = workers or min(os.cpu_count() or 1, len(plan.classes))
     console = _console(quiet or as_json)
-    bar: AbstractContextManager = nullcontext()
-    progress = None
-    if console.is_terminal and not (quiet or as_json):  # a large dataset takes minutes: show it on a terminal
-        from qdsketch.reporting import StepBar
-
-        bar = progress = StepBar(console, f"reading {len(plan.classes)} classes")
-    with bar:
-        summary = run_preprocess(plan, output, workers, progress)
+    bar = _step_bar(console, f"reading {len(plan.classes)} classes", not (quiet or as_json))
+    with bar or nullcontext():
+        summary = run_preprocess(plan, output, workers, bar)
     if as_json:
         _say("", {**summary, "output": str(output)}, as_json=True)
     elif not quiet:
@@ -686,14 +691,11 @@ def evaluate(
     checkpoint = run_path if run_path is not None else checkpoint  # neither: the model that ships
     judge = None
     console = _console(quiet)
-    bar: AbstractContextManager = nullcontext()
-    if use_judge:
-        judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path}
-        if not as_json and console.is_terminal:  # a minute or more on a CPU: show it, on a terminal only
-            from qdsketch.reporting import StepBar
-
-            bar = judge["progress"] = StepBar(console, "training the judge (cached for next time)")
-    with bar:
+    bar = None
+    if use_judge:  # a minute or more on a CPU
+        bar = _step_bar(console, "training the judge (cached for next time)", not (quiet or as_json))
+        judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path, "progress": bar}
+    with bar or nullcontext():
         report = run_evaluate(checkpoint, data, split, device, judge=judge)
     if as_json:
         _say("", report, as_json=True)
@@ -733,7 +735,9 @@ def generation_options(f):
     return device_option(checkpoint_option(f))
 
 
-def _generate(checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of=1, prefix=None):
+def _generate(
+    checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of=1, prefix=None, progress=None
+):
     """Load a checkpoint and draw ``count`` sketches of each class in one batch
     (``best_of`` tries each, the judge keeping the likeliest). Returns ``(names,
     words, generated, sketch seeds, seed)``; ``seed`` is chosen at random when
@@ -751,7 +755,9 @@ def _generate(checkpoint, device, classes, count, seed, temperature, pen_tempera
     words = [ckpt.class_names[i] for i in labels]
     tries = [label for label in labels for _ in range(best_of)]
     seeds = sketch_seeds(seed, len(tries))
-    gen = generate_many(ckpt, tries, seeds, temperature, ckpt.max_seq_len, prefix, dev, pen_temperature)
+    gen = generate_many(
+        ckpt, tries, seeds, temperature, ckpt.max_seq_len, prefix, dev, pen_temperature, progress=progress
+    )
     if best_of > 1:
         from qdsketch.judge import best_of as pick
         from qdsketch.judge import load_judge
@@ -859,9 +865,12 @@ def sample(
     if not to_stdout:
         _check_writable(output)
     pre = read_drawing(prefix)[1] if prefix else None
-    names, words, gen, seeds, seed = _generate(
-        checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre
-    )
+    total = len(classes) * count * best_of
+    bar = _step_bar(_console(stderr=True), f"drawing {total:,} sketches", not (quiet or as_json))
+    with bar or nullcontext():
+        names, words, gen, seeds, seed = _generate(
+            checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre, bar
+        )
     _write_sketches(gen.rows, words, seeds, output, fmt)
     rows = gen.rows
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"

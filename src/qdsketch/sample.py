@@ -93,10 +93,12 @@ def generate(
     prefix: np.ndarray | None = None,
     device: str | torch.device = "cpu",
     pen_temperature: float | None = None,
+    progress=None,
 ) -> Generated:
     """Sketches of the classes ``labels``, one per seed, at most ``max_len`` rows
     after ``prefix`` (stroke-3 rows in simplified pixels, continued by every sketch).
-    ``None`` temperatures take the head's defaults."""
+    ``None`` temperatures take the head's defaults. ``progress(finished)``, if
+    given, hears how many sketches have ended after each step."""
     model = ckpt.model.to(device).eval()
     head = ckpt.config.head
     temperature = default_temperature(head) if temperature is None else temperature
@@ -111,24 +113,30 @@ def generate(
         start = torch.cat([start, pre.expand(len(labels), -1, -1)], dim=1)
     emb = model.class_embedding(torch.as_tensor(labels, device=device))
     noise = draw_noise(seeds, max_len).to(device)
-    xy, pen, length = _steps(model, start, emb, noise, temperature, pen_temperature, first_may_end=prefix is not None)
+    xy, pen, length = _steps(
+        model, start, emb, noise, temperature, pen_temperature, first_may_end=prefix is not None, progress=progress
+    )
     rows = _rows((xy * std + mean).cpu().numpy(), pen.cpu().numpy(), length.cpu().numpy(), prefix)
     return Generated(rows, length.cpu().numpy() < max_len, temperature, pen_temperature)
 
 
-def generate_many(ckpt: Checkpoint, labels: list[int], seeds: list[int], *args, chunk: int = 4096, **kw) -> Generated:
+def generate_many(
+    ckpt: Checkpoint, labels: list[int], seeds: list[int], *args, chunk: int = 4096, progress=None, **kw
+) -> Generated:
     """``generate`` in batches of ``chunk`` sketches, so memory stays bounded however many
-    are asked for; each sketch has its own generator, so the result is the same."""
-    parts = [
-        generate(ckpt, labels[i : i + chunk], seeds[i : i + chunk], *args, **kw) for i in range(0, len(labels), chunk)
-    ]
+    are asked for; each sketch has its own generator, so the result is the same.
+    ``progress(done, total)``, if given, hears how many sketches are finished."""
+    parts = []
+    for i in range(0, len(labels), chunk):
+        step = None if progress is None else (lambda finished, i=i: progress(i + finished, len(labels)))
+        parts.append(generate(ckpt, labels[i : i + chunk], seeds[i : i + chunk], *args, progress=step, **kw))
     if len(parts) == 1:
         return parts[0]
     rows = [r for p in parts for r in p.rows]
     return Generated(rows, np.concatenate([p.ended for p in parts]), parts[0].temperature, parts[0].pen_temperature)
 
 
-def _steps(model, start, emb, noise, temperature: float, pen_temperature: float, first_may_end: bool):
+def _steps(model, start, emb, noise, temperature: float, pen_temperature: float, first_may_end: bool, progress=None):
     """The autoregressive loop: normalised (dx, dy) ``(B, T, 2)``, pen states
     ``(B, T)`` and each sketch's length (``T`` where it never ended)."""
     b, max_len, device = len(emb), noise.shape[1], emb.device
@@ -148,6 +156,8 @@ def _steps(model, start, emb, noise, temperature: float, pen_temperature: float,
         length[ends_now] = t
         finished |= ends_now
         xy_out[:, t], pen_out[:, t] = xy, pen
+        if progress is not None:
+            progress(b if t == max_len - 1 else int(finished.sum()))
         if bool(finished.all()):
             break
         step = torch.zeros(b, 1, 5, device=device)
