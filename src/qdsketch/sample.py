@@ -93,6 +93,7 @@ def generate(
     prefix: np.ndarray | None = None,
     device: str | torch.device = "cpu",
     pen_temperature: float | None = None,
+    *,
     progress=None,
 ) -> Generated:
     """Sketches of the classes ``labels``, one per seed, at most ``max_len`` rows
