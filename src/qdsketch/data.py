@@ -124,6 +124,9 @@ def split_indices(n: int, fractions: tuple[float, float, float], rng: np.random.
     return [order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]]
 
 
+MOMENT_BLOCK = 1 << 16  # rows summed at a time
+
+
 @dataclass
 class Moments:
     """Count, sum and sum of squares of dx and dy, as exact integers: added to
@@ -139,11 +142,12 @@ class Moments:
         rows = np.asarray(rows)
         if rows.dtype.kind not in "iu":
             raise TypeError(f"stroke-3 rows are integers, not {rows.dtype}")
-        s1, s2 = [], []
-        for i in (0, 1):  # one column at a time: no float copy of the rows
-            column = rows[:, i].astype(np.int64)
-            s1.append(int(column.sum()))
-            s2.append(int(np.dot(column, column)))
+        s1, s2 = [0, 0], [0, 0]
+        for start in range(0, len(rows), MOMENT_BLOCK):  # block by block, one column at a time: little memory
+            for i in (0, 1):
+                column = rows[start : start + MOMENT_BLOCK, i].astype(np.int64)
+                s1[i] += int(column.sum())
+                s2[i] += int(np.dot(column, column))
         self.merge(Moments(len(rows), (s1[0], s1[1]), (s2[0], s2[1])))
 
     def merge(self, other: Moments) -> None:
