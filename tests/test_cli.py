@@ -355,3 +355,29 @@ def test_a_checkpoints_classes_are_read_without_running_its_code(tmp_path):
         z.writestr("evil/data.pkl", payload)
     assert checkpoint_classes(tmp_path / "evil.pt") == ["cat", "dog"]
     assert not (tmp_path / "pwned").exists()
+
+
+def test_preprocess_verbose_says_what_it_read_and_why_it_skipped(run, tmp_path):
+    folder = tmp_path / "d" / "simplified"
+    folder.mkdir(parents=True)
+    lines = (DATA / "simplified" / "cat.ndjson").read_text().splitlines()[:5]
+    bad = ['{"word":"cat","key_id":"1","drawing":[[[-5,2],[1,2]]]}', "not json"]
+    (folder / "cat.ndjson").write_text("\n".join(lines + bad) + "\n")
+    args = ["preprocess", "--data-dir", tmp_path / "d", "-o", "v.npz", "--split", "60,20,20"]
+    plain, verbose = run(*args).output.splitlines(), run(*args, "-v").output.splitlines()
+    # a line that is not JSON is found as it is read; values are checked a chunk at a time, after
+    assert plain[-4:] == [
+        "skipped: 0 unrecognized, 0 duplicates, 2 bad",
+        "  cat.ndjson:7: malformed JSON",
+        "  cat.ndjson:6: out-of-range value",
+        "wrote v.npz",
+    ]
+    assert verbose[-7:] == [
+        "skipped: 0 unrecognized, 0 duplicates, 2 bad",
+        "  1 malformed JSON",
+        "  1 out-of-range value",
+        "  cat.ndjson:7: malformed JSON",
+        "  cat.ndjson:6: out-of-range value",
+        f"read cat: {folder / 'cat.ndjson'}",
+        "wrote v.npz",
+    ]

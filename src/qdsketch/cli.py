@@ -341,8 +341,20 @@ def download(
     help="Processes that read classes in parallel; the output is the same for any number [default: the cores].",
 )
 @report_options
+@click.option("-v", "--verbose", is_flag=True, help="Also list the files read and every reason a drawing was skipped.")
 def preprocess(
-    data_dir, classes_text, max_per_class, max_seq_len, split_text, seed, all_drawings, output, workers, as_json, quiet
+    data_dir,
+    classes_text,
+    max_per_class,
+    max_seq_len,
+    split_text,
+    seed,
+    all_drawings,
+    output,
+    workers,
+    as_json,
+    quiet,
+    verbose,
 ):
     """Turn downloaded drawings into a dataset for training.
 
@@ -385,7 +397,7 @@ def preprocess(
     elif not quiet:
         from qdsketch.reporting import dataset_summary
 
-        dataset_summary(console, summary, output)
+        dataset_summary(console, {**summary, "sources": plan.sources()}, output, verbose)
 
 
 # --- train -----------------------------------------------------------------------------

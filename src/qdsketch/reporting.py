@@ -234,8 +234,9 @@ def download_table(console: Console, results) -> None:
         console.print(f"skipped {bad:,} malformed lines")
 
 
-def dataset_summary(console: Console, s: dict, output) -> None:
-    """preprocess's summary: drawings per class and split, lengths, normalisation, skips."""
+def dataset_summary(console: Console, s: dict, output, verbose: bool = False) -> None:
+    """preprocess's summary: drawings per class and split, lengths, normalisation, skips;
+    ``verbose``: also the files read and every reason a drawing was skipped, with examples."""
     table = Table(title="dataset")
     for col in ("class", "train", "val", "test", "total"):
         table.add_column(col, justify="left" if col == "class" else "right")
@@ -255,8 +256,14 @@ def dataset_summary(console: Console, s: dict, output) -> None:
     sk = s["skipped"]
     bad = sum(sk["bad"].values())
     console.print(f"skipped: {sk['unrecognized']:,} unrecognized, {sk['duplicates']:,} duplicates, {bad:,} bad")
-    for example in sk["examples"][:5]:
+    if verbose:
+        for reason, count in sorted(sk["bad"].items(), key=lambda kv: -kv[1]):
+            console.print(f"  {count:,} {reason}")
+    for example in sk["examples"][: None if verbose else 5]:
         console.print(f"  {example}")
+    if verbose:
+        for name, files in s.get("sources", {}).items():
+            console.print(f"read {name}: {', '.join(files)}")
     console.print(f"wrote {output}")
 
 
