@@ -50,6 +50,34 @@ def test_the_output_is_byte_identical_for_any_number_of_workers(tmp_path):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
 
 
+def test_writing_a_class_a_block_at_a_time_gives_the_same_bytes(tmp_path, monkeypatch):
+    """Each class's split is cut, copied and written SPLIT_BLOCK drawings at a time; shards still
+    close only between classes, and the bytes are those of one piece a class."""
+    import qdsketch.shards as shards
+
+    plan = Plan.of(DATA, FIVE)
+    write_shards(plan, tmp_path / "whole", shard_drawings=10)
+    monkeypatch.setattr(shards, "SPLIT_BLOCK", 3)  # about 5 blocks a class and split here
+    write_shards(plan, tmp_path / "blocks", shard_drawings=10)
+    names = sorted(p.name for p in (tmp_path / "whole").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "blocks").iterdir()) and len(names) > 10
+    for name in names:
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "blocks" / name).read_bytes(), name
+
+
+def test_concat_consumes_its_parts_when_asked():
+    from qdsketch.readers import Drawings, concat, read_ndjson
+
+    whole = read_ndjson(DATA / "simplified" / "cat.ndjson", "simplified", "cat", recognized_only=False)
+    o = whole.offsets
+    cuts = [0, 3, 3, 10, len(whole)]  # an empty part too
+    parts = [Drawings(whole.rows[o[a] : o[b]], o[a : b + 1] - o[a], whole.keys[a:b]) for a, b in zip(cuts, cuts[1:])]
+    joined = concat(parts, consume=True)
+    assert parts == []  # the caller's list no longer holds them
+    assert np.array_equal(joined.rows, whole.rows) and np.array_equal(joined.offsets, whole.offsets)
+    assert joined.keys == whole.keys and joined.rows.dtype == np.int16
+
+
 def test_streaming_moments_equal_numpy_on_the_concatenation():
     rng = np.random.default_rng(0)
     chunks = [rng.normal(3, 40, size=(n, 3)).round().astype(np.int16) for n in (0, 1, 7, 500, 2, 3000)]

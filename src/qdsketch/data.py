@@ -101,7 +101,7 @@ def read_class(data_dir: Path, name: str, limit: int | None, recognized_only: bo
             parts.append(read_npz(path, want, seen, skipped))
         else:
             parts.append(read_ndjson(path, fmt, name, want, recognized_only, seen, skipped))
-    return concat(parts)
+    return concat(parts, consume=True)
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -248,8 +248,9 @@ class Plan:
 
 def split_classes(
     plan: Plan, workers: int = 1, progress=None
-) -> Iterator[tuple[int, dict[str, Drawings], Skipped, int]]:
-    """Class by class, in order: ``(label, {split: drawings}, skipped, truncated)``.
+) -> Iterator[tuple[int, Drawings, list[np.ndarray], Skipped, int]]:
+    """Class by class, in order: ``(label, drawings, index, skipped, truncated)``, where
+    ``index[k]`` picks, in order, the drawings of split ``k`` (``SPLITS``).
 
     Reading runs in ``workers`` processes; the split runs here, in class order,
     with one generator seeded by ``plan.seed``, so the output is the same for
@@ -269,9 +270,7 @@ def split_classes(
                 f"no usable drawing for {name!r} in {where}", "download it again with `qdsketch download --force`"
             )
         truncated = int((np.diff(drawings.offsets) > plan.max_seq_len).sum())
-        index = split_indices(len(drawings), plan.fractions, rng)
-        parts = {split: select(drawings, i, plan.max_seq_len) for split, i in zip(SPLITS, index)}
-        yield label, parts, skipped, truncated
+        yield label, drawings, split_indices(len(drawings), plan.fractions, rng), skipped, truncated
         if progress is not None:
             progress(label + 1, len(plan.classes))
 
@@ -304,9 +303,10 @@ def build(plan: Plan, workers: int = 1, progress=None) -> Dataset:
     """``plan`` read and split, in memory."""
     skipped, truncated, moments = Skipped(), 0, Moments()
     pieces: dict[str, list[Shard]] = {s: [] for s in SPLITS}
-    for label, parts, class_skipped, class_truncated in split_classes(plan, workers, progress):
+    for label, drawings, index, class_skipped, class_truncated in split_classes(plan, workers, progress):
         skipped.merge(class_skipped)
         truncated += class_truncated
+        parts = {split: select(drawings, i, plan.max_seq_len) for split, i in zip(SPLITS, index)}
         moments.add(parts["train"].rows)
         for split, d in parts.items():
             pieces[split].append(Shard(d, np.full(len(d), label, np.int64)))

@@ -192,7 +192,7 @@ def read_ndjson(
                 break
             parts.append(chunk)
             total += len(chunk)
-    return concat(parts)
+    return concat(parts, consume=True)
 
 
 def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) -> Drawings | None:
@@ -469,17 +469,28 @@ def select(d: Drawings, index: np.ndarray, max_len: int | None = None) -> Drawin
     return Drawings(rows, offsets, [d.keys[i] for i in index])
 
 
-def concat(parts: list[Drawings]) -> Drawings:
-    parts = [p for p in parts if len(p)]
-    if not parts:
+def concat(parts: list[Drawings], consume: bool = False) -> Drawings:
+    """``parts`` joined in order. ``consume``: empty the list as each part is copied, so
+    a caller that holds no other reference to them never holds the drawings twice."""
+    kept = [p for p in parts if len(p)]
+    if consume:
+        parts.clear()
+    if not kept:
         return Drawings.empty()
-    if len(parts) == 1:  # nothing to join: no copy
-        return parts[0]
-    shifts = np.cumsum([0] + [len(p.rows) for p in parts[:-1]])
-    offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
-    return Drawings(
-        np.concatenate([p.rows for p in parts]), offsets.astype(np.int64), [k for p in parts for k in p.keys]
-    )
+    if len(kept) == 1:  # nothing to join: no copy
+        return kept[0]
+    kept.reverse()  # popped from the end, first part first
+    n_rows = sum(len(p.rows) for p in kept)
+    rows = np.empty((n_rows, 3), dtype=np.result_type(*[p.rows for p in kept]))
+    offsets, keys, at = [np.zeros(1, np.int64)], [], 0
+    while kept:
+        p = kept.pop()  # our list's last reference to it, with consume
+        rows[at : at + len(p.rows)] = p.rows
+        offsets.append(p.offsets[1:] + at)
+        keys += p.keys
+        at += len(p.rows)
+        del p
+    return Drawings(rows, np.concatenate(offsets).astype(np.int64), keys)
 
 
 # --- one drawing, for --prefix and animate --from ------------------------------------------------

@@ -31,13 +31,14 @@ import numpy as np
 from qdsketch.data import SPLITS, Dataset, Moments, Plan, Shard, Split, split_classes
 from qdsketch.errors import DataError
 from qdsketch.files import _umask, atomic_path, part_prefix, sweep_parts
-from qdsketch.readers import Drawings, Skipped
+from qdsketch.readers import Drawings, Skipped, select
 
 FORMAT = "qdsketch-shards"
 VERSION = 1
 MANIFEST = "manifest.json"
 #: drawings per shard, roughly: a shard closes after the class that passes this
 SHARD_DRAWINGS = 1 << 20
+SPLIT_BLOCK = 4096  # drawings of a class's split cut, copied and written at a time
 ARRAYS = {  # name: (dtype, shape after the first axis)
     "rows": ("<i2", (3,)),
     "offsets": ("<i8", ()),
@@ -84,7 +85,9 @@ class ShardWriter:
         self.done: list[dict] = []
         self.files: dict[str, NpyAppender] | None = None
 
-    def add(self, drawings: Drawings, label: int) -> None:
+    def add(self, drawings: Drawings, label: int, last: bool = True) -> None:
+        """Append ``drawings`` of class ``label``; ``last``: the class's last piece, after
+        which a shard that holds enough drawings closes (shards end between classes)."""
         if self.files is None:
             name = f"{self.split}-{len(self.done):05d}"
             self.name = name
@@ -101,7 +104,7 @@ class ShardWriter:
         f["key_offsets"].append(np.cumsum([len(k) for k in keys], dtype=np.int64) + self.key_bytes)
         self.rows += len(drawings.rows)
         self.key_bytes += sum(map(len, keys))
-        if f["labels"].n >= self.limit:
+        if last and f["labels"].n >= self.limit:
             self.close()
 
     def close(self) -> None:
@@ -161,16 +164,21 @@ def _write(plan: Plan, work: Path, workers: int, shard_drawings: int, progress=N
     skipped, truncated, moments = Skipped(), 0, Moments()
     counts: dict[str, dict[str, int]] = {}
     lengths = {"sum": 0, "max": 0}
-    for label, parts, class_skipped, class_truncated in split_classes(plan, workers, progress):
+    for label, drawings, index, class_skipped, class_truncated in split_classes(plan, workers, progress):
         skipped.merge(class_skipped)
         truncated += class_truncated
-        moments.add(parts["train"].rows)
-        counts[plan.classes[label]] = {s: len(d) for s, d in parts.items()}
-        for split, d in parts.items():
-            writers[split].add(d, label)
-            steps = np.diff(d.offsets)
-            lengths["sum"] += int(steps.sum())
-            lengths["max"] = max(lengths["max"], int(steps.max(initial=0)))
+        counts[plan.classes[label]] = {s: len(i) for s, i in zip(SPLITS, index)}
+        for split, i in zip(SPLITS, index):
+            # a block of drawings at a time, so that memory does not grow with the class
+            for start in range(0, max(len(i), 1), SPLIT_BLOCK):
+                d = select(drawings, i[start : start + SPLIT_BLOCK], plan.max_seq_len)
+                if split == "train":
+                    moments.add(d.rows)
+                writers[split].add(d, label, last=start + SPLIT_BLOCK >= len(i))
+                steps = np.diff(d.offsets)
+                lengths["sum"] += int(steps.sum())
+                lengths["max"] = max(lengths["max"], int(steps.max(initial=0)))
+        del drawings
     for w in writers.values():
         w.close()
     if not sum(c["train"] for c in counts.values()):
