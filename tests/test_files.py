@@ -30,3 +30,18 @@ def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("disk full")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_errors_name_the_file_asked_for_not_the_temporary(tmp_path):
+    import errno
+
+    path = tmp_path / "out.txt"
+    with pytest.raises(OSError) as caught:
+        with atomic_path(path) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))  # as a full disk says it
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(path))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OSError) as caught:  # /proc takes no new files, even from root
+        with atomic_path("/proc/qdsketch-out.txt"):
+            pass
+    assert caught.value.filename == "/proc/qdsketch-out.txt"

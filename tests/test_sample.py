@@ -216,6 +216,10 @@ def test_sample_with_a_prefix(run, tmp_path):
             "Error: give the class once: 'cat' or --classes house",
         ),
         (["animate", "house", "-o", "x.png"], "Error: unknown output suffix '.png': animate writes .gif"),
+        (
+            ["sample", "house", "-o", "/proc/x.png"],  # access() says yes to root; a real file says no
+            "Error: cannot write to /proc (No such file or directory): pass an --output somewhere writable",
+        ),
         (["animate", "-o", "x.gif"], "Error: give a CLASS to draw, or --drawing FILE to animate a real drawing"),
         (
             ["animate", "--from", "missing.ndjson", "-o", "x.gif"],

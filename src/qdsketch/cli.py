@@ -180,6 +180,14 @@ def _check_writable(output: Path) -> None:
         raise click.ClickException(f"{output} is a folder: pass a file name")
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise click.ClickException(f"cannot write to {folder}: pass an --output somewhere writable")
+    try:  # what access() cannot tell (root, /proc, a read-only mount): a real file, gone at once
+        import tempfile
+
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write to {folder} ({exc.strerror}): pass an --output somewhere writable"
+        ) from None
 
 
 def _console(quiet: bool = False, stderr: bool = False):

@@ -23,13 +23,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_parts(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=part_prefix(path), suffix=".part")
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=part_prefix(path), suffix=".part")
+    except OSError as exc:  # a message names the file the user asked for, not our temporary
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename not in (str(tmp), tmp):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
 
