@@ -351,50 +351,16 @@ def test_each_retry_is_shown_with_its_reason_and_delay(run, mirror, tmp_path):
     assert "cat (simplified): HTTP 500; try 2 of 2 in 1 s" in result.output
 
 
-def test_ctrl_c_exits_130_in_one_line_and_leaves_no_part_file(mirror, tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    mirror.add("simplified", "cat", repeated_lines("cat", 3000))
-    mirror.latency = 0.2  # slow enough to be interrupted on the way
-    cmd = [
-        sys.executable,
-        "-m",
-        "qdsketch",
-        "download",
-        "--classes",
-        "cat",
-        "--base-url",
-        mirror.url,
-        "--data-dir",
-        str(tmp_path / "d"),
-        "--max-per-class",
-        "3000",
-        "-q",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 30
-    while not list((tmp_path / "d").rglob("*.part")) and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert err.decode() == "interrupted: nothing half-written was left\n"
-    assert list((tmp_path / "d").rglob("*.part")) == [] and not (tmp_path / "d" / "simplified" / "cat.ndjson").exists()
-
-
-def test_a_part_file_left_by_kill_9_is_removed_by_the_next_run(run, mirror, tmp_path):
-    import signal
+def slow_download(mirror, data, **popen):
+    """``qdsketch download`` of 3,000 real cats as a real process from a slow mirror, once
+    its temporary file exists: ``(process, the command's arguments)``."""
     import subprocess
     import sys
     import time
 
     lines = repeated_lines("cat", 3000)
     mirror.add("simplified", "cat", lines)
-    mirror.latency = 0.2  # slow enough to be killed on the way
-    data = tmp_path / "d"
+    mirror.latency = 0.2  # slow enough to be stopped on the way
     args = [
         "download",
         "--classes",
@@ -406,10 +372,31 @@ def test_a_part_file_left_by_kill_9_is_removed_by_the_next_run(run, mirror, tmp_
         "--max-per-class",
         "3000",
     ]
-    proc = subprocess.Popen([sys.executable, "-m", "qdsketch", *args, "-q"])
+    proc = subprocess.Popen([sys.executable, "-m", "qdsketch", *args, "-q"], **popen)
     deadline = time.time() + 30
     while not list(data.rglob("*.part")) and time.time() < deadline:
         time.sleep(0.02)
+    return proc, args, lines
+
+
+def test_ctrl_c_exits_130_in_one_line_and_leaves_no_part_file(mirror, tmp_path):
+    import signal
+    import subprocess
+
+    proc, _, _ = slow_download(mirror, tmp_path / "d", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.decode() == "interrupted: nothing half-written was left\n"
+    assert list((tmp_path / "d").rglob("*.part")) == [] and not (tmp_path / "d" / "simplified" / "cat.ndjson").exists()
+
+
+def test_a_part_file_left_by_kill_9_is_removed_by_the_next_run(run, mirror, tmp_path):
+    import signal
+    import time
+
+    data = tmp_path / "d"
+    proc, args, lines = slow_download(mirror, data)
     time.sleep(0.3)  # some bytes in it
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
