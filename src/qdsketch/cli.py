@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -181,8 +182,6 @@ def _check_writable(output: Path) -> None:
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise click.ClickException(f"cannot write to {folder}: pass an --output somewhere writable")
     try:  # what access() cannot tell (root, /proc, a read-only mount): a real file, gone at once
-        import tempfile
-
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as exc:
         raise click.ClickException(
