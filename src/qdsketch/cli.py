@@ -389,7 +389,8 @@ def preprocess(
         seed=seed,
         recognized_only=not all_drawings,
     )
-    inputs = {Path(p).resolve() for paths in plan.sources().values() for p in paths}
+    sources = plan.sources()
+    inputs = {Path(p).resolve() for files in sources.values() for p in files}
     if output.resolve() in inputs or any(output.resolve() in p.parents for p in inputs):
         raise click.ClickException(f"{output} is one of the input files: pass another --output")
     if output.is_dir() and output.suffix.lower() == ".npz":
@@ -404,7 +405,7 @@ def preprocess(
     elif not quiet:
         from qdsketch.reporting import dataset_summary
 
-        dataset_summary(console, {**summary, "sources": plan.sources()}, output, verbose)
+        dataset_summary(console, {**summary, "sources": sources}, output, verbose)
 
 
 # --- train -----------------------------------------------------------------------------
@@ -803,9 +804,14 @@ def _how(gen, best_of: int) -> str:
 SAMPLE_FORMATS = ("png", "svg", "ndjson")
 
 
+def _is_stdout(output: Path) -> bool:
+    """``-o -``: write to stdout."""
+    return str(output) == "-"
+
+
 def _sample_format(output: Path, fmt: str | None, as_json: bool) -> str:
     """What sample writes: ``--format``, else the suffix of ``--output``; ndjson for ``-``."""
-    to_stdout = str(output) == "-"
+    to_stdout = _is_stdout(output)
     if to_stdout and as_json:
         raise click.UsageError("--json and -o - both write to stdout: drop one")
     if fmt is None:
@@ -874,7 +880,7 @@ def sample(
     from qdsketch.readers import read_drawing
 
     fmt = _sample_format(output, fmt, as_json)
-    to_stdout = str(output) == "-"
+    to_stdout = _is_stdout(output)
     if not classes and not classes_text:
         raise click.UsageError("give the classes to draw: CLASSES... or --classes a,b")
     if classes and classes_text:
@@ -916,7 +922,7 @@ def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt:
         render.save_grid(rows, words, output)
         return
     text = "\n".join(ndjson_lines(rows, words, seeds)) + "\n" if fmt == "ndjson" else render.svg_text(rows, words)
-    if str(output) == "-":
+    if _is_stdout(output):
         click.echo(text, nl=False)
         return
     from qdsketch.files import atomic_path

@@ -53,13 +53,18 @@ def _matching(names, incomplete: str, before: str = "") -> list[CompletionItem]:
     return [CompletionItem(before + n) for n in names if n.casefold().startswith(folded)]
 
 
+def _last_of_list(names, incomplete: str) -> list[CompletionItem]:
+    """``a,b,c``: the names that complete ``c``, each after ``a,b,``."""
+    before, comma, last = incomplete.rpartition(",")
+    return _matching(names, last, before + comma)
+
+
 def google_class_list(ctx, param, incomplete: str) -> list[CompletionItem]:
     """``--classes a,b``: the last name of the list, from Google's 345 (and ``all``)."""
     from qdsketch.classes import categories
 
-    before, _, last = incomplete.rpartition(",")
-    names = ([] if before else ["all"]) + list(categories())
-    return _matching(names, last, before + "," if before else "")
+    first = "," not in incomplete  # `all` stands alone
+    return _last_of_list((["all"] if first else []) + list(categories()), incomplete)
 
 
 def model_class(ctx, param, incomplete: str) -> list[CompletionItem]:
@@ -69,5 +74,4 @@ def model_class(ctx, param, incomplete: str) -> list[CompletionItem]:
 
 def model_class_list(ctx, param, incomplete: str) -> list[CompletionItem]:
     """``--classes a,b`` for sample and animate: the last name, from the model's classes."""
-    before, _, last = incomplete.rpartition(",")
-    return _matching(checkpoint_classes(ctx.params.get("checkpoint")), last, before + "," if before else "")
+    return _last_of_list(checkpoint_classes(ctx.params.get("checkpoint")), incomplete)
