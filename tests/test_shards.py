@@ -78,6 +78,47 @@ def test_concat_consumes_its_parts_when_asked():
     assert joined.keys == whole.keys and joined.rows.dtype == np.int16
 
 
+def test_a_spilled_class_is_the_class_read_whole_and_never_held_whole(tmp_path, monkeypatch):
+    """preprocess -o DIR reads each class a chunk at a time into two spill files; what they
+    hold is exactly what read_class returns, and no chunk is bigger than CHUNK drawings."""
+    from qdsketch import readers
+    from qdsketch.data import iter_class, read_class
+    from qdsketch.shards import spill_class
+
+    monkeypatch.setattr(readers, "CHUNK", 7)
+    sizes = [len(c) for c in iter_class(DATA, "cat", None, True, readers.Skipped())]
+    assert max(sizes) == 7 and len(sizes) > 3
+    whole = read_class(DATA, "cat", None, True, readers.Skipped())
+    spilled = spill_class((DATA, "cat", None, True, tmp_path, 0))
+    assert len(spilled) == len(whole) == sum(sizes)
+    assert spilled.rows.read_bytes() == whole.rows.astype("<i2").tobytes()
+    assert np.array_equal(spilled.offsets, whole.offsets)
+    keys, key_offsets = spilled.keys.read_bytes(), spilled.key_offsets
+    assert [keys[a:b].decode() for a, b in zip(key_offsets, key_offsets[1:])] == whole.keys
+    rows, blob, release = spilled.mapped()
+    first = rows[: whole.offsets[5]].copy()
+    release()  # the pages read so far go; reading again reads the file again
+    assert np.array_equal(rows[: whole.offsets[5]], first) and bytes(blob[: key_offsets[1]]) == keys[: key_offsets[1]]
+    del rows, blob
+    spilled.remove()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keys_that_are_not_ascii_are_written_as_utf8():
+    from qdsketch.shards import encode_keys
+
+    for keys in (["5201136883597312", "cat.ndjson:3"], ["ключ", "a", "", "\udcff"]):
+        blob, ends = encode_keys(keys)
+        starts = np.concatenate([[0], ends[:-1]])
+        assert [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends)] == keys
+
+
+def test_no_spill_file_is_left_behind(tmp_path):
+    write_shards(Plan.of(DATA, FIVE), tmp_path / "out", workers=2, shard_drawings=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert not [p.name for p in (tmp_path / "out").iterdir() if "spill" in p.name]
+
+
 def test_streaming_moments_equal_numpy_on_the_concatenation():
     rng = np.random.default_rng(0)
     chunks = [rng.normal(3, 40, size=(n, 3)).round().astype(np.int16) for n in (0, 1, 7, 500, 2, 3000)]

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 from qdsketch.classes import categories
 from qdsketch.errors import DataError
 from qdsketch.files import atomic_path
-from qdsketch.readers import FORMATS, Drawings, Skipped, check_zip, concat, read_ndjson, read_npz, select
+from qdsketch.readers import FORMATS, Drawings, Skipped, check_zip, concat, iter_ndjson, read_npz, select
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1
@@ -91,17 +91,26 @@ def classes_in(data_dir: Path) -> list[str]:
 
 def read_class(data_dir: Path, name: str, limit: int | None, recognized_only: bool, skipped: Skipped) -> Drawings:
     """Up to ``limit`` drawings of one class from all its files, each drawing once."""
+    return concat(list(iter_class(data_dir, name, limit, recognized_only, skipped)), consume=True)
+
+
+def iter_class(
+    data_dir: Path, name: str, limit: int | None, recognized_only: bool, skipped: Skipped
+) -> Iterator[Drawings]:
+    """``read_class``, a chunk of drawings at a time (a sketchrnn file is one chunk)."""
     seen: set = set()
-    parts: list[Drawings] = []
+    total = 0
     for fmt, path in find_sources(data_dir, name):
-        want = None if limit is None else limit - sum(map(len, parts))
+        want = None if limit is None else limit - total
         if want == 0:
             break
         if fmt == "sketchrnn":
-            parts.append(read_npz(path, want, seen, skipped))
+            chunks: Iterable[Drawings] = [read_npz(path, want, seen, skipped)]
         else:
-            parts.append(read_ndjson(path, fmt, name, want, recognized_only, seen, skipped))
-    return concat(parts, consume=True)
+            chunks = iter_ndjson(path, fmt, name, want, recognized_only, seen, skipped)
+        for chunk in chunks:
+            total += len(chunk)
+            yield chunk
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -178,12 +187,12 @@ def _read_one(job: tuple) -> tuple[Drawings, Skipped]:
     return read_class(data_dir, name, limit, recognized_only, skipped), skipped
 
 
-def read_classes(jobs: list[tuple], workers: int = 1) -> Iterator[tuple[Drawings, Skipped]]:
-    """``_read_one`` of each job, in order, reading up to ``workers`` classes at
-    once; at most ``2 x workers`` finished classes wait to be taken, so memory
-    stays bounded however many classes there are."""
+def read_classes(jobs: list[tuple], workers: int = 1, read: Callable = _read_one) -> Iterator:
+    """``read`` (by default ``_read_one``) of each job, in order, reading up to
+    ``workers`` classes at once; at most ``2 x workers`` finished classes wait to
+    be taken, so memory stays bounded however many classes there are."""
     if workers <= 1 or len(jobs) <= 1:
-        yield from map(_read_one, jobs)
+        yield from map(read, jobs)
         return
     import multiprocessing as mp
 
@@ -193,13 +202,13 @@ def read_classes(jobs: list[tuple], workers: int = 1) -> Iterator[tuple[Drawings
         pending: deque = deque()
         queue = iter(jobs)
         for job in queue:
-            pending.append(pool.apply_async(_read_one, (job,)))
+            pending.append(pool.apply_async(read, (job,)))
             if len(pending) >= 2 * workers:
                 break
         while pending:
             result = pending.popleft().get()
             for job in queue:  # one more in, for the one out
-                pending.append(pool.apply_async(_read_one, (job,)))
+                pending.append(pool.apply_async(read, (job,)))
                 break
             yield result
 
@@ -258,21 +267,25 @@ def split_classes(
     rng = np.random.default_rng(plan.seed)
     jobs = [(plan.data_dir, name, plan.max_per_class, plan.recognized_only) for name in plan.classes]
     for label, (drawings, skipped) in enumerate(read_classes(jobs, workers)):
-        name = plan.classes[label]
-        if not len(drawings):
-            where = ", ".join(plan.sources()[name])
-            if skipped.unrecognized and plan.recognized_only:  # e.g. sample's own output, marked unrecognized
-                raise DataError(
-                    f"every drawing of {name!r} in {where} is marked unrecognized ({skipped.unrecognized:,})",
-                    "pass --all-drawings to keep them",
-                )
-            raise DataError(
-                f"no usable drawing for {name!r} in {where}", "download it again with `qdsketch download --force`"
-            )
+        check_class(plan, label, len(drawings), skipped)
         truncated = int((np.diff(drawings.offsets) > plan.max_seq_len).sum())
         yield label, drawings, split_indices(len(drawings), plan.fractions, rng), skipped, truncated
         if progress is not None:
             progress(label + 1, len(plan.classes))
+
+
+def check_class(plan: Plan, label: int, n: int, skipped: Skipped) -> None:
+    """A class read with no drawing left is an error that says why."""
+    if n:
+        return
+    name = plan.classes[label]
+    where = ", ".join(plan.sources()[name])
+    if skipped.unrecognized and plan.recognized_only:  # e.g. sample's own output, marked unrecognized
+        raise DataError(
+            f"every drawing of {name!r} in {where} is marked unrecognized ({skipped.unrecognized:,})",
+            "pass --all-drawings to keep them",
+        )
+    raise DataError(f"no usable drawing for {name!r} in {where}", "download it again with `qdsketch download --force`")
 
 
 def build_dataset(

@@ -19,6 +19,7 @@ import json
 import pickle
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -178,10 +179,23 @@ def read_ndjson(
     ``seen`` holds keys (``key_id``) already taken from other files: a drawing
     whose key is in it is a duplicate and is skipped; new keys are added.
     """
+    return concat(list(iter_ndjson(path, fmt, word, limit, recognized_only, seen, skipped)), consume=True)
+
+
+def iter_ndjson(
+    path: Path,
+    fmt: str,
+    word: str | None = None,
+    limit: int | None = None,
+    recognized_only: bool = True,
+    seen: set | None = None,
+    skipped: Skipped | None = None,
+) -> Iterator[Drawings]:
+    """``read_ndjson``, ``CHUNK`` drawings at a time, so that a caller that writes
+    them out as they come never holds the file's drawings at once."""
     skipped = skipped if skipped is not None else Skipped()
     seen = seen if seen is not None else set()
     name = Path(path).name
-    parts: list[Drawings] = []
     total = 0
     with open(path, "rb") as handle:  # bytes: orjson parses them without a decode
         lines = enumerate(handle, 1)  # shared by the chunks, so each resumes where the last stopped
@@ -190,9 +204,8 @@ def read_ndjson(
             chunk = _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name)
             if chunk is None:
                 break
-            parts.append(chunk)
             total += len(chunk)
-    return concat(parts, consume=True)
+            yield chunk
 
 
 def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) -> Drawings | None:
@@ -455,18 +468,34 @@ def select(d: Drawings, index: np.ndarray, max_len: int | None = None) -> Drawin
     """The drawings at ``index``, in that order, each cut to ``max_len`` rows
     the way ``strokes.truncate`` cuts one."""
     index = np.asarray(index, dtype=np.int64)
-    lengths = np.diff(d.offsets)[index]
-    cut = lengths > max_len if max_len is not None else np.zeros(len(index), dtype=bool)
+    rows, offsets = select_rows(d.rows, d.offsets, index, max_len)
+    return Drawings(rows, offsets, [d.keys[i] for i in index])
+
+
+def select_rows(rows: np.ndarray, offsets: np.ndarray, index: np.ndarray, max_len: int | None = None):
+    """``select`` without the keys: ``(rows, offsets)``."""
+    index = np.asarray(index, dtype=np.int64)
+    out, out_offsets = take_ragged(rows, offsets, index, max_len)
+    if max_len is not None:
+        cut = offsets[index + 1] - offsets[index] > max_len
+        out[out_offsets[1:][cut] - 1, 2] = 1  # a cut drawing ends its last stroke
+    return out, out_offsets
+
+
+def take_ragged(data: np.ndarray, offsets: np.ndarray, index: np.ndarray, max_len: int | None = None):
+    """``(data, offsets)`` of the pieces ``data[offsets[i]:offsets[i + 1]]`` for ``i`` in
+    ``index``, in that order, each cut to its first ``max_len`` items."""
+    index = np.asarray(index, dtype=np.int64)
+    starts = np.asarray(offsets[index], dtype=np.int64)
+    lengths = np.asarray(offsets[index + 1], dtype=np.int64) - starts
     if max_len is not None:
         lengths = np.minimum(lengths, max_len)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    kind = np.int32 if len(d.rows) < 2**31 else np.int64  # the index of every row taken: half the memory
-    take = np.repeat((d.offsets[index] - offsets[:-1]).astype(kind), lengths)
-    take += np.arange(offsets[-1], dtype=kind)
-    rows = d.rows[take]
-    del take
-    rows[offsets[1:][cut] - 1, 2] = 1  # a cut drawing ends its last stroke
-    return Drawings(rows, offsets, [d.keys[i] for i in index])
+    out = np.zeros(len(index) + 1, np.int64)
+    np.cumsum(lengths, out=out[1:])
+    kind = np.int32 if len(data) < 2**31 else np.int64  # the index of every item taken: half the memory
+    take = np.repeat((starts - out[:-1]).astype(kind), lengths)
+    take += np.arange(out[-1], dtype=kind)
+    return data[take], out
 
 
 def concat(parts: list[Drawings], consume: bool = False) -> Drawings:

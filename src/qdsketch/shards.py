@@ -20,25 +20,38 @@ dataset stays whole until the new one is.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qdsketch.data import SPLITS, Dataset, Moments, Plan, Shard, Split, split_classes
+from qdsketch.data import (
+    SPLITS,
+    Dataset,
+    Moments,
+    Plan,
+    Shard,
+    Split,
+    check_class,
+    iter_class,
+    read_classes,
+    split_indices,
+)
 from qdsketch.errors import DataError
 from qdsketch.files import _umask, atomic_path, part_prefix, sweep_parts
-from qdsketch.readers import Drawings, Skipped, select
+from qdsketch.readers import Drawings, Skipped, select_rows, take_ragged
 
 FORMAT = "qdsketch-shards"
 VERSION = 1
 MANIFEST = "manifest.json"
 #: drawings per shard, roughly: a shard closes after the class that passes this
 SHARD_DRAWINGS = 1 << 20
-SPLIT_BLOCK = 4096  # drawings of a class's split cut, copied and written at a time
+SPLIT_BLOCK = 1024  # drawings of a class's split cut, copied and written at a time
 ARRAYS = {  # name: (dtype, shape after the first axis)
     "rows": ("<i2", (3,)),
     "offsets": ("<i8", ()),
@@ -85,9 +98,10 @@ class ShardWriter:
         self.done: list[dict] = []
         self.files: dict[str, NpyAppender] | None = None
 
-    def add(self, drawings: Drawings, label: int, last: bool = True) -> None:
-        """Append ``drawings`` of class ``label``; ``last``: the class's last piece, after
-        which a shard that holds enough drawings closes (shards end between classes)."""
+    def add(self, rows, offsets, keys, key_offsets, label: int, last: bool = True) -> None:
+        """Append drawings of class ``label``: ``rows[offsets[i]:offsets[i + 1]]`` with key
+        ``keys[key_offsets[i]:key_offsets[i + 1]]`` (UTF-8). ``last``: the class's last piece,
+        after which a shard that holds enough drawings closes (shards end between classes)."""
         if self.files is None:
             name = f"{self.split}-{len(self.done):05d}"
             self.name = name
@@ -96,14 +110,13 @@ class ShardWriter:
             self.files["key_offsets"].append(np.zeros(1, np.int64))
             self.rows = self.key_bytes = 0
         f = self.files
-        keys = [str(k).encode("utf-8", "surrogatepass") for k in drawings.keys]
-        f["rows"].append(drawings.rows)
-        f["offsets"].append(drawings.offsets[1:] + self.rows)
-        f["labels"].append(np.full(len(drawings), label, np.int64))
-        f["keys"].append(np.frombuffer(b"".join(keys), np.uint8))
-        f["key_offsets"].append(np.cumsum([len(k) for k in keys], dtype=np.int64) + self.key_bytes)
-        self.rows += len(drawings.rows)
-        self.key_bytes += sum(map(len, keys))
+        f["rows"].append(rows)
+        f["offsets"].append(offsets[1:] + self.rows)
+        f["labels"].append(np.full(len(offsets) - 1, label, np.int64))
+        f["keys"].append(keys)
+        f["key_offsets"].append(key_offsets[1:] + self.key_bytes)
+        self.rows += len(rows)
+        self.key_bytes += len(keys)
         if last and f["labels"].n >= self.limit:
             self.close()
 
@@ -114,6 +127,74 @@ class ShardWriter:
         sizes = {k: a.close() for k, a in self.files.items()}
         self.done.append({"name": self.name, "drawings": n, "rows": rows, "bytes": sizes})
         self.files = None
+
+
+def encode_keys(keys: list[str]) -> tuple[bytes, np.ndarray]:
+    """Keys as UTF-8 back to back, and where each ends."""
+    text = "".join(keys)
+    if text.isascii():  # Google's key_ids: a byte a character, no per-key work
+        return text.encode("ascii"), np.cumsum(np.fromiter(map(len, keys), np.int64, len(keys)))
+    encoded = [k.encode("utf-8", "surrogatepass") for k in keys]
+    return b"".join(encoded), np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)))
+
+
+@dataclass
+class Spilled:
+    """One class, read into two files of ``folder`` as it was read, never held whole:
+    its stroke-3 rows (int16) and its keys (UTF-8), each cut by its offsets."""
+
+    rows: Path
+    keys: Path
+    offsets: np.ndarray
+    key_offsets: np.ndarray
+    skipped: Skipped
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def mapped(self) -> tuple[np.ndarray, np.ndarray, Callable[[], None]]:
+        """``(rows, keys, release)``: the files memory-mapped (unmapped when the arrays go);
+        ``release()`` lets go of the pages read so far, which count as this process's
+        memory while they stay mapped."""
+        maps = []
+        for path in (self.rows, self.keys):
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else None)
+        rows = np.frombuffer(maps[0], np.int16).reshape(-1, 3) if maps[0] else np.zeros((0, 3), np.int16)
+        keys = np.frombuffer(maps[1], np.uint8) if maps[1] else np.zeros(0, np.uint8)
+
+        def release() -> None:
+            for m in maps:
+                if m is not None:
+                    m.madvise(mmap.MADV_DONTNEED)
+
+        return rows, keys, release
+
+    def remove(self) -> None:
+        self.rows.unlink(missing_ok=True)
+        self.keys.unlink(missing_ok=True)
+
+
+def spill_class(job: tuple) -> Spilled:
+    """Read one class into ``Spilled`` files, a chunk at a time (run in a worker process):
+    ``job`` is ``(data_dir, name, limit, recognized_only, folder, label)``."""
+    data_dir, name, limit, recognized_only, folder, label = job
+    skipped = Skipped()
+    spilled = Spilled(folder / f".spill-{label:05d}.rows", folder / f".spill-{label:05d}.keys", None, None, skipped)  # type: ignore[arg-type]
+    offsets, key_offsets = [np.zeros(1, np.int64)], [np.zeros(1, np.int64)]
+    n_rows = n_bytes = 0
+    with open(spilled.rows, "wb") as rows, open(spilled.keys, "wb") as keys:
+        for chunk in iter_class(data_dir, name, limit, recognized_only, skipped):
+            blob, ends = encode_keys(chunk.keys)
+            rows.write(np.ascontiguousarray(chunk.rows, np.int16).data)
+            keys.write(blob)
+            offsets.append(chunk.offsets[1:] + n_rows)
+            key_offsets.append(ends + n_bytes)
+            n_rows += len(chunk.rows)
+            n_bytes += len(blob)
+    spilled.offsets, spilled.key_offsets = np.concatenate(offsets), np.concatenate(key_offsets)
+    return spilled
 
 
 def write_shards(
@@ -160,25 +241,42 @@ def summary(manifest: dict) -> dict:
 
 
 def _write(plan: Plan, work: Path, workers: int, shard_drawings: int, progress=None) -> dict:
+    """Each class is read into spill files (in ``workers`` processes), then split here, in class
+    order, with one generator seeded by ``plan.seed``, and copied into the shards a block at a
+    time from the spill files: no process ever holds a class whole."""
     writers = {s: ShardWriter(work, s, shard_drawings) for s in SPLITS}
     skipped, truncated, moments = Skipped(), 0, Moments()
     counts: dict[str, dict[str, int]] = {}
     lengths = {"sum": 0, "max": 0}
-    for label, drawings, index, class_skipped, class_truncated in split_classes(plan, workers, progress):
-        skipped.merge(class_skipped)
-        truncated += class_truncated
+    rng = np.random.default_rng(plan.seed)
+    jobs = [
+        (plan.data_dir, name, plan.max_per_class, plan.recognized_only, work, label)
+        for label, name in enumerate(plan.classes)
+    ]
+    for label, spilled in enumerate(read_classes(jobs, workers, spill_class)):
+        check_class(plan, label, len(spilled), spilled.skipped)
+        skipped.merge(spilled.skipped)
+        truncated += int((np.diff(spilled.offsets) > plan.max_seq_len).sum())
+        index = split_indices(len(spilled), plan.fractions, rng)
         counts[plan.classes[label]] = {s: len(i) for s, i in zip(SPLITS, index)}
+        rows, keys, release = spilled.mapped()
         for split, i in zip(SPLITS, index):
-            # a block of drawings at a time, so that memory does not grow with the class
-            for start in range(0, max(len(i), 1), SPLIT_BLOCK):
-                d = select(drawings, i[start : start + SPLIT_BLOCK], plan.max_seq_len)
+            for start in range(0, max(len(i), 1), SPLIT_BLOCK):  # so that memory does not grow with the class
+                block = i[start : start + SPLIT_BLOCK]
+                block_rows, offsets = select_rows(rows, spilled.offsets, block, plan.max_seq_len)
+                block_keys, key_offsets = take_ragged(keys, spilled.key_offsets, block)
+                release()
                 if split == "train":
-                    moments.add(d.rows)
-                writers[split].add(d, label, last=start + SPLIT_BLOCK >= len(i))
-                steps = np.diff(d.offsets)
+                    moments.add(block_rows)
+                last = start + SPLIT_BLOCK >= len(i)
+                writers[split].add(block_rows, offsets, block_keys, key_offsets, label, last)
+                steps = np.diff(offsets)
                 lengths["sum"] += int(steps.sum())
                 lengths["max"] = max(lengths["max"], int(steps.max(initial=0)))
-        del drawings
+        del rows, keys  # unmapped
+        spilled.remove()
+        if progress is not None:
+            progress(label + 1, len(plan.classes))
     for w in writers.values():
         w.close()
     if not sum(c["train"] for c in counts.values()):
