@@ -81,11 +81,12 @@ def test_concat_consumes_its_parts_when_asked():
 def test_a_spilled_class_is_the_class_read_whole_and_never_held_whole(tmp_path, monkeypatch):
     """preprocess -o DIR reads each class a chunk at a time into two spill files; what they
     hold is exactly what read_class returns, and no chunk is bigger than CHUNK drawings."""
-    from qdsketch import readers
+    from qdsketch import readers, shards
     from qdsketch.data import iter_class, read_class
     from qdsketch.shards import spill_class
 
     monkeypatch.setattr(readers, "CHUNK", 7)
+    monkeypatch.setattr(shards, "RELEASE_ABOVE", 0)  # let go of the pages after every block
     sizes = [len(c) for c in iter_class(DATA, "cat", None, True, readers.Skipped())]
     assert max(sizes) == 7 and len(sizes) > 3
     whole = read_class(DATA, "cat", None, True, readers.Skipped())

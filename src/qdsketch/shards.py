@@ -52,6 +52,7 @@ MANIFEST = "manifest.json"
 #: drawings per shard, roughly: a shard closes after the class that passes this
 SHARD_DRAWINGS = 1 << 20
 SPLIT_BLOCK = 1024  # drawings of a class's split cut, copied and written at a time
+RELEASE_ABOVE = 4 << 20  # bytes of a class's spill files kept mapped until the class is written
 ARRAYS = {  # name: (dtype, shape after the first axis)
     "rows": ("<i2", (3,)),
     "offsets": ("<i8", ()),
@@ -155,7 +156,9 @@ class Spilled:
     def mapped(self) -> tuple[np.ndarray, np.ndarray, Callable[[], None]]:
         """``(rows, keys, release)``: the files memory-mapped (unmapped when the arrays go);
         ``release()`` lets go of the pages read so far, which count as this process's
-        memory while they stay mapped."""
+        memory while they stay mapped, if there can be more than ``RELEASE_ABOVE`` bytes
+        of them (a block's drawings come from all over a class, so its pages are read
+        again after each release)."""
         maps = []
         for path in (self.rows, self.keys):
             with open(path, "rb") as handle:
@@ -165,9 +168,10 @@ class Spilled:
         keys = np.frombuffer(maps[1], np.uint8) if maps[1] else np.zeros(0, np.uint8)
 
         def release() -> None:
-            for m in maps:
-                if m is not None:
-                    m.madvise(mmap.MADV_DONTNEED)
+            if sum(len(m) for m in maps if m is not None) > RELEASE_ABOVE:  # below, the faults cost more
+                for m in maps:
+                    if m is not None:
+                        m.madvise(mmap.MADV_DONTNEED)
 
         return rows, keys, release
 
