@@ -50,6 +50,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
+    from qdsketch import readers
     from qdsketch.data import build_dataset, save_dataset
     from qdsketch.readers import read_ndjson
 
@@ -72,10 +73,19 @@ def main():
         def read():
             read_ndjson(path, "simplified", "cat")
 
+        def read_by_line():  # the numpy fast path off: every line through orjson and lists
+            readers.FAST = False
+            try:
+                read_ndjson(path, "simplified", "cat")
+            finally:
+                readers.FAST = True
+
         def full():
             save_dataset(build_dataset(tmp, ["cat"]), tmp / "ds.npz")
 
-        t_bytes, t_text, t_read, t_full = (best_of(args.repeat, f) for f in (bare_bytes, bare_text, read, full))
+        t_bytes, t_text, t_read, t_line, t_full = (
+            best_of(args.repeat, f) for f in (bare_bytes, bare_text, read, read_by_line, full)
+        )
     t_bare = min(t_bytes, t_text)  # compare against the faster of the two
     print(
         f"input: {n:,} real cat drawings (repeated, new key_ids), {size / 1e6:.1f} MB, python {sys.version.split()[0]}"
@@ -83,6 +93,7 @@ def main():
     print(f"{'bare json.loads, bytes lines':<34}{n / t_bytes:>12,.0f} drawings/s")
     print(f"{'bare json.loads, str lines':<34}{n / t_text:>12,.0f} drawings/s")
     print(f"{'read_ndjson (to stroke-3)':<34}{n / t_read:>12,.0f} drawings/s  {t_read / t_bare:.2f}x bare (the faster)")
+    print(f"{'  the same, line by line':<34}{n / t_line:>12,.0f} drawings/s  {t_line / t_bare:.2f}x bare (the faster)")
     print(
         f"{'preprocess (to dataset file)':<34}{n / t_full:>12,.0f} drawings/s  {t_full / t_bare:.2f}x bare (the faster)"
     )

@@ -202,3 +202,100 @@ def test_the_fuzz_data_is_real():
     """The lines around the generated ones are real drawings that must survive."""
     d = readers.read_ndjson(DATA / "simplified" / "cat.ndjson", "simplified", "cat")
     assert len(d) > 20
+
+
+# --- the fast path for simplified files equals the line-by-line one -----------------------
+
+coordinates = st.integers(0, 1100)  # past 255: out of range; past 999: four digits
+strokes_of_n = st.integers(0, 4).flatmap(
+    lambda n: st.tuples(st.lists(coordinates, min_size=n, max_size=n), st.lists(coordinates, min_size=n, max_size=n))
+)
+
+
+def _google_line(strokes, key, word, recognized, fields) -> bytes:
+    """A line as Google writes them (or with only some of the fields)."""
+    obj = {"word": word, "countrycode": "US", "timestamp": "2017-03-02 23:25:10.07453 UTC"}
+    obj = {k: v for k, v in obj.items() if k in fields}
+    obj |= {"recognized": recognized, "key_id": key, "drawing": [list(s) for s in strokes]}
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+google_lines = st.builds(
+    _google_line,
+    st.lists(strokes_of_n, max_size=4),
+    st.sampled_from(["5201136883597312", "5201136883597313", "", 7]),  # repeated, missing, not a string
+    st.sampled_from(["cat", "cat", "dog"]),
+    st.sampled_from([True, True, False, 0, None]),
+    st.sets(st.sampled_from(["word", "countrycode", "timestamp"])),
+)
+edits = st.lists(
+    st.tuples(
+        st.integers(0, 2000),
+        st.sampled_from("insert delete replace".split()),
+        st.sampled_from(b'0123456789[],}" \n\r-.a{'),
+    ),
+    max_size=2,
+)
+
+
+def _edit(line: bytes, changes) -> bytes:
+    b = bytearray(line)
+    for at, how, byte in changes:
+        at %= len(b) + 1
+        if how == "insert":
+            b[at:at] = bytes([byte])
+        elif b and at < len(b):
+            b[at : at + 1] = b"" if how == "delete" else bytes([byte])
+    return bytes(b)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            google_lines,
+            st.builds(_edit, google_lines, edits),
+            st.sampled_from(real_lines("cat")[:3] + [b"\n", b" \n", b"   \n", b"\r\n"]),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([None, 1, 2, 5]),
+    st.booleans(),
+    st.sampled_from([1024, 3, 1]),
+    st.booleans(),
+)
+def test_the_fast_path_reads_exactly_what_the_line_by_line_path_reads(lines, limit, recognized_only, chunk, newline):
+    """The numpy path for simplified files must give the same drawings, keys, skip counts,
+    reasons and examples, in the same order, as _read_chunk, whatever the lines (a chunk
+    it does not plainly understand goes to _read_chunk whole)."""
+    data = b"".join(lines)
+    if not newline:
+        data = data.rstrip(b"\n")  # a file whose last line has no newline
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cat.ndjson"
+        path.write_bytes(data)
+        got = []
+        for fast in (True, False):
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(readers, "FAST", fast)
+                m.setattr(readers, "CHUNK", chunk)
+                seen, skipped = {"5201136883597313"}, readers.Skipped()  # a key another file had
+                d = readers.read_ndjson(path, "simplified", "cat", limit, recognized_only, seen, skipped)
+                got.append((d.rows.dtype, d.rows.tobytes(), d.offsets.tolist(), d.keys, skipped.as_dict(), seen))
+        assert got[0] == got[1]
+
+
+def test_the_fast_path_reads_every_real_file_as_the_line_by_line_path_does(monkeypatch):
+    """Every real simplified file beside the repository (or in tests/data), both ways."""
+    from conftest import SHARED
+
+    folders = [SHARED / f for f in ("simplified", "bulk")] if (SHARED / "bulk").is_dir() else [DATA / "simplified"]
+    files = [f for folder in folders for f in sorted(folder.glob("*.ndjson"))]
+    assert len(files) >= 5
+    for path in files:
+        got = []
+        for fast in (True, False):
+            monkeypatch.setattr(readers, "FAST", fast)
+            skipped = readers.Skipped()
+            d = readers.read_ndjson(path, "simplified", path.stem, recognized_only=False, skipped=skipped)
+            got.append((d.rows.tobytes(), d.offsets.tolist(), d.keys, skipped.as_dict()))
+        assert got[0] == got[1], path

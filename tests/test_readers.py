@@ -164,3 +164,17 @@ def test_hostile_lines_are_skipped_with_a_reason_never_a_crash(tmp_path):
     }
     recognized = [json.loads(line) for line in good if json.loads(line)["recognized"]]
     assert list(got.keys) == [o["key_id"] for o in recognized]  # the BOM'd first drawing is kept
+
+
+def test_a_drawing_of_only_empty_strokes_is_skipped_not_a_crash(tmp_path):
+    """It has no points at all; last in a chunk, or alone, it used to crash the range check."""
+    path = tmp_path / "cat.ndjson"
+    empty = b'{"word":"cat","drawing":[[[],[]]]}\n'
+    for lines, kept in (([empty], 0), ([real_lines("cat")[0], empty], 1), ([empty, real_lines("cat")[0], empty], 1)):
+        path.write_bytes(b"".join(lines))
+        for fast in (True, False):
+            skipped = readers.Skipped()
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(readers, "FAST", fast)
+                got = readers.read_ndjson(path, "simplified", "cat", skipped=skipped)
+            assert len(got) == kept and dict(skipped.reasons) == {"empty stroke": len(lines) - kept}

@@ -21,9 +21,9 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice, repeat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -37,6 +37,8 @@ FORMATS = {"simplified": "ndjson", "raw": "ndjson", "sketchrnn": "npz"}
 RAW_LIMIT = 1e6
 #: Drawings are read and checked this many at a time.
 CHUNK = 1024
+#: Simplified files take ``_fast_chunk``; tests turn it off to compare it with the slow path.
+FAST = True
 
 
 @dataclass
@@ -198,10 +200,14 @@ def iter_ndjson(
     name = Path(path).name
     total = 0
     with open(path, "rb") as handle:  # bytes: orjson parses them without a decode
-        lines = enumerate(handle, 1)  # shared by the chunks, so each resumes where the last stopped
+        lines = _Lines(handle)  # shared by the chunks, so each resumes where the last stopped
         while limit is None or total < limit:
             want = CHUNK if limit is None else min(CHUNK, limit - total)
-            chunk = _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name)
+            chunk: Any = _FALLBACK
+            if fmt == "simplified" and FAST:
+                chunk = _fast_chunk(lines, word, want, recognized_only, seen, skipped, name)
+            if chunk is _FALLBACK:
+                chunk = _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name)
             if chunk is None:
                 break
             total += len(chunk)
@@ -323,7 +329,8 @@ def _from_points(xs, ys, stroke_lengths, stroke_counts, keys, where, skipped, se
         y[keep] = np.array([_finite_or_inf(v) for v, k in zip(ys, keep) if k], dtype=np.float64)
     points = np.column_stack([x, y])  # int64 for Google's integer files, float64 otherwise
     outside = ~((points >= 0) & (points <= strokes.SIMPLIFIED_MAX)).all(axis=1)  # NaN fails both
-    _mark(bad, np.logical_or.reduceat(outside, starts) & ~bad, "out-of-range value", where, skipped)
+    hits = np.concatenate([[0], np.cumsum(outside)])  # not reduceat: a drawing of empty strokes has no points
+    _mark(bad, (hits[ends] > hits[starts]) & ~bad, "out-of-range value", where, skipped)
     if bad.any():  # drop bad drawings' points before differencing, so nothing empty reaches it
         for i in np.flatnonzero(bad):
             seen.discard(keys[i])
@@ -363,6 +370,251 @@ def _from_raw(raw, keys, skipped, seen) -> Drawings:
         drawing_ends.append(total)
     rows, offsets = strokes.points_to_stroke3(np.concatenate(points), np.asarray(stroke_ends), np.asarray(drawing_ends))
     return Drawings(rows.astype(np.int16), offsets, keys)
+
+
+# --- the fast path for simplified files --------------------------------------------------
+#
+# Google's simplified lines all look alike: a few short fields, then ``"drawing":`` and the
+# strokes, nothing but digits, commas and brackets. ``_fast_chunk`` parses the fields of each
+# line with orjson, with a stand-in for the drawing, and every drawing of a chunk at once with
+# numpy, so that no per-point Python object is ever made. Anything it does not recognise as
+# plainly valid (whitespace or a sign in the strokes, a number with a leading zero, a stroke
+# that is not two lists of equal length, a field that orjson refuses...) sends the whole
+# chunk back to ``_read_chunk``, whose results it must equal: tests/test_fuzz.py checks that.
+
+_MARK = b'"drawing":'
+_STANDIN = _MARK + b"0}"
+_FALLBACK = object()  # "read this chunk the slow way"
+_DIGIT, _COMMA, _OPEN, _CLOSE = 1, 2, 3, 4
+_KINDS = bytes(
+    _DIGIT if chr(b).isdigit() and b < 128 else {",": _COMMA, "[": _OPEN, "]": _CLOSE}.get(chr(b), 0)
+    for b in range(256)
+)  # a translate table: every other byte to 0
+_STROKE = np.array([_OPEN, _OPEN, _CLOSE, _OPEN, _CLOSE, _CLOSE], np.uint8)  # "[[xs],[ys]]", as brackets
+
+
+class _Lines:
+    """An ndjson file's ``(line number, line)`` pairs; lines read ahead can be put back."""
+
+    def __init__(self, handle: BinaryIO):
+        self.lines = enumerate(handle, 1)
+        self.back: list[tuple[int, bytes]] = []  # put back, last first
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[int, bytes]:
+        return self.back.pop() if self.back else next(self.lines)
+
+    def take(self, n: int) -> list[tuple[int, bytes]]:
+        out = self.back[: -n - 1 : -1]
+        del self.back[len(self.back) - len(out) :]
+        return out + list(islice(self.lines, n - len(out)))
+
+    def put_back(self, items: list[tuple[int, bytes]]) -> None:
+        self.back += items[::-1]
+
+
+def _fast_chunk(lines: _Lines, word, want, recognized_only, seen, skipped, name):
+    """``_read_chunk`` for simplified files, or ``_FALLBACK`` having put back every line it read."""
+    taken: list[tuple[int, bytes]] = []
+    keys: list[str] = []
+    where: list[int] = []
+    bad: list[tuple[int, str]] = []  # (line number, reason), kept to the end: nothing is recorded on a fallback
+    new: set[str] = set()
+    unrecognized = duplicates = 0
+    parts = []
+    eof = False
+    while len(keys) < want:
+        batch = lines.take(want - len(keys))
+        if not batch:
+            eof = True
+            break
+        taken += batch
+        parsed = _parse_batch(batch)
+        if parsed is None:
+            lines.put_back(taken)
+            return _FALLBACK
+        linenos, fields, numbers = parsed
+        n = len(fields)
+        found: list = list(map(dict.get, fields, repeat("key_id")))
+        if (  # the common case, every line kept, checked without a Python loop
+            (word is None or list(map(dict.get, fields, repeat("word"), repeat(word))).count(word) == n)
+            and (not recognized_only or False not in map(dict.get, fields, repeat("recognized"), repeat(True)))
+            and set(map(type, found)) <= {str}
+            and "" not in found
+            and len(set(found)) == n
+            and seen.isdisjoint(found)
+            and new.isdisjoint(found)
+        ):
+            keys += found
+            where += linenos
+            new.update(found)
+            parts.append(numbers)
+            continue
+        kept = np.zeros(n, bool)
+        for j, (lineno, head) in enumerate(zip(linenos, fields)):
+            if word is not None and head.get("word", word) != word:
+                bad.append((lineno, f"word {head.get('word')!r} where {word!r} was expected"))
+                continue
+            if recognized_only and head.get("recognized", True) is False:
+                unrecognized += 1
+                continue
+            key = head.get("key_id") or f"{name}:{lineno}"
+            if type(key) is not str:
+                bad.append((lineno, "key_id is not a string"))
+                continue
+            if key in seen or key in new:
+                duplicates += 1
+                continue
+            new.add(key)
+            keys.append(key)
+            where.append(lineno)
+            kept[j] = True
+        parts.append(_take_lines(numbers, kept))
+    for lineno, reason in bad:
+        skipped.add(f"{name}:{lineno}", reason)
+    skipped.unrecognized += unrecognized
+    skipped.duplicates += duplicates
+    seen.update(new)
+    if not keys:
+        return None if eof else Drawings.empty()
+    xs, ys, stroke_lengths, stroke_counts = (np.concatenate(column) for column in zip(*parts))
+    return _from_points(xs, ys, stroke_lengths, stroke_counts, keys, lambda i: f"{name}:{where[i]}", skipped, seen)
+
+
+def _parse_batch(batch: list[tuple[int, bytes]]):
+    """``(line numbers, fields, strokes)`` of the non-blank lines of ``batch``, or
+    ``None`` unless every one is plainly valid: ``{...,"drawing":[...]}`` and a
+    newline, the fields valid JSON without the drawing, the drawing as
+    ``_parse_strokes`` wants it."""
+    linenos, raw = zip(*batch)
+    if min(map(len, raw)) < 3:  # blank lines are skipped, as _read_chunk skips them
+        batch = [(lineno, line) for lineno, line in batch if len(line) >= 3 or line.strip()]
+        if not batch:
+            return (), [], _NO_STROKES
+        linenos, raw = zip(*batch)
+    pieces = list(map(bytes.split, raw, repeat(_MARK)))
+    if set(map(len, pieces)) != {2}:
+        return None
+    heads, bodies = zip(*pieces)
+    if not bodies[-1].endswith(b"\n"):  # a file's last line
+        bodies = (*bodies[:-1], bodies[-1] + b"\n")
+    try:
+        fields = list(map(orjson.loads, map(bytes.__add__, heads, repeat(_STANDIN))))
+    except orjson.JSONDecodeError:
+        return None
+    if set(map(type, fields)) != {dict}:  # "drawing" is then the stand-in: the last key of each
+        return None
+    strokes = _parse_strokes(bodies)
+    if strokes is None:
+        return None
+    return list(linenos), fields, strokes
+
+
+_NO_STROKES = (np.zeros(0, np.int16), np.zeros(0, np.int16), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def _parse_strokes(bodies: tuple[bytes, ...]):
+    """Every drawing of ``bodies`` (each ``[[[xs],[ys]],...]}`` and a newline)
+    parsed at once: ``(xs, ys, stroke_lengths, stroke_counts)``, or ``None``
+    unless each is a JSON array of strokes of two equally long, non-empty lists
+    of integers below 1,000, written without spaces, signs or leading zeros.
+
+    Such a drawing's brackets are ``[``, then ``[[][]]`` a stroke, then ``]``,
+    with nothing between them but the lists' numbers, a comma between a stroke's
+    two lists and one between two strokes: checking exactly that is checking the
+    JSON. A pass of numpy over every byte costs about a nanosecond a byte, so
+    such passes are few and the rest works on the numbers and brackets found.
+    """
+    blob = b"".join(bodies)
+    if blob.translate(None, b"0123456789,[]}\n"):
+        return None  # another byte: a space, a sign, a decimal point...
+    sizes = np.fromiter(map(len, bodies), np.int64, len(bodies))
+    if (sizes < 4).any():
+        return None
+    tails = np.cumsum(sizes)
+    text = np.frombuffer(blob, np.uint8)
+    if (text[tails - 1] != ord("\n")).any() or (text[tails - 2] != ord("}")).any():
+        return None
+    starts, ends = tails - sizes, tails - 2  # each drawing, without its "}" and newline
+    kind = np.frombuffer(blob.translate(_KINDS), np.uint8)  # "}" and newline: 0
+    if len(kind) - np.count_nonzero(kind) != 2 * len(bodies):
+        return None  # a "}" or newline elsewhere than at the end
+    digit = kind == _DIGIT
+    comma = kind == _COMMA
+    if (comma[1:] & comma[:-1]).any():
+        return None  # two commas running
+    stop = digit.copy()  # the last digit of each number
+    stop[:-1] &= ~digit[1:]
+    ones = np.flatnonzero(stop)
+    at = np.flatnonzero(kind > _COMMA)  # the brackets
+    if not len(at):
+        return None
+    first = np.minimum(np.searchsorted(at, starts), len(at) - 1)  # each drawing's first and last
+    last = np.minimum(np.searchsorted(at, ends - 1), len(at) - 1)
+    if (at[first] != starts).any() or (at[last] != ends - 1).any():
+        return None
+    count = last - first - 1  # six a stroke between them
+    if (count <= 0).any() or (count % 6).any():
+        return None
+    stroke_counts = count // 6
+    inner = np.ones(len(at), bool)
+    inner[first] = inner[last] = False
+    shape = kind[at]
+    p = at[inner].reshape(-1, 6)  # each stroke's brackets: [ [xs] , [ys] ]
+    if (shape[first] != _OPEN).any() or (shape[last] != _CLOSE).any() or (kind[p] != _STROKE).any():
+        return None
+    # what lies between the brackets: nothing, or one comma, or a list's numbers
+    head = np.cumsum(stroke_counts) - stroke_counts  # each drawing's first stroke
+    tail = head + stroke_counts - 1
+    follow = np.ones(len(p), bool)  # strokes that another of the same drawing follows
+    follow[tail] = False
+    if (
+        (p[:, 1] - p[:, 0] != 1).any()
+        or (p[:, 3] - p[:, 2] != 2).any()
+        or (p[:, 5] - p[:, 4] != 1).any()
+        or (p[head, 0] - at[first] != 1).any()
+        or (at[last] - p[tail, 5] != 1).any()
+        or (p[1:, 0] - p[:-1, 5] != 2)[follow[:-1]].any()
+        or not comma[p[:, 2] + 1].all()
+        or not comma[p[follow, 5] + 1].all()
+    ):
+        return None
+    lists = p[:, 1:5].reshape(-1, 2)  # each list's "[" and "]": x, y, x, y...
+    if not (digit[lists[:, 0] + 1].all() and digit[lists[:, 1] - 1].all()):
+        return None  # an empty list, or a comma first or last in one
+    # numbers of one to three digits, from the four bytes that end each one
+    window = np.ndarray((len(blob) - 3,), "<u4", blob, strides=(1,))[ones - 3]
+    digits = [(window >> shift).astype(np.uint8) - ord("0") for shift in (24, 16, 8, 0)]
+    has_tens = digits[1] < 10
+    has_hundreds = has_tens & (digits[2] < 10)
+    if (has_hundreds & (digits[3] < 10)).any():
+        return None  # four digits or more
+    lead = np.where(has_hundreds, digits[2], np.where(has_tens, digits[1], 1))
+    if not lead.all():
+        return None  # a leading zero, which is not JSON
+    values = digits[0].astype(np.int16)
+    values += has_tens * digits[1].astype(np.int16) * 10
+    values += has_hundreds * digits[2].astype(np.int16) * 100
+    per_list = np.diff(np.searchsorted(ones, lists[:, 1]), prepend=0)  # numbers lie only in lists
+    stroke_lengths = per_list[0::2]
+    if (stroke_lengths != per_list[1::2]).any():
+        return None
+    is_x = np.repeat(np.arange(len(per_list)) % 2 == 0, per_list)
+    return values[is_x], values[~is_x], stroke_lengths, stroke_counts
+
+
+def _take_lines(numbers, kept: np.ndarray):
+    """The strokes of the lines marked in ``kept``."""
+    xs, ys, stroke_lengths, stroke_counts = numbers
+    if kept.all():
+        return numbers
+    keep_stroke = np.repeat(kept, stroke_counts)
+    first = np.cumsum(stroke_counts) - stroke_counts
+    points = np.add.reduceat(stroke_lengths, first) if len(first) else first
+    keep_point = np.repeat(kept, points)
+    return xs[keep_point], ys[keep_point], stroke_lengths[keep_stroke], stroke_counts[kept]
 
 
 # --- sketchrnn npz -------------------------------------------------------------------------
