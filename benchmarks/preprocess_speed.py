@@ -30,7 +30,9 @@ def make_input(folder: Path, name: str, count: int) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w") as handle:
         for i in range(count):
-            obj = dict(lines[i % len(lines)], word=name, recognized=True, key_id=str(10**15 + i))
+            line = lines[i % len(lines)]
+            obj = dict(line, word=name, recognized=True, key_id=str(10**15 + i))
+            obj["drawing"] = obj.pop("drawing")  # last, and compact: as Google writes them
             handle.write(json.dumps(obj, separators=(",", ":")) + "\n")
     return out
 

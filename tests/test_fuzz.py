@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import DATA, real_lines
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from qdsketch import readers
@@ -273,14 +273,23 @@ def test_the_fast_path_reads_exactly_what_the_line_by_line_path_reads(lines, lim
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cat.ndjson"
         path.write_bytes(data)
-        got = []
+        got, taken = [], []
+        fast_chunk = readers._fast_chunk
+
+        def counted(*args):
+            result = fast_chunk(*args)
+            taken.append(result is not readers._FALLBACK)
+            return result
+
         for fast in (True, False):
             with pytest.MonkeyPatch.context() as m:
                 m.setattr(readers, "FAST", fast)
                 m.setattr(readers, "CHUNK", chunk)
+                m.setattr(readers, "_fast_chunk", counted)
                 seen, skipped = {"5201136883597313"}, readers.Skipped()  # a key another file had
                 d = readers.read_ndjson(path, "simplified", "cat", limit, recognized_only, seen, skipped)
                 got.append((d.rows.dtype, d.rows.tobytes(), d.offsets.tolist(), d.keys, skipped.as_dict(), seen))
+        event(f"chunks read the fast way: {'all' if all(taken) else 'some' if any(taken) else 'none'}")
         assert got[0] == got[1]
 
 
@@ -291,6 +300,15 @@ def test_the_fast_path_reads_every_real_file_as_the_line_by_line_path_does(monke
     folders = [SHARED / f for f in ("simplified", "bulk")] if (SHARED / "bulk").is_dir() else [DATA / "simplified"]
     files = [f for folder in folders for f in sorted(folder.glob("*.ndjson"))]
     assert len(files) >= 5
+    taken = {"fast": 0, "by line": 0}
+    fast_chunk = readers._fast_chunk
+
+    def counted(*args):
+        chunk = fast_chunk(*args)
+        taken["by line" if chunk is readers._FALLBACK else "fast"] += 1
+        return chunk
+
+    monkeypatch.setattr(readers, "_fast_chunk", counted)
     for path in files:
         got = []
         for fast in (True, False):
@@ -299,3 +317,4 @@ def test_the_fast_path_reads_every_real_file_as_the_line_by_line_path_does(monke
             d = readers.read_ndjson(path, "simplified", path.stem, recognized_only=False, skipped=skipped)
             got.append((d.rows.tobytes(), d.offsets.tolist(), d.keys, skipped.as_dict()))
         assert got[0] == got[1], path
+    assert taken["by line"] == 0 and taken["fast"] >= len(files)  # Google's files: never line by line

@@ -201,11 +201,14 @@ def iter_ndjson(
     total = 0
     with open(path, "rb") as handle:  # bytes: orjson parses them without a decode
         lines = _Lines(handle)  # shared by the chunks, so each resumes where the last stopped
+        fast, hits, misses = fmt == "simplified" and FAST, 0, 0
         while limit is None or total < limit:
             want = CHUNK if limit is None else min(CHUNK, limit - total)
             chunk: Any = _FALLBACK
-            if fmt == "simplified" and FAST:
+            if fast:
                 chunk = _fast_chunk(lines, word, want, recognized_only, seen, skipped, name)
+                hits, misses = (hits, misses + 1) if chunk is _FALLBACK else (hits + 1, misses)
+                fast = misses < 2 or hits >= misses  # a file that is not Google's compact JSON: stop trying
             if chunk is _FALLBACK:
                 chunk = _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name)
             if chunk is None:
@@ -500,14 +503,14 @@ def _parse_batch(batch: list[tuple[int, bytes]]):
     heads, bodies = zip(*pieces)
     if not bodies[-1].endswith(b"\n"):  # a file's last line
         bodies = (*bodies[:-1], bodies[-1] + b"\n")
+    strokes = _parse_strokes(bodies)  # first: it fails fastest, on a file written with spaces
+    if strokes is None:
+        return None
     try:
         fields = list(map(orjson.loads, map(bytes.__add__, heads, repeat(_STANDIN))))
     except orjson.JSONDecodeError:
         return None
     if set(map(type, fields)) != {dict}:  # "drawing" is then the stand-in: the last key of each
-        return None
-    strokes = _parse_strokes(bodies)
-    if strokes is None:
         return None
     return list(linenos), fields, strokes
 
