@@ -37,19 +37,22 @@ def make_input(folder: Path, name: str, count: int) -> Path:
     return out
 
 
-def best_of(n, fn):
-    times = []
+def best_of_each(n, fns):
+    """The best of ``n`` timings of each function, taken in rounds (each function once a
+    round), so that a machine whose speed drifts over minutes favours none of them."""
+    times = [[] for _ in fns]
     for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for fn, taken in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            taken.append(time.perf_counter() - t)
+    return [min(t) for t in times]
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--drawings", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     from qdsketch import readers
@@ -85,8 +88,8 @@ def main():
         def full():
             save_dataset(build_dataset(tmp, ["cat"]), tmp / "ds.npz")
 
-        t_bytes, t_text, t_read, t_line, t_full = (
-            best_of(args.repeat, f) for f in (bare_bytes, bare_text, read, read_by_line, full)
+        t_bytes, t_text, t_read, t_line, t_full = best_of_each(
+            args.repeat, [bare_bytes, bare_text, read, read_by_line, full]
         )
     t_bare = min(t_bytes, t_text)  # compare against the faster of the two
     print(
