@@ -167,11 +167,12 @@ class Spilled:
         rows = np.frombuffer(maps[0], np.int16).reshape(-1, 3) if maps[0] else np.zeros((0, 3), np.int16)
         keys = np.frombuffer(maps[1], np.uint8) if maps[1] else np.zeros(0, np.uint8)
 
+        big = sum(len(m) for m in maps if m is not None) > RELEASE_ABOVE  # below, the faults cost more
+
         def release() -> None:
-            if sum(len(m) for m in maps if m is not None) > RELEASE_ABOVE:  # below, the faults cost more
-                for m in maps:
-                    if m is not None:
-                        m.madvise(mmap.MADV_DONTNEED)
+            for m in maps:
+                if big and m is not None:
+                    m.madvise(mmap.MADV_DONTNEED)
 
         return rows, keys, release
 
@@ -185,10 +186,10 @@ def spill_class(job: tuple) -> Spilled:
     ``job`` is ``(data_dir, name, limit, recognized_only, folder, label)``."""
     data_dir, name, limit, recognized_only, folder, label = job
     skipped = Skipped()
-    spilled = Spilled(folder / f".spill-{label:05d}.rows", folder / f".spill-{label:05d}.keys", None, None, skipped)  # type: ignore[arg-type]
+    rows_path, keys_path = folder / f".spill-{label:05d}.rows", folder / f".spill-{label:05d}.keys"
     offsets, key_offsets = [np.zeros(1, np.int64)], [np.zeros(1, np.int64)]
     n_rows = n_bytes = 0
-    with open(spilled.rows, "wb") as rows, open(spilled.keys, "wb") as keys:
+    with open(rows_path, "wb") as rows, open(keys_path, "wb") as keys:
         for chunk in iter_class(data_dir, name, limit, recognized_only, skipped):
             blob, ends = encode_keys(chunk.keys)
             rows.write(np.ascontiguousarray(chunk.rows, np.int16).data)
@@ -197,8 +198,7 @@ def spill_class(job: tuple) -> Spilled:
             key_offsets.append(ends + n_bytes)
             n_rows += len(chunk.rows)
             n_bytes += len(blob)
-    spilled.offsets, spilled.key_offsets = np.concatenate(offsets), np.concatenate(key_offsets)
-    return spilled
+    return Spilled(rows_path, keys_path, np.concatenate(offsets), np.concatenate(key_offsets), skipped)
 
 
 def write_shards(
