@@ -118,9 +118,27 @@ def parse_line(line: bytes | str, word: str | None = None) -> dict:
         raise _Bad("malformed JSON") from None
     if not isinstance(obj, dict) or "drawing" not in obj:
         raise _Bad("not a Quick, Draw! drawing (no 'drawing' key)")
+    _check_word(obj, word)
+    return obj
+
+
+def _check_word(obj: dict, word: str | None) -> None:
+    """``_Bad`` if ``obj`` is a drawing of another class than ``word``."""
     if word is not None and obj.get("word", word) != word:
         raise _Bad(f"word {obj.get('word')!r} where {word!r} was expected")
-    return obj
+
+
+def _unrecognized(obj: dict) -> bool:
+    """Google's model did not recognise the drawing (a drawing that does not say is recognised)."""
+    return obj.get("recognized", True) is False
+
+
+def _key(obj: dict, name: str, lineno: int) -> str:
+    """A drawing's ``key_id``, or its file and line where it has none; ``_Bad`` if not a string."""
+    key = obj.get("key_id") or f"{name}:{lineno}"
+    if type(key) is not str:
+        raise _Bad("key_id is not a string")
+    return key
 
 
 def check_drawing(drawing, fmt: str) -> None:
@@ -161,7 +179,7 @@ def keep_line(line: bytes, fmt: str, word: str | None, recognized_only: bool) ->
         check_drawing(obj["drawing"], fmt)
     except _Bad:
         return None
-    return not (recognized_only and obj.get("recognized", True) is False)
+    return not (recognized_only and _unrecognized(obj))
 
 
 # --- ndjson files ---------------------------------------------------------------------
@@ -249,12 +267,10 @@ def _read_chunk(lines, fmt, word, want, recognized_only, seen, skipped, name) ->
                     raise ValueError
             except ValueError:  # orjson.JSONDecodeError is one
                 obj = parse_line(line, word)
-            if recognized_only and obj.get("recognized", True) is False:
+            if recognized_only and _unrecognized(obj):
                 skipped.unrecognized += 1
                 continue
-            key = obj.get("key_id") or f"{name}:{lineno}"
-            if type(key) is not str:
-                raise _Bad("key_id is not a string")
+            key = _key(obj, name, lineno)
             if key in seen:
                 skipped.duplicates += 1
                 continue
@@ -456,16 +472,15 @@ def _fast_chunk(lines: _Lines, word, want, recognized_only, seen, skipped, name)
             parts.append(numbers)
             continue
         kept = np.zeros(n, bool)
-        for j, (lineno, head) in enumerate(zip(linenos, fields)):
-            if word is not None and head.get("word", word) != word:
-                bad.append((lineno, f"word {head.get('word')!r} where {word!r} was expected"))
-                continue
-            if recognized_only and head.get("recognized", True) is False:
-                unrecognized += 1
-                continue
-            key = head.get("key_id") or f"{name}:{lineno}"
-            if type(key) is not str:
-                bad.append((lineno, "key_id is not a string"))
+        for j, (lineno, head) in enumerate(zip(linenos, fields)):  # the same checks as _read_chunk's
+            try:
+                _check_word(head, word)
+                if recognized_only and _unrecognized(head):
+                    unrecognized += 1
+                    continue
+                key = _key(head, name, lineno)
+            except _Bad as why:
+                bad.append((lineno, str(why)))
                 continue
             if key in seen or key in new:
                 duplicates += 1
