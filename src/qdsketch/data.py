@@ -23,7 +23,17 @@ import numpy as np
 from qdsketch.classes import categories
 from qdsketch.errors import DataError
 from qdsketch.files import atomic_path
-from qdsketch.readers import FORMATS, Drawings, Skipped, check_zip, concat, iter_ndjson, read_npz, select
+from qdsketch.readers import (
+    FORMATS,
+    Drawings,
+    Skipped,
+    check_zip,
+    concat,
+    iter_ndjson,
+    load_kernels,
+    read_npz,
+    select,
+)
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1
@@ -198,6 +208,8 @@ def read_classes(jobs: list[tuple], workers: int = 1, read: Callable = _read_one
 
     # fork starts a worker in milliseconds, but is unsafe once torch (and its threads) is loaded
     method = "fork" if "fork" in mp.get_all_start_methods() and "torch" not in sys.modules else "spawn"
+    if method == "fork" and any(fmt == "simplified" for job in jobs for fmt, _ in find_sources(job[0], job[1])):
+        load_kernels()  # once here, not once in each worker
     with mp.get_context(method).Pool(workers) as pool:
         pending: deque = deque()
         queue = iter(jobs)

@@ -396,20 +396,23 @@ def _from_raw(raw, keys, skipped, seen) -> Drawings:
 # Google's simplified lines all look alike: a few short fields, then ``"drawing":`` and the
 # strokes, nothing but digits, commas and brackets. ``_fast_chunk`` parses the fields of each
 # line with orjson, with a stand-in for the drawing, and every drawing of a chunk at once with
-# numpy, so that no per-point Python object is ever made. Anything it does not recognise as
-# plainly valid (whitespace or a sign in the strokes, a number with a leading zero, a stroke
-# that is not two lists of equal length, a field that orjson refuses...) sends the whole
-# chunk back to ``_read_chunk``, whose results it must equal: tests/test_fuzz.py checks that.
+# the compiled kernels of scan.py, so that no per-point Python object is ever made. Anything
+# they do not recognise as plainly valid (whitespace or a sign in the strokes, a number with a
+# leading zero, a stroke that is not two lists of equal length, a field that orjson refuses...)
+# sends the whole chunk back to ``_read_chunk``, whose results it must equal: tests/test_fuzz.py
+# checks that.
 
 _MARK = b'"drawing":'
 _STANDIN = _MARK + b"0}"
 _FALLBACK = object()  # "read this chunk the slow way"
-_DIGIT, _COMMA, _OPEN, _CLOSE = 1, 2, 3, 4
-_KINDS = bytes(
-    _DIGIT if chr(b).isdigit() and b < 128 else {",": _COMMA, "[": _OPEN, "]": _CLOSE}.get(chr(b), 0)
-    for b in range(256)
-)  # a translate table: every other byte to 0
-_STROKE = np.array([_OPEN, _OPEN, _CLOSE, _OPEN, _CLOSE, _CLOSE], np.uint8)  # "[[xs],[ys]]", as brackets
+
+
+def load_kernels() -> None:
+    """Load the fast path's compiled kernels now (they load on first use otherwise)."""
+    if FAST:
+        from qdsketch import scan
+
+        scan.load()
 
 
 class _Lines:
@@ -497,7 +500,12 @@ def _fast_chunk(lines: _Lines, word, want, recognized_only, seen, skipped, name)
     seen.update(new)
     if not keys:
         return None if eof else Drawings.empty()
+    from qdsketch import scan
+
     xs, ys, stroke_lengths, stroke_counts = (np.concatenate(column) for column in zip(*parts))
+    ok, rows, offsets = scan.to_stroke3(xs, ys, stroke_lengths, stroke_counts, strokes.SIMPLIFIED_MAX)
+    if ok:  # the common case: every value in range, every drawing two points or more
+        return Drawings(rows, offsets, keys)
     return _from_points(xs, ys, stroke_lengths, stroke_counts, keys, lambda i: f"{name}:{where[i]}", skipped, seen)
 
 
@@ -505,122 +513,35 @@ def _parse_batch(batch: list[tuple[int, bytes]]):
     """``(line numbers, fields, strokes)`` of the non-blank lines of ``batch``, or
     ``None`` unless every one is plainly valid: ``{...,"drawing":[...]}`` and a
     newline, the fields valid JSON without the drawing, the drawing as
-    ``_parse_strokes`` wants it."""
+    ``scan.parse_strokes`` wants it."""
+    from qdsketch import scan  # numba: imported by the reading that needs it, not by the CLI
+
     linenos, raw = zip(*batch)
     if min(map(len, raw)) < 3:  # blank lines are skipped, as _read_chunk skips them
         batch = [(lineno, line) for lineno, line in batch if len(line) >= 3 or line.strip()]
         if not batch:
             return (), [], _NO_STROKES
         linenos, raw = zip(*batch)
-    pieces = list(map(bytes.split, raw, repeat(_MARK)))
-    if set(map(len, pieces)) != {2}:
+    blob = b"".join(raw)
+    starts = np.zeros(len(raw) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, raw), np.int64, len(raw)), out=starts[1:])
+    if not blob.endswith(b"\n"):  # a file's last line
+        blob += b"\n"
+        starts[-1] += 1
+    ok, marks, *numbers = scan.parse_strokes(np.frombuffer(blob, np.uint8), starts, scan.MARK)
+    if not ok:  # first: it fails fastest, on a file written with spaces
         return None
-    heads, bodies = zip(*pieces)
-    if not bodies[-1].endswith(b"\n"):  # a file's last line
-        bodies = (*bodies[:-1], bodies[-1] + b"\n")
-    strokes = _parse_strokes(bodies)  # first: it fails fastest, on a file written with spaces
-    if strokes is None:
-        return None
+    heads = map(blob.__getitem__, map(slice, starts[:-1].tolist(), marks.tolist()))
     try:
         fields = list(map(orjson.loads, map(bytes.__add__, heads, repeat(_STANDIN))))
     except orjson.JSONDecodeError:
         return None
     if set(map(type, fields)) != {dict}:  # "drawing" is then the stand-in: the last key of each
         return None
-    return list(linenos), fields, strokes
+    return list(linenos), fields, tuple(numbers)
 
 
 _NO_STROKES = (np.zeros(0, np.int16), np.zeros(0, np.int16), np.zeros(0, np.int64), np.zeros(0, np.int64))
-
-
-def _parse_strokes(bodies: tuple[bytes, ...]):
-    """Every drawing of ``bodies`` (each ``[[[xs],[ys]],...]}`` and a newline)
-    parsed at once: ``(xs, ys, stroke_lengths, stroke_counts)``, or ``None``
-    unless each is a JSON array of strokes of two equally long, non-empty lists
-    of integers below 1,000, written without spaces, signs or leading zeros.
-
-    Such a drawing's brackets are ``[``, then ``[[][]]`` a stroke, then ``]``,
-    with nothing between them but the lists' numbers, a comma between a stroke's
-    two lists and one between two strokes: checking exactly that is checking the
-    JSON. A pass of numpy over every byte costs about a nanosecond a byte, so
-    such passes are few and the rest works on the numbers and brackets found.
-    """
-    blob = b"".join(bodies)
-    if blob.translate(None, b"0123456789,[]}\n"):
-        return None  # another byte: a space, a sign, a decimal point...
-    sizes = np.fromiter(map(len, bodies), np.int64, len(bodies))
-    if (sizes < 4).any():
-        return None
-    tails = np.cumsum(sizes)
-    text = np.frombuffer(blob, np.uint8)
-    if (text[tails - 1] != ord("\n")).any() or (text[tails - 2] != ord("}")).any():
-        return None
-    starts, ends = tails - sizes, tails - 2  # each drawing, without its "}" and newline
-    kind = np.frombuffer(blob.translate(_KINDS), np.uint8)  # "}" and newline: 0
-    if len(kind) - np.count_nonzero(kind) != 2 * len(bodies):
-        return None  # a "}" or newline elsewhere than at the end
-    digit = kind == _DIGIT
-    comma = kind == _COMMA
-    if (comma[1:] & comma[:-1]).any():
-        return None  # two commas running
-    stop = digit.copy()  # the last digit of each number
-    stop[:-1] &= ~digit[1:]
-    ones = np.flatnonzero(stop)
-    at = np.flatnonzero(kind > _COMMA)  # the brackets
-    if not len(at):
-        return None
-    first = np.minimum(np.searchsorted(at, starts), len(at) - 1)  # each drawing's first and last
-    last = np.minimum(np.searchsorted(at, ends - 1), len(at) - 1)
-    if (at[first] != starts).any() or (at[last] != ends - 1).any():
-        return None
-    count = last - first - 1  # six a stroke between them
-    if (count <= 0).any() or (count % 6).any():
-        return None
-    stroke_counts = count // 6
-    inner = np.ones(len(at), bool)
-    inner[first] = inner[last] = False
-    shape = kind[at]
-    p = at[inner].reshape(-1, 6)  # each stroke's brackets: [ [xs] , [ys] ]
-    if (shape[first] != _OPEN).any() or (shape[last] != _CLOSE).any() or (kind[p] != _STROKE).any():
-        return None
-    # what lies between the brackets: nothing, or one comma, or a list's numbers
-    head = np.cumsum(stroke_counts) - stroke_counts  # each drawing's first stroke
-    tail = head + stroke_counts - 1
-    follow = np.ones(len(p), bool)  # strokes that another of the same drawing follows
-    follow[tail] = False
-    if (
-        (p[:, 1] - p[:, 0] != 1).any()
-        or (p[:, 3] - p[:, 2] != 2).any()
-        or (p[:, 5] - p[:, 4] != 1).any()
-        or (p[head, 0] - at[first] != 1).any()
-        or (at[last] - p[tail, 5] != 1).any()
-        or (p[1:, 0] - p[:-1, 5] != 2)[follow[:-1]].any()
-        or not comma[p[:, 2] + 1].all()
-        or not comma[p[follow, 5] + 1].all()
-    ):
-        return None
-    lists = p[:, 1:5].reshape(-1, 2)  # each list's "[" and "]": x, y, x, y...
-    if not (digit[lists[:, 0] + 1].all() and digit[lists[:, 1] - 1].all()):
-        return None  # an empty list, or a comma first or last in one
-    # numbers of one to three digits, from the four bytes that end each one
-    window = np.ndarray((len(blob) - 3,), "<u4", blob, strides=(1,))[ones - 3]
-    digits = [(window >> shift).astype(np.uint8) - ord("0") for shift in (24, 16, 8, 0)]
-    has_tens = digits[1] < 10
-    has_hundreds = has_tens & (digits[2] < 10)
-    if (has_hundreds & (digits[3] < 10)).any():
-        return None  # four digits or more
-    lead = np.where(has_hundreds, digits[2], np.where(has_tens, digits[1], 1))
-    if not lead.all():
-        return None  # a leading zero, which is not JSON
-    values = digits[0].astype(np.int16)
-    values += has_tens * digits[1].astype(np.int16) * 10
-    values += has_hundreds * digits[2].astype(np.int16) * 100
-    per_list = np.diff(np.searchsorted(ones, lists[:, 1]), prepend=0)  # numbers lie only in lists
-    stroke_lengths = per_list[0::2]
-    if (stroke_lengths != per_list[1::2]).any():
-        return None
-    is_x = np.repeat(np.arange(len(per_list)) % 2 == 0, per_list)
-    return values[is_x], values[~is_x], stroke_lengths, stroke_counts
 
 
 def _take_lines(numbers, kept: np.ndarray):
@@ -755,17 +676,13 @@ def select_rows(rows: np.ndarray, offsets: np.ndarray, index: np.ndarray, max_le
 def take_ragged(data: np.ndarray, offsets: np.ndarray, index: np.ndarray, max_len: int | None = None):
     """``(data, offsets)`` of the pieces ``data[offsets[i]:offsets[i + 1]]`` for ``i`` in
     ``index``, in that order, each cut to its first ``max_len`` items."""
+    from qdsketch import scan  # a compiled copy: numpy's fancy indexing took 2 us a drawing
+
     index = np.asarray(index, dtype=np.int64)
-    starts = np.asarray(offsets[index], dtype=np.int64)
-    lengths = np.asarray(offsets[index + 1], dtype=np.int64) - starts
-    if max_len is not None:
-        lengths = np.minimum(lengths, max_len)
-    out = np.zeros(len(index) + 1, np.int64)
-    np.cumsum(lengths, out=out[1:])
-    kind = np.int32 if len(data) < 2**31 else np.int64  # the index of every item taken: half the memory
-    take = np.repeat((starts - out[:-1]).astype(kind), lengths)
-    take += np.arange(out[-1], dtype=kind)
-    return data[take], out
+    if len(index) and (index.min() < 0 or index.max() >= len(offsets) - 1):
+        raise IndexError(f"index out of range for {len(offsets) - 1} pieces")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    return scan.take_ragged(data, offsets, index, -1 if max_len is None else max_len)
 
 
 def concat(parts: list[Drawings], consume: bool = False) -> Drawings:
