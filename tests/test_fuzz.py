@@ -228,6 +228,24 @@ google_lines = st.builds(
     st.sampled_from([True, True, False, 0, None]),
     st.sets(st.sampled_from(["word", "countrycode", "timestamp"])),
 )
+TRICKY_FIELDS = [  # text before "drawing": that a cut at the first "drawing": would misread
+    b'{"word":"cat","key_id":"9","x\\',  # the key x"drawing, which is not "drawing"
+    b'{"word":"cat","key_id":"9","meta":{"drawing":1},',  # "drawing" in a nested object first
+    b'{"word":"cat","key_id":"9","s":"]}{[\\"\\\\",',  # brackets and escapes in a string
+    b'{"word":"cat","key_id":"9","drawing" :0,',  # a spaced "drawing" before
+    b'{"word":"cat","key_id":"9","a":{',  # an object left open
+    b'{"word":"cat","key_id":"9"}{',  # closed before it
+    b'{"word":"cat","key_id":"9","a":1}, {"b":2,',  # two objects
+    b' {"word":"cat","key_id":"9",',  # a space first
+    b'{"word":"cat","key_id":"9","recognized":true,"drawing":[[[1],[2]]],',  # drawing twice
+]
+tricky_lines = st.builds(
+    lambda fields, strokes: (
+        fields + b'"drawing":' + json.dumps([list(s) for s in strokes], separators=(",", ":")).encode() + b"}\n"
+    ),
+    st.sampled_from(TRICKY_FIELDS),
+    st.lists(strokes_of_n, min_size=1, max_size=3),
+)
 edits = st.lists(
     st.tuples(
         st.integers(0, 2000),
@@ -265,6 +283,7 @@ def _edit(line: bytes, changes) -> bytes:
         st.one_of(
             google_lines,
             st.builds(_edit, google_lines, edits),
+            tricky_lines,
             st.sampled_from(real_lines("cat")[:3] + [b"\n", b" \n", b"   \n", b"\r\n"]),
         ),
         max_size=12,

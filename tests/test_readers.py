@@ -178,3 +178,25 @@ def test_a_drawing_of_only_empty_strokes_is_skipped_not_a_crash(tmp_path):
                 m.setattr(readers, "FAST", fast)
                 got = readers.read_ndjson(path, "simplified", "cat", skipped=skipped)
             assert len(got) == kept and dict(skipped.reasons) == {"empty stroke": len(lines) - kept}
+
+
+def test_a_drawing_key_that_is_not_drawing_is_not_taken_for_it(tmp_path):
+    """``"x\\"drawing":`` is the key ``x"drawing``: the line has no drawing, both ways. The
+    fast path once cut the line there and kept it; it now finds the key as JSON does."""
+    path = tmp_path / "cat.ndjson"
+    strokes = b"[[[1,2],[3,4]]]}\n"
+    good = b'{"word":"cat","key_id":"2","drawing":' + strokes
+    for head, kept in (
+        (b'{"word":"cat","key_id":"1","x\\"drawing":', 1),  # x"drawing: no drawing
+        (b'{"word":"cat","key_id":"1","meta":{"a":0},"drawing":', 2),  # a nested object first
+        (b'{"word":"cat","key_id":"1","s":"]}{[\\\\","drawing":', 2),  # brackets and an escape in a string
+    ):
+        path.write_bytes(head + strokes + good)
+        got = []
+        for fast in (True, False):
+            skipped = readers.Skipped()
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(readers, "FAST", fast)
+                d = readers.read_ndjson(path, "simplified", "cat", skipped=skipped)
+            got.append((d.rows.tobytes(), d.keys, skipped.as_dict()))
+        assert got[0] == got[1] and len(got[0][1]) == kept, head

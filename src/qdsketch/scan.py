@@ -14,7 +14,9 @@ import numpy as np
 from numba import njit
 
 MARK = np.frombuffer(b'"drawing":', np.uint8)
-_ZERO, _NINE, _COMMA, _OPEN, _CLOSE, _BRACE, _NEWLINE = 48, 57, 44, 91, 93, 125, 10
+STANDIN = np.frombuffer(b'"drawing":0}', np.uint8)  # the drawing's place in the fields
+_ZERO, _NINE, _COMMA, _OPEN, _CLOSE, _NEWLINE = 48, 57, 44, 91, 93, 10
+_OPEN_BRACE, _BRACE, _QUOTE, _BACKSLASH = 123, 125, 34, 92
 
 
 @njit(cache=True, nogil=True)
@@ -50,56 +52,93 @@ def _number_list(blob, size, j, out, at):
 
 
 @njit(cache=True, nogil=True)
-def parse_strokes(blob, starts, mark):
-    """The lines ``blob[starts[i]:starts[i + 1]]``, each ``{...,"drawing":[...]}``
-    and a newline, taken apart: ``(ok, marks, xs, ys, stroke_lengths,
-    stroke_counts)``. ``marks[i]`` is where line ``i``'s ``"drawing":`` starts,
-    its first; the drawing after it must be a JSON array of strokes of two
-    equally long, non-empty lists of integers below 1,000, with nothing after it
-    but ``}`` and the newline. ``ok`` is False, and the rest meaningless, if any
-    line is not so."""
-    n = len(starts) - 1
-    cap = len(blob) // 2 + 1  # every number takes a digit and a comma or bracket
-    xs = np.empty(cap, np.int16)
-    ys = np.empty(cap, np.int16)
-    stroke_lengths = np.empty(cap, np.int64)
-    stroke_counts = np.empty(n, np.int64)
-    marks = np.empty(n, np.int64)
-    at = 0  # points so far
-    s = 0  # strokes so far
+def _find_mark(blob, a, b, mark):
+    """Where ``mark`` (``"drawing":``) starts as a key of the object that ``blob[a:b]``
+    opens: the first place outside strings at the object's own depth, or -1 if there is
+    none, or if the line does not start with ``{``, or the object closes before it."""
+    if a >= b or blob[a] != _OPEN_BRACE:
+        return -1
+    depth = 0
+    in_string = escaped = False
     width = len(mark)
-    for i in range(n):
-        a, b = starts[i], starts[i + 1]
-        j = a
-        found = -1
-        while j + width <= b:
-            if blob[j] == mark[0]:
+    for j in range(a, b - width + 1):
+        c = blob[j]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == _BACKSLASH:
+                escaped = True
+            elif c == _QUOTE:
+                in_string = False
+        elif c == _QUOTE:
+            if depth == 1:
                 same = True
                 for k in range(1, width):
                     if blob[j + k] != mark[k]:
                         same = False
                         break
                 if same:
-                    found = j
-                    break
-            j += 1
+                    return j
+            in_string = True
+        elif c == _OPEN_BRACE or c == _OPEN:
+            depth += 1
+        elif c == _BRACE or c == _CLOSE:
+            depth -= 1
+            if depth <= 0:
+                return -1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def parse_strokes(blob, starts, mark, standin):
+    """The lines ``blob[starts[i]:starts[i + 1]]``, each ``{...,"drawing":[...]}``
+    and a newline, taken apart: ``(ok, fields, xs, ys, stroke_lengths,
+    stroke_counts)``.
+
+    Each line's ``"drawing":`` is found as a key of its object (``_find_mark``);
+    the drawing after it must be a JSON array of strokes of two equally long,
+    non-empty lists of integers below 1,000, with nothing after it but ``}`` and
+    the newline. ``fields`` is one JSON array of every line's object with
+    ``standin`` (``"drawing":0}``) in place of the drawing: each element is the
+    text of its line up to the mark, which opens one object and leaves it open, so
+    one parse of the array gives exactly the objects that a parse of each line
+    would. ``ok`` is False, and the rest meaningless, if any line is not so."""
+    n = len(starts) - 1
+    cap = len(blob) // 2 + 1  # every number takes a digit and a comma or bracket
+    xs = np.empty(cap, np.int16)
+    ys = np.empty(cap, np.int16)
+    stroke_lengths = np.empty(cap, np.int64)
+    stroke_counts = np.empty(n, np.int64)
+    fields = np.empty(len(blob) + n * (len(standin) + 1) + 2, np.uint8)
+    fields[0] = _OPEN
+    f = 1  # bytes of fields so far
+    at = 0  # points so far
+    s = 0  # strokes so far
+    for i in range(n):
+        a, b = starts[i], starts[i + 1]
+        found = _find_mark(blob, a, b, mark)
         if found < 0:
-            return False, marks, xs, ys, stroke_lengths, stroke_counts
-        marks[i] = found
-        j = found + width
+            return False, fields, xs, ys, stroke_lengths, stroke_counts
+        fields[f : f + found - a] = blob[a:found]
+        f += found - a
+        fields[f : f + len(standin)] = standin
+        f += len(standin)
+        fields[f] = _COMMA
+        f += 1
+        j = found + len(mark)
         if j >= b or blob[j] != _OPEN:
-            return False, marks, xs, ys, stroke_lengths, stroke_counts
+            return False, fields, xs, ys, stroke_lengths, stroke_counts
         j += 1
         count = 0
         while True:  # one stroke: [[xs],[ys]]
             if j >= b or blob[j] != _OPEN:
-                return False, marks, xs, ys, stroke_lengths, stroke_counts
+                return False, fields, xs, ys, stroke_lengths, stroke_counts
             j, nx = _number_list(blob, b, j + 1, xs, at)
             if j < 0 or j >= b or blob[j] != _COMMA:
-                return False, marks, xs, ys, stroke_lengths, stroke_counts
+                return False, fields, xs, ys, stroke_lengths, stroke_counts
             j, ny = _number_list(blob, b, j + 1, ys, at)
             if j < 0 or ny != nx or j >= b or blob[j] != _CLOSE:
-                return False, marks, xs, ys, stroke_lengths, stroke_counts
+                return False, fields, xs, ys, stroke_lengths, stroke_counts
             at += nx
             stroke_lengths[s] = nx
             s += 1
@@ -111,8 +150,11 @@ def parse_strokes(blob, starts, mark):
             break
         stroke_counts[i] = count
         if j + 3 != b or blob[j] != _CLOSE or blob[j + 1] != _BRACE or blob[j + 2] != _NEWLINE:
-            return False, marks, xs, ys, stroke_lengths, stroke_counts
-    return True, marks, xs[:at], ys[:at], stroke_lengths[:s], stroke_counts
+            return False, fields, xs, ys, stroke_lengths, stroke_counts
+    if n:
+        f -= 1  # the last comma
+    fields[f] = _CLOSE
+    return True, fields[: f + 1], xs[:at], ys[:at], stroke_lengths[:s], stroke_counts
 
 
 @njit(cache=True, nogil=True)
@@ -172,5 +214,5 @@ def load() -> None:
     """Load (or compile) the kernels now: a process that forks workers calls this first,
     so that they start with them instead of each loading them again (about 2 s)."""
     blob = np.frombuffer(b'{"drawing":[[[0,1],[0,1]]]}\n', np.uint8)
-    ok, _, xs, ys, stroke_lengths, stroke_counts = parse_strokes(blob, np.array([0, len(blob)]), MARK)
+    ok, _, xs, ys, stroke_lengths, stroke_counts = parse_strokes(blob, np.array([0, len(blob)]), MARK, STANDIN)
     to_stroke3(xs, ys, stroke_lengths, stroke_counts, 255)
