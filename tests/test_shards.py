@@ -52,12 +52,14 @@ def test_the_output_is_byte_identical_for_any_number_of_workers(tmp_path):
 
 def test_writing_a_class_a_block_at_a_time_gives_the_same_bytes(tmp_path, monkeypatch):
     """Each class's split is cut, copied and written SPLIT_BLOCK drawings at a time; shards still
-    close only between classes, and the bytes are those of one piece a class."""
+    close only between classes, and the bytes are those of one piece a class. The files are
+    synced in the background as they grow: the same bytes again."""
     import qdsketch.shards as shards
 
     plan = Plan.of(DATA, FIVE)
     write_shards(plan, tmp_path / "whole", shard_drawings=10)
     monkeypatch.setattr(shards, "SPLIT_BLOCK", 3)  # about 5 blocks a class and split here
+    monkeypatch.setattr(shards, "SYNC_EVERY", 1)  # a background fsync after every append it can
     write_shards(plan, tmp_path / "blocks", shard_drawings=10)
     names = sorted(p.name for p in (tmp_path / "whole").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "blocks").iterdir()) and len(names) > 10

@@ -61,21 +61,51 @@ ARRAYS = {  # name: (dtype, shape after the first axis)
     "key_offsets": ("<i8", ()),
 }
 HEADER = 128  # bytes reserved for an .npy header, written when the shard closes
+SYNC_EVERY = 32 << 20  # bytes appended to a shard file between two background fsyncs
+
+
+class Syncer:
+    """fsync in a background thread, a file at a time, so that the disk writes a shard back
+    while it is still being written instead of all at once when it closes (about a
+    tenth of preprocess's time). An error (a full disk) is raised by ``wait``."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="qdsketch-fsync")
+
+    def sync(self, fd: int):
+        return self.pool.submit(os.fsync, fd)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 class NpyAppender:
     """An ``.npy`` file written in pieces: the header is written last, once the length is known."""
 
-    def __init__(self, path: Path, dtype: str, tail: tuple):
+    def __init__(self, path: Path, dtype: str, tail: tuple, syncer: Syncer | None = None):
         self.path, self.dtype, self.tail, self.n = path, np.dtype(dtype), tail, 0
         self.handle = open(path, "wb")
         self.handle.write(b"\0" * HEADER)
+        self.syncer, self.syncing, self.unsynced = syncer, None, 0
 
     def append(self, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array, dtype=self.dtype)
         assert array.shape[1:] == self.tail, (self.path, array.shape)
         self.handle.write(array.data)
         self.n += len(array)
+        self.unsynced += array.nbytes
+        if self.syncer is not None and self.unsynced >= SYNC_EVERY and (self.syncing is None or self.syncing.done()):
+            self.wait()
+            self.handle.flush()
+            self.syncing, self.unsynced = self.syncer.sync(self.handle.fileno()), 0
+
+    def wait(self) -> None:
+        """Wait for the background fsync, if any; raise its error."""
+        if self.syncing is not None:
+            self.syncing.result()
+            self.syncing = None
 
     def close(self) -> int:
         """Write the header; returns the file's size."""
@@ -85,17 +115,20 @@ class NpyAppender:
         self.handle.seek(0)
         self.handle.write(b"\x93NUMPY\x01\x00" + (HEADER - 10).to_bytes(2, "little") + text)
         self.handle.flush()
-        os.fsync(self.handle.fileno())
-        size = self.handle.seek(0, os.SEEK_END)
-        self.handle.close()
+        try:
+            self.wait()
+            os.fsync(self.handle.fileno())  # what the background ones left: little
+        finally:
+            size = self.handle.seek(0, os.SEEK_END)
+            self.handle.close()
         return size
 
 
 class ShardWriter:
     """The shards of one split, appended class by class."""
 
-    def __init__(self, folder: Path, split: str, shard_drawings: int):
-        self.folder, self.split, self.limit = folder, split, shard_drawings
+    def __init__(self, folder: Path, split: str, shard_drawings: int, syncer: Syncer | None = None):
+        self.folder, self.split, self.limit, self.syncer = folder, split, shard_drawings, syncer
         self.done: list[dict] = []
         self.files: dict[str, NpyAppender] | None = None
 
@@ -106,7 +139,9 @@ class ShardWriter:
         if self.files is None:
             name = f"{self.split}-{len(self.done):05d}"
             self.name = name
-            self.files = {k: NpyAppender(self.folder / f"{name}.{k}.npy", *spec) for k, spec in ARRAYS.items()}
+            self.files = {
+                k: NpyAppender(self.folder / f"{name}.{k}.npy", *spec, self.syncer) for k, spec in ARRAYS.items()
+            }
             self.files["offsets"].append(np.zeros(1, np.int64))
             self.files["key_offsets"].append(np.zeros(1, np.int64))
             self.rows = self.key_bytes = 0
@@ -213,14 +248,16 @@ def write_shards(
     sweep_parts(output)  # what a killed preprocess left: gigabytes, for large data
     work = Path(tempfile.mkdtemp(dir=output.parent, prefix=part_prefix(output), suffix=".part"))
     os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes 0700; give what mkdir would
+    syncer = Syncer()
     try:
-        manifest = _write(plan, work, workers, shard_drawings, progress)
+        manifest = _write(plan, work, workers, shard_drawings, progress, syncer)
         _swap(work, output)
     except OSError as exc:  # disk full, above all: nothing is left, the old dataset stays
         raise DataError(
             f"could not write {output}: {exc.strerror or exc}", "free some disk space, or pass another --output"
         ) from None
     finally:
+        syncer.close()  # before the files go: a background fsync may still hold one
         shutil.rmtree(work, ignore_errors=True)
     return manifest
 
@@ -244,11 +281,11 @@ def summary(manifest: dict) -> dict:
     }
 
 
-def _write(plan: Plan, work: Path, workers: int, shard_drawings: int, progress=None) -> dict:
+def _write(plan: Plan, work: Path, workers: int, shard_drawings: int, progress=None, syncer=None) -> dict:
     """Each class is read into spill files (in ``workers`` processes), then split here, in class
     order, with one generator seeded by ``plan.seed``, and copied into the shards a block at a
     time from the spill files: no process ever holds a class whole."""
-    writers = {s: ShardWriter(work, s, shard_drawings) for s in SPLITS}
+    writers = {s: ShardWriter(work, s, shard_drawings, syncer) for s in SPLITS}
     skipped, truncated, moments = Skipped(), 0, Moments()
     counts: dict[str, dict[str, int]] = {}
     lengths = {"sum": 0, "max": 0}
