@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -201,8 +202,21 @@ def read_classes(jobs: list[tuple], workers: int = 1, read: Callable = _read_one
     """``read`` (by default ``_read_one``) of each job, in order, reading up to
     ``workers`` classes at once; at most ``2 x workers`` finished classes wait to
     be taken, so memory stays bounded however many classes there are."""
+    for first, _ in read_classes_twice(jobs, workers, read):
+        yield first
+
+
+def read_classes_twice(
+    jobs: list[tuple], workers: int = 1, first: Callable = _read_one, between=None, second=None
+) -> Iterator[tuple]:
+    """``(first(job), second(between(first(job))))`` for each job, in order, with ``first``
+    and ``second`` run in up to ``workers`` processes at once and ``between`` here, in
+    job order (``second``, ``between``: none by default). At most ``2 x workers`` jobs
+    wait at each step, so memory stays bounded however many there are."""
     if workers <= 1 or len(jobs) <= 1:
-        yield from map(read, jobs)
+        for job in jobs:
+            got = first(job)
+            yield got, None if second is None else second(between(got))
         return
     import multiprocessing as mp
 
@@ -211,18 +225,23 @@ def read_classes(jobs: list[tuple], workers: int = 1, read: Callable = _read_one
     if method == "fork" and any(fmt == "simplified" for job in jobs for fmt, _ in find_sources(job[0], job[1])):
         load_kernels()  # once here, not once in each worker
     with mp.get_context(method).Pool(workers) as pool:
-        pending: deque = deque()
+        firsts: deque = deque()  # results of first, in job order
+        seconds: deque = deque()  # (first's result, second's), in job order
         queue = iter(jobs)
-        for job in queue:
-            pending.append(pool.apply_async(read, (job,)))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            result = pending.popleft().get()
-            for job in queue:  # one more in, for the one out
-                pending.append(pool.apply_async(read, (job,)))
-                break
-            yield result
+        for job in islice(queue, 2 * workers):
+            firsts.append(pool.apply_async(first, (job,)))
+        while firsts or seconds:
+            if firsts and (second is None or len(seconds) < 2 * workers):
+                got = firsts.popleft().get()
+                for job in islice(queue, 1):  # one more in, for the one out
+                    firsts.append(pool.apply_async(first, (job,)))
+                if second is None:
+                    yield got, None
+                    continue
+                seconds.append((got, pool.apply_async(second, (between(got),))))
+            else:
+                got, then = seconds.popleft()
+                yield got, then.get()
 
 
 @dataclass

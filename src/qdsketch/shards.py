@@ -39,7 +39,7 @@ from qdsketch.data import (
     Split,
     check_class,
     iter_class,
-    read_classes,
+    read_classes_twice,
     split_indices,
 )
 from qdsketch.errors import DataError
@@ -89,13 +89,23 @@ class NpyAppender:
         self.handle = open(path, "wb")
         self.handle.write(b"\0" * HEADER)
         self.syncer, self.syncing, self.unsynced = syncer, None, 0
+        self.row_bytes = self.dtype.itemsize * int(np.prod(tail))
 
     def append(self, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array, dtype=self.dtype)
         assert array.shape[1:] == self.tail, (self.path, array.shape)
         self.handle.write(array.data)
-        self.n += len(array)
-        self.unsynced += array.nbytes
+        self.appended(len(array), array.nbytes)
+
+    def reserve(self, count: int) -> int:
+        """Room for ``count`` items after those so far, for another process to write: where it starts."""
+        at = HEADER + self.n * self.row_bytes
+        self.appended(count, count * self.row_bytes)
+        return at
+
+    def appended(self, count: int, nbytes: int) -> None:
+        self.n += count
+        self.unsynced += nbytes
         if self.syncer is not None and self.unsynced >= SYNC_EVERY and (self.syncing is None or self.syncing.done()):
             self.wait()
             self.handle.flush()
@@ -125,44 +135,60 @@ class NpyAppender:
 
 
 class ShardWriter:
-    """The shards of one split, appended class by class."""
+    """The shards of one split, class by class: here, a class's place in the open shard is
+    reserved and its offsets and labels appended (``reserve``), in class order; a worker
+    writes its rows and keys in that place (``cut_class``). A shard that holds enough
+    drawings after a class closes once that class is written (shards end between classes)."""
 
     def __init__(self, folder: Path, split: str, shard_drawings: int, syncer: Syncer | None = None):
         self.folder, self.split, self.limit, self.syncer = folder, split, shard_drawings, syncer
         self.done: list[dict] = []
         self.files: dict[str, NpyAppender] | None = None
+        self.full: list[tuple[int, str, dict[str, NpyAppender]]] = []  # (last class, name, files): to close
 
-    def add(self, rows, offsets, keys, key_offsets, label: int, last: bool = True) -> None:
-        """Append drawings of class ``label``: ``rows[offsets[i]:offsets[i + 1]]`` with key
-        ``keys[key_offsets[i]:key_offsets[i + 1]]`` (UTF-8). ``last``: the class's last piece,
-        after which a shard that holds enough drawings closes (shards end between classes)."""
+    def reserve(self, offsets: np.ndarray, key_offsets: np.ndarray, label: int) -> tuple[str, int, str, int]:
+        """Room for drawings of class ``label`` whose rows end at ``offsets[1:]`` and whose keys
+        (UTF-8) end at ``key_offsets[1:]``: ``(rows file, byte offset, keys file, byte offset)``."""
         if self.files is None:
-            name = f"{self.split}-{len(self.done):05d}"
-            self.name = name
+            self.name = f"{self.split}-{len(self.done) + len(self.full):05d}"
             self.files = {
-                k: NpyAppender(self.folder / f"{name}.{k}.npy", *spec, self.syncer) for k, spec in ARRAYS.items()
+                k: NpyAppender(self.folder / f"{self.name}.{k}.npy", *spec, self.syncer) for k, spec in ARRAYS.items()
             }
             self.files["offsets"].append(np.zeros(1, np.int64))
             self.files["key_offsets"].append(np.zeros(1, np.int64))
             self.rows = self.key_bytes = 0
         f = self.files
-        f["rows"].append(rows)
+        n_rows, n_bytes = int(offsets[-1]), int(key_offsets[-1])
+        place = (str(f["rows"].path), f["rows"].reserve(n_rows), str(f["keys"].path), f["keys"].reserve(n_bytes))
         f["offsets"].append(offsets[1:] + self.rows)
         f["labels"].append(np.full(len(offsets) - 1, label, np.int64))
-        f["keys"].append(keys)
         f["key_offsets"].append(key_offsets[1:] + self.key_bytes)
-        self.rows += len(rows)
-        self.key_bytes += len(keys)
-        if last and f["labels"].n >= self.limit:
-            self.close()
+        self.rows += n_rows
+        self.key_bytes += n_bytes
+        if f["labels"].n >= self.limit:
+            self.full.append((label, self.name, f))
+            self.files = None
+        return place
+
+    def written(self, label: int) -> None:
+        """Class ``label`` and those before it are written: close the shards they filled."""
+        while self.full and self.full[0][0] <= label:
+            _, name, files = self.full.pop(0)
+            self._close(name, files)
 
     def close(self) -> None:
-        if self.files is None:
-            return
-        n, rows = self.files["labels"].n, self.files["rows"].n
-        sizes = {k: a.close() for k, a in self.files.items()}
-        self.done.append({"name": self.name, "drawings": n, "rows": rows, "bytes": sizes})
-        self.files = None
+        """Every class is written: close the shards left."""
+        for _, name, files in self.full:
+            self._close(name, files)
+        self.full.clear()
+        if self.files is not None:
+            self._close(self.name, self.files)
+            self.files = None
+
+    def _close(self, name: str, files: dict[str, NpyAppender]) -> None:
+        n, rows = files["labels"].n, files["rows"].n
+        sizes = {k: a.close() for k, a in files.items()}
+        self.done.append({"name": name, "drawings": n, "rows": rows, "bytes": sizes})
 
 
 def encode_keys(keys: list[str]) -> tuple[bytes, np.ndarray]:
@@ -184,6 +210,7 @@ class Spilled:
     offsets: np.ndarray
     key_offsets: np.ndarray
     skipped: Skipped
+    label: int = -1
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -233,7 +260,7 @@ def spill_class(job: tuple) -> Spilled:
             key_offsets.append(ends + n_bytes)
             n_rows += len(chunk.rows)
             n_bytes += len(blob)
-    return Spilled(rows_path, keys_path, np.concatenate(offsets), np.concatenate(key_offsets), skipped)
+    return Spilled(rows_path, keys_path, np.concatenate(offsets), np.concatenate(key_offsets), skipped, label)
 
 
 def write_shards(
@@ -281,10 +308,48 @@ def summary(manifest: dict) -> dict:
     }
 
 
+def cut_class(job: tuple) -> Moments:
+    """Copy a spilled class's splits into their places in the shards (``job``: ``(spilled,
+    index, max_len, places)``, ``index`` the drawings of each split in order, ``places``
+    what ``ShardWriter.reserve`` gave each split), ``SPLIT_BLOCK`` drawings at a time, each
+    cut to ``max_len`` rows (run in a worker process). Returns the training split's moments."""
+    spilled, index, max_len, places = job
+    rows, keys, release = spilled.mapped()
+    moments = Moments()
+    for split, i, (rows_path, rows_at, keys_path, keys_at) in zip(SPLITS, index, places):
+        rows_fd, keys_fd = os.open(rows_path, os.O_WRONLY), os.open(keys_path, os.O_WRONLY)
+        try:
+            for start in range(0, len(i), SPLIT_BLOCK):  # so that memory does not grow with the class
+                block = i[start : start + SPLIT_BLOCK]
+                block_rows, _ = select_rows(rows, spilled.offsets, block, max_len)
+                block_keys, _ = take_ragged(keys, spilled.key_offsets, block)
+                release()
+                if split == "train":
+                    moments.add(block_rows)
+                rows_at += _write_at(rows_fd, np.ascontiguousarray(block_rows, "<i2"), rows_at)
+                keys_at += _write_at(keys_fd, block_keys, keys_at)
+        finally:
+            os.close(rows_fd)
+            os.close(keys_fd)
+    del rows, keys  # unmapped
+    spilled.remove()
+    return moments
+
+
+def _write_at(fd: int, array: np.ndarray, at: int) -> int:
+    """Write ``array``'s bytes at byte ``at`` of ``fd``, all of them: how many."""
+    data = array.data.cast("B")
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], at + done)
+    return done
+
+
 def _write(plan: Plan, work: Path, workers: int, shard_drawings: int, progress=None, syncer=None) -> dict:
-    """Each class is read into spill files (in ``workers`` processes), then split here, in class
-    order, with one generator seeded by ``plan.seed``, and copied into the shards a block at a
-    time from the spill files: no process ever holds a class whole."""
+    """Each class is read into spill files (in ``workers`` processes), split here, in class
+    order, with one generator seeded by ``plan.seed``, and copied from its spill files into
+    the places reserved for it in the shards (in the workers again): no process ever holds a
+    class whole, and what must be done here, in order, is little more than the offsets."""
     writers = {s: ShardWriter(work, s, shard_drawings, syncer) for s in SPLITS}
     skipped, truncated, moments = Skipped(), 0, Moments()
     counts: dict[str, dict[str, int]] = {}
@@ -294,28 +359,33 @@ def _write(plan: Plan, work: Path, workers: int, shard_drawings: int, progress=N
         (plan.data_dir, name, plan.max_per_class, plan.recognized_only, work, label)
         for label, name in enumerate(plan.classes)
     ]
-    for label, spilled in enumerate(read_classes(jobs, workers, spill_class)):
+
+    def split(spilled: Spilled) -> tuple:
+        """Here, in class order: the one generator splits the class, and its place in the
+        shards is reserved for a worker to write it."""
+        label = spilled.label
+        assert label == len(counts), "classes split out of order"
         check_class(plan, label, len(spilled), spilled.skipped)
-        skipped.merge(spilled.skipped)
-        truncated += int((np.diff(spilled.offsets) > plan.max_seq_len).sum())
         index = split_indices(len(spilled), plan.fractions, rng)
         counts[plan.classes[label]] = {s: len(i) for s, i in zip(SPLITS, index)}
-        rows, keys, release = spilled.mapped()
-        for split, i in zip(SPLITS, index):
-            for start in range(0, max(len(i), 1), SPLIT_BLOCK):  # so that memory does not grow with the class
-                block = i[start : start + SPLIT_BLOCK]
-                block_rows, offsets = select_rows(rows, spilled.offsets, block, plan.max_seq_len)
-                block_keys, key_offsets = take_ragged(keys, spilled.key_offsets, block)
-                release()
-                if split == "train":
-                    moments.add(block_rows)
-                last = start + SPLIT_BLOCK >= len(i)
-                writers[split].add(block_rows, offsets, block_keys, key_offsets, label, last)
-                steps = np.diff(offsets)
-                lengths["sum"] += int(steps.sum())
-                lengths["max"] = max(lengths["max"], int(steps.max(initial=0)))
-        del rows, keys  # unmapped
-        spilled.remove()
+        rows, key_bytes = np.diff(spilled.offsets), np.diff(spilled.key_offsets)
+        places = []
+        for s, i in zip(SPLITS, index):
+            steps = np.minimum(rows[i], plan.max_seq_len)
+            offsets, key_offsets = np.zeros(len(i) + 1, np.int64), np.zeros(len(i) + 1, np.int64)
+            np.cumsum(steps, out=offsets[1:])
+            np.cumsum(key_bytes[i], out=key_offsets[1:])
+            places.append(writers[s].reserve(offsets, key_offsets, label))
+            lengths["sum"] += int(offsets[-1])
+            lengths["max"] = max(lengths["max"], int(steps.max(initial=0)))
+        return spilled, index, plan.max_seq_len, places
+
+    for label, (spilled, split_moments) in enumerate(read_classes_twice(jobs, workers, spill_class, split, cut_class)):
+        skipped.merge(spilled.skipped)
+        truncated += int((np.diff(spilled.offsets) > plan.max_seq_len).sum())
+        moments.merge(split_moments)
+        for w in writers.values():
+            w.written(label)
         if progress is not None:
             progress(label + 1, len(plan.classes))
     for w in writers.values():
