@@ -78,7 +78,7 @@ def main():
         def read():
             read_ndjson(path, "simplified", "cat")
 
-        def read_by_line():  # the numpy fast path off: every line through orjson and lists
+        def read_by_line():  # the compiled fast path off: every line through orjson and lists
             readers.FAST = False
             try:
                 read_ndjson(path, "simplified", "cat")
