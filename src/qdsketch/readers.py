@@ -394,13 +394,13 @@ def _from_raw(raw, keys, skipped, seen) -> Drawings:
 # --- the fast path for simplified files --------------------------------------------------
 #
 # Google's simplified lines all look alike: a few short fields, then ``"drawing":`` and the
-# strokes, nothing but digits, commas and brackets. ``_fast_chunk`` parses the fields of each
-# line with orjson, with a stand-in for the drawing, and every drawing of a chunk at once with
-# the compiled kernels of scan.py, so that no per-point Python object is ever made. Anything
-# they do not recognise as plainly valid (whitespace or a sign in the strokes, a number with a
-# leading zero, a stroke that is not two lists of equal length, a field that orjson refuses...)
-# sends the whole chunk back to ``_read_chunk``, whose results it must equal: tests/test_fuzz.py
-# checks that.
+# strokes, nothing but digits, commas and brackets. ``_fast_chunk`` parses every drawing of a
+# chunk at once with the compiled kernels of scan.py, so that no per-point Python object is
+# ever made, and the fields of all its lines, with a stand-in for the drawing, with one orjson
+# call on an array the kernel writes. Anything they do not recognise as plainly valid
+# (whitespace or a sign in the strokes, a number with a leading zero, a stroke that is not two
+# lists of equal length, a field that orjson refuses...) sends the whole chunk back to
+# ``_read_chunk``, whose results it must equal: tests/test_fuzz.py checks that.
 
 _FALLBACK = object()  # "read this chunk the slow way"
 
