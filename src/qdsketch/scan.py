@@ -212,7 +212,7 @@ def take_ragged(data, offsets, index, max_len):
 
 def load() -> None:
     """Load (or compile) the kernels now: a process that forks workers calls this first,
-    so that they start with them instead of each loading them again (about 2 s)."""
+    so that they start with them instead of each loading them again (about 1 s)."""
     blob = np.frombuffer(b'{"drawing":[[[0,1],[0,1]]]}\n', np.uint8)
     ok, _, xs, ys, stroke_lengths, stroke_counts = parse_strokes(blob, np.array([0, len(blob)]), MARK, STANDIN)
     to_stroke3(xs, ys, stroke_lengths, stroke_counts, 255)

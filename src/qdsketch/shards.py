@@ -95,15 +95,15 @@ class NpyAppender:
         array = np.ascontiguousarray(array, dtype=self.dtype)
         assert array.shape[1:] == self.tail, (self.path, array.shape)
         self.handle.write(array.data)
-        self.appended(len(array), array.nbytes)
+        self._appended(len(array), array.nbytes)
 
     def reserve(self, count: int) -> int:
         """Room for ``count`` items after those so far, for another process to write: where it starts."""
         at = HEADER + self.n * self.row_bytes
-        self.appended(count, count * self.row_bytes)
+        self._appended(count, count * self.row_bytes)
         return at
 
-    def appended(self, count: int, nbytes: int) -> None:
+    def _appended(self, count: int, nbytes: int) -> None:
         self.n += count
         self.unsynced += nbytes
         if self.syncer is not None and self.unsynced >= SYNC_EVERY and (self.syncing is None or self.syncing.done()):
