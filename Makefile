@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint data bench clean
+.PHONY: demo test test-fast lint data data-all bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ lint: $(STAMP)
 data: $(STAMP)
 	bash scripts/shared_data.sh ../shared/data/quickdraw data-shared
 	$(BIN)/qdsketch preprocess --data-dir data-shared --classes cat,clock,tent,house,nail -o data-shared/dataset.npz
+
+# every real drawing of all 345 classes in ../shared (about 1.17 million) -> the sharded
+# dataset data-all/dataset/ (docs/scale.md): 90% to train, 5% to validate, 5% to test
+data-all: $(STAMP)
+	bash scripts/shared_data_all.sh ../shared/data/quickdraw data-all
+	$(BIN)/qdsketch preprocess --data-dir data-all --classes all --split 90,5,5 -o data-all/dataset
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/preprocess_speed.py

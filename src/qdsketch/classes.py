@@ -58,7 +58,10 @@ def resolve_class(name: str, known: list[str] | tuple[str, ...] | None = None) -
 
 
 def parse_class_list(text: str) -> list[str]:
-    """Split ``"cat,hot air balloon"`` and resolve each name, keeping order, no repeats."""
+    """Split ``"cat,hot air balloon"`` and resolve each name, keeping order, no repeats;
+    ``"all"`` alone means all 345 classes, in Google's order."""
+    if text.strip().lower() == "all":
+        return list(categories())
     names: list[str] = []
     for part in text.split(","):
         if part.strip():

@@ -233,7 +233,7 @@ def _step_bar(console, description: str, show: bool = True):
     type=click.Path(path_type=Path),
     help="Import files copied by hand from this folder instead of downloading: in Google's layout "
     "(full/simplified/, full/raw/, sketchrnn/), in qdsketch's (simplified/, raw/), or a flat folder of "
-    "<class>.ndjson (simplified).",
+    "<class>.ndjson (simplified); ndjson may be gzipped (<class>.ndjson.gz).",
 )
 @click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per file.")
 @click.option(
@@ -291,8 +291,7 @@ def download(
     if list_classes:
         click.echo("\n".join(categories()))
         return
-    every = classes_text is not None and classes_text.strip().lower() == "all"
-    classes = list(categories()) if every else parse_class_list(classes_text) if classes_text else None
+    classes = parse_class_list(classes_text) if classes_text else None
     if source is None and classes is None:
         raise click.UsageError("pass --classes NAMES (or --from PATH to import files)")
     quiet = quiet or as_json
@@ -365,9 +364,9 @@ def preprocess(
 ):
     """Turn downloaded drawings into a dataset for training.
 
-    Reads simplified and raw ndjson and sketchrnn npz, converts them to
-    stroke-3, splits them per class with a seeded generator and fits the
-    dx/dy normalisation on the training split.
+    Reads simplified and raw ndjson (or .ndjson.gz) and sketchrnn npz,
+    converts them to stroke-3, splits them per class with a seeded generator
+    and fits the dx/dy normalisation on the training split.
 
     \b
     Example:

@@ -29,6 +29,7 @@ from qdsketch.readers import (
     Drawings,
     Skipped,
     check_zip,
+    class_file,
     concat,
     iter_ndjson,
     load_kernels,
@@ -86,11 +87,12 @@ class Dataset:
 
 
 def find_sources(data_dir: Path, name: str) -> list[tuple[str, Path]]:
-    """The files ``data_dir`` holds for class ``name``, as ``(format, path)``."""
+    """The files ``data_dir`` holds for class ``name``, as ``(format, path)``; an ndjson
+    file may be gzipped (``<name>.ndjson.gz``, read when there is no ``<name>.ndjson``)."""
     found = []
-    for fmt, ext in FORMATS.items():
-        path = Path(data_dir) / fmt / f"{name}.{ext}"
-        if path.is_file():
+    for fmt in FORMATS:
+        path = class_file(Path(data_dir) / fmt, name, fmt)
+        if path is not None:
             found.append((fmt, path))
     return found
 
@@ -266,9 +268,16 @@ class Plan:
                 raise DataError(
                     f"no drawings in {data_dir}/", "run `qdsketch download --classes cat,clock` or pass --data-dir"
                 )
-        for name in classes:
-            if not find_sources(data_dir, name):
-                raise DataError(f"no data for {name!r} in {data_dir}/", f"run `qdsketch download --classes {name}`")
+        missing = [name for name in classes if not find_sources(data_dir, name)]
+        if missing:
+            if len(missing) == 1:
+                raise DataError(
+                    f"no data for {missing[0]!r} in {data_dir}/", f"run `qdsketch download --classes {missing[0]}`"
+                )
+            raise DataError(
+                f"no data for {len(missing)} of the classes in {data_dir}/: {', '.join(map(repr, missing[:3]))}, ...",
+                "download them (`qdsketch download --classes all` fetches every class), or name fewer with --classes",
+            )
         return cls(data_dir, list(classes), **kw)
 
     def sources(self) -> dict[str, list[str]]:

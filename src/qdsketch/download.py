@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from qdsketch.classes import resolve_class, url_name
 from qdsketch.errors import DataError, DownloadError, UnknownClassError
 from qdsketch.files import atomic_path
-from qdsketch.readers import FORMATS, keep_line, load_sketchrnn
+from qdsketch.readers import FORMATS, class_file, class_name_of, keep_line, load_sketchrnn, open_ndjson
 
 GOOGLE_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/"
 #: the longest wait between two tries, however many retries are asked for
@@ -534,7 +534,7 @@ def source_folder(source: Path, fmt: str) -> Path:
     for folder in (source / fmt, source / "full" / fmt):
         if folder.is_dir():
             return folder
-    if fmt == "simplified" and any(p.is_file() for p in source.glob("*.ndjson")):
+    if fmt == "simplified" and any(p.is_file() for p in (*source.glob("*.ndjson"), *source.glob("*.ndjson.gz"))):
         return source
     return source / fmt
 
@@ -549,16 +549,16 @@ def importable(source: Path, classes: Iterable[str] | None, formats: Iterable[st
         folder = source_folder(source, fmt)
         if classes is None:
             # regular files only: a FIFO, or a link to /dev/zero, would never end
-            names = sorted(p.name[: -len(FORMATS[fmt]) - 1] for p in folder.glob(f"*.{FORMATS[fmt]}") if p.is_file())
-            names = [n for n in names if _known(n)]
+            found = {class_name_of(p, fmt) for p in folder.glob(f"*.{FORMATS[fmt]}*") if p.is_file()}
+            names = sorted(n for n in found if n is not None and _known(n))
         else:
-            names = [n for n in classes if (folder / f"{n}.{FORMATS[fmt]}").is_file()]
+            names = [n for n in classes if class_file(folder, n, fmt) is not None]
         pairs += [(resolve_class(n), fmt) for n in names]
     if not pairs:
         raise DataError(
             f"no Quick, Draw! files in {source}/",
-            "expect simplified/<class>.ndjson (or full/simplified/, or <class>.ndjson), raw/<class>.ndjson "
-            "(or full/raw/) or sketchrnn/<class>.npz there",
+            "expect simplified/<class>.ndjson (or full/simplified/, or <class>.ndjson; .ndjson.gz too), "
+            "raw/<class>.ndjson (or full/raw/) or sketchrnn/<class>.npz there",
         )
     return pairs
 
@@ -584,7 +584,8 @@ def import_class(
     """Validate ``<class>.<ext>`` in ``source_folder(source, fmt)`` and copy what passes into ``data_dir``."""
     name = resolve_class(name)
     reporter = reporter or SilentReporter()
-    src = source_folder(source, fmt) / f"{name}.{FORMATS[fmt]}"
+    folder = source_folder(source, fmt)
+    src = class_file(folder, name, fmt) or folder / f"{name}.{FORMATS[fmt]}"
     path = target_path(data_dir, fmt, name)
     if path.exists() and path.resolve() == src.resolve():
         raise DataError(f"{src} is already in the data directory", "pass --from a different folder than --data-dir")
@@ -600,7 +601,7 @@ def import_class(
             result = Result(name, fmt, str(path), "imported", -1, size, size, True, url=str(src))
         else:
             reporter.start(label, limit, "drawings")
-            with open(tmp, "wb") as out, open(src, "rb") as handle:
+            with open(tmp, "wb") as out, open_ndjson(src) as handle:  # a .gz is decompressed as it is read
                 keeper = LineKeeper(out, fmt, name, limit, not all_drawings)
                 while not keeper.done and (chunk := handle.read(READ_SIZE)):
                     keeper.feed(chunk)

@@ -14,12 +14,15 @@ drawings kept, not the size of the file.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import pickle
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
 from pathlib import Path
@@ -32,6 +35,8 @@ from qdsketch import strokes
 from qdsketch.errors import DataError
 
 FORMATS = {"simplified": "ndjson", "raw": "ndjson", "sketchrnn": "npz"}
+#: An ndjson file may also come gzipped, as mirrors often serve it: ``<class>.ndjson.gz``.
+GZ = ".gz"
 
 #: Raw coordinates are screen pixels; anything past this is not a drawing.
 RAW_LIMIT = 1e6
@@ -185,6 +190,67 @@ def keep_line(line: bytes, fmt: str, word: str | None, recognized_only: bool) ->
 # --- ndjson files ---------------------------------------------------------------------
 
 
+def class_file(folder: Path, name: str, fmt: str) -> Path | None:
+    """The file of class ``name`` in format ``fmt`` inside ``folder``: ``<name>.ndjson``,
+    else ``<name>.ndjson.gz`` (ndjson formats), ``<name>.npz`` (sketchrnn); ``None`` if
+    there is none. Regular files only: a FIFO or a link to /dev/zero would never end."""
+    plain = Path(folder) / f"{name}.{FORMATS[fmt]}"
+    for path in (plain, plain.with_name(plain.name + GZ)) if FORMATS[fmt] == "ndjson" else (plain,):
+        if path.is_file():
+            return path
+    return None
+
+
+def class_name_of(path: Path, fmt: str) -> str | None:
+    """``cat`` for ``cat.ndjson`` or ``cat.ndjson.gz`` (ndjson formats), or ``cat.npz``; else ``None``."""
+    name, ext = Path(path).name, f".{FORMATS[fmt]}"
+    if ext == ".ndjson" and name.endswith(ext + GZ):
+        return name[: -len(ext + GZ)]
+    return name[: -len(ext)] if name.endswith(ext) else None
+
+
+class _Gunzipped(io.RawIOBase):
+    """A gzipped file's bytes, whose damage (cut short, corrupted, not gzip) is one
+    ``DataError`` saying which file, wherever in the file it is found. Buffered by
+    ``open_ndjson``, so lines are split in C, as for a plain file."""
+
+    def __init__(self, path: Path):
+        self.name = str(path)
+        self._gzip = gzip.GzipFile(self.name, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        with _gzip_errors(self.name):
+            data = self._gzip.read1(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._gzip.close()
+        super().close()
+
+
+@contextmanager
+def _gzip_errors(name):
+    try:
+        yield
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        why = "cut short" if isinstance(exc, EOFError) else f"corrupted: {exc}"
+        raise DataError(
+            f"{name} is not a whole gzip file ({why})", f"download or copy it again; `gzip -t {name}` checks it"
+        ) from None
+
+
+def open_ndjson(path: Path) -> BinaryIO:
+    """``path`` opened for reading bytes, decompressed as it is read if it ends in ``.gz``."""
+    path = Path(path)
+    if path.name.endswith(GZ):
+        return io.BufferedReader(_Gunzipped(path), 1 << 16)
+    return open(path, "rb")
+
+
 def read_ndjson(
     path: Path,
     fmt: str,
@@ -217,7 +283,7 @@ def iter_ndjson(
     seen = seen if seen is not None else set()
     name = Path(path).name
     total = 0
-    with open(path, "rb") as handle:  # bytes: orjson parses them without a decode
+    with open_ndjson(path) as handle:  # bytes: orjson parses them without a decode
         lines = _Lines(handle)  # shared by the chunks, so each resumes where the last stopped
         fast, hits, misses = fmt == "simplified" and FAST, 0, 0
         while limit is None or total < limit:
@@ -717,7 +783,7 @@ def read_drawing(path: Path, index: int = 0) -> tuple[str | None, np.ndarray]:
         raise DataError(f"no file at {path}", "pass an ndjson file of Quick, Draw! drawings")
     found = 0
     reasons = Skipped()
-    with open(path, "rb") as handle:
+    with open_ndjson(path) as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
                 continue
