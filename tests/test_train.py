@@ -51,7 +51,9 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(dataset_path, tmp_path):
     summary = resume(tmp_path / "split", epochs=2)
     assert summary["epochs"] == 2
     h1, h2 = same_state(tmp_path / "straight" / "last.pt", tmp_path / "split" / "last.pt")
-    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "train_seconds", "seqs_per_s")} for r in h]
+    strip = lambda h: [
+        {k: v for k, v in r.items() if k not in ("seconds", "train_seconds", "seqs_per_s", "cpu_hours")} for r in h
+    ]
     assert strip(h1) == strip(h2)
 
 
@@ -63,6 +65,29 @@ def test_interrupted_mid_epoch_and_resumed_is_bit_identical(dataset_path, tmp_pa
     assert len(summary["history"]) == 1  # the history comes back on an interrupt too
     resume(tmp_path / "cut")  # the run's own 2 epochs
     same_state(tmp_path / "straight" / "last.pt", tmp_path / "cut" / "last.pt")
+
+
+def test_save_every_keeps_last_pt_within_the_epoch_so_a_killed_run_resumes_bit_identical(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "straight")
+    polls = iter(range(1000))
+
+    def killed():  # as kill -9 at batch 3 of epoch 2 (8 batches an epoch): nothing is saved then
+        if next(polls) == 11:
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg(dataset_path, epochs=2, save_every=1e-9), DROPPY, tmp_path / "killed", should_stop=killed)
+    saved = torch.load(tmp_path / "killed" / "last.pt", weights_only=True)["state"]
+    assert (saved["epoch"], saved["batch"], saved["steps"]) == (2, 2, 10)  # the save before the last batch run
+    # a snapshot before every batch but an epoch's first: the weights, for the run's curve
+    snapshots = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "killed" / "snapshots").glob("steps-*.pt"))
+    assert snapshots == [1, 2, 3, 4, 5, 6, 7, 9, 10]
+    assert load_checkpoint(tmp_path / "killed" / "snapshots" / "steps-10.pt").state is None
+    summary = resume(tmp_path / "killed")
+    same_state(tmp_path / "straight" / "last.pt", tmp_path / "killed" / "last.pt")
+    cpu = [row["cpu_hours"] for row in summary["history"]]
+    assert 0 < cpu[0] < cpu[1]  # CPU time adds up over the resumed parts
 
 
 def as_version_1(path: Path) -> None:
@@ -371,7 +396,8 @@ def test_unknown_devices_are_named_not_blamed_on_the_model(run, device):
     assert result.output == f"Error: unknown device {device!r}. Use auto, cpu, cuda, cuda:N or mps\n"
 
 
-def test_two_runs_on_one_run_dir_are_refused_and_a_stale_lock_is_taken_over(run, dataset_path, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; kill, or a closing session
+def test_two_runs_on_one_run_dir_are_refused_and_a_stale_lock_is_taken_over(run, dataset_path, tmp_path, stop):
     rd = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -405,9 +431,10 @@ def test_two_runs_on_one_run_dir_are_refused_and_a_stale_lock_is_taken_over(run,
             "Wait for it to end, or use another folder\n"
         )
     finally:
-        first.send_signal(signal.SIGINT)  # Ctrl-C: it saves last.pt and leaves
+        first.send_signal(stop)  # it saves last.pt and leaves
         first.wait(timeout=60)
     assert first.returncode == 130 and not (rd / ".lock").exists()
+    assert torch.load(rd / "last.pt", weights_only=True)["state"]["steps"] > 0  # saved where it stopped
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (rd / ".lock").write_text(gone.stdout)  # a lock left by a process that no longer exists
     again = run("train", "--run-dir", rd, "--resume", "--epochs", 3)

@@ -21,7 +21,7 @@ import torch
 from qdsketch.config import ModelConfig, TrainConfig
 from qdsketch.errors import CheckpointError
 from qdsketch.files import atomic_path
-from qdsketch.model import SketchModel
+from qdsketch.model import StrokeModel, build_model
 from qdsketch.paths import bundled_model, checkpoint_file
 
 FORMAT = "qdsketch-checkpoint"
@@ -30,7 +30,7 @@ VERSION = 2
 
 @dataclass
 class Checkpoint:
-    model: SketchModel
+    model: StrokeModel
     config: ModelConfig
     class_names: list[str]
     mean: list[float]  # dx, dy mean of the training rows
@@ -87,7 +87,7 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
             payload = _from_version_1(payload, path)
         config = ModelConfig.from_dict(payload["model_config"])
         _check(payload, config)
-        model = SketchModel(config)
+        model = build_model(config)
         model.load_state_dict(payload["model"])
     except CheckpointError:
         raise

@@ -423,7 +423,8 @@ def device_option(f):
 
 
 class _CtrlC:
-    """First Ctrl-C: ask the loop to stop after this batch. Second: stop now."""
+    """First Ctrl-C (or SIGTERM, as `kill`, a scheduler or a closing session sends):
+    ask the loop to stop after this batch, which saves last.pt. Second Ctrl-C: stop now."""
 
     def __init__(self):
         self.requested = False
@@ -432,16 +433,17 @@ class _CtrlC:
         import signal
 
         self.signal = signal
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.requested and signum == self.signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
 
     def __exit__(self, *exc):
-        self.signal.signal(self.signal.SIGINT, self.previous)
+        for sig, previous in self.previous.items():
+            self.signal.signal(sig, previous)
         return False
 
 

@@ -30,10 +30,17 @@ def _known(cls, d: dict) -> dict:
 @dataclass(frozen=True)
 class ModelConfig:
     n_classes: int = opt(5, cli=False)  # classes the model is conditioned on (set from the dataset)
-    embed_dim: int = opt(128, "Class embedding size.", min=1, max=4096)  # fed at every step and projected to h0, c0
-    hidden: int = opt(512, "LSTM units per layer.", min=1, max=8192)
-    layers: int = opt(3, "LSTM layers.", min=1, max=32)
-    dropout: float = opt(0.3, "Dropout between LSTM layers.", min=0, max=1, max_open=True)  # as nn.LSTM applies it
+    arch: str = opt(
+        "lstm", "Backbone: the reference's LSTM, or a decoder-only Transformer.", choices=("lstm", "transformer")
+    )
+    embed_dim: int = opt(128, "Class embedding size.", min=1, max=4096)  # fed at every step (LSTM: and to h0, c0)
+    hidden: int = opt(512, "LSTM units per layer, or the Transformer's width.", min=1, max=8192)
+    layers: int = opt(3, "LSTM layers, or Transformer blocks.", min=1, max=32)
+    heads: int = opt(4, "Attention heads of the Transformer (they divide --hidden).", min=1, max=64)
+    # LSTM: between layers, as nn.LSTM applies it; Transformer: on attention weights and each block's outputs
+    dropout: float = opt(
+        0.3, "Dropout between LSTM layers, or in the Transformer's blocks.", min=0, max=1, max_open=True
+    )
     head: str = opt("mse", "Output head: regression or mixture density.", choices=("mse", "gmm"))
     mixtures: int = opt(20, "Gaussians in the gmm head.", min=1, max=256)
     xy_weight: float = opt(1.0, "Weight of the dx, dy loss.", min=0, max=1e6)
@@ -125,6 +132,13 @@ class TrainConfig:
     )
     max_steps: int | None = opt(
         None, "Stop after this many optimizer steps in all (a first look at large data).", min=1
+    )
+    save_every: float | None = opt(
+        None,
+        "Also save last.pt every this many minutes within an epoch, and keep those weights in snapshots/ "
+        "(for epochs of hours: a killed run loses at most this much).",
+        min=0,
+        min_open=True,
     )
     augment: Augment = field(default_factory=Augment)
 

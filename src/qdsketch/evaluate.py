@@ -15,7 +15,7 @@ from qdsketch.checkpoint import load_checkpoint, resolve
 from qdsketch.data import SPLITS, load_dataset
 from qdsketch.devices import autocast, pick_device
 from qdsketch.errors import DataError
-from qdsketch.model import SketchModel
+from qdsketch.model import StrokeModel
 
 METRICS = ("total", "xy", "pen")
 
@@ -57,7 +57,7 @@ class Sums:
 
 @torch.no_grad()
 def evaluate_split(
-    model: SketchModel,
+    model: StrokeModel,
     split: DeviceSplit | StreamSplit,
     batch_size: int,
     amp: bool = False,

@@ -4,10 +4,14 @@ The ``seed`` preset is exactly the reference's SketchGenerator
 (../shared/reference): a class embedding concatenated to the stroke-5 input at
 every step, a stacked LSTM whose initial h and c are linear projections of the
 embedding, and an output head. The head is a separate module, so a mixture
-density head can stand in for the reference's MSE one.
+density head can stand in for the reference's MSE one. The backbone is one too:
+``arch="transformer"`` puts causal self-attention where the LSTM was (the
+reference report's "attention"), with the same heads, losses and sampling.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +19,20 @@ from torch import nn
 
 from qdsketch.config import PRESETS, ModelConfig, preset
 
-__all__ = ["HEADS", "PRESETS", "GMMHead", "MSEHead", "ModelConfig", "SketchModel", "count_parameters", "preset"]
+__all__ = [
+    "ARCHS",
+    "HEADS",
+    "PRESETS",
+    "GMMHead",
+    "MSEHead",
+    "ModelConfig",
+    "SketchModel",
+    "SketchTransformer",
+    "StrokeModel",
+    "build_model",
+    "count_parameters",
+    "preset",
+]
 
 
 HEADS: dict[str, type] = {}
@@ -121,13 +138,66 @@ class GMMHead(nn.Module):
 HEADS["gmm"] = GMMHead
 
 
-class SketchModel(nn.Module):
+class StrokeModel(nn.Module):
+    """What every backbone shares: the class embedding, the head and the losses.
+
+    A backbone implements ``initial_state(emb)`` and ``step(strokes, emb, state)``
+    -> ``(hidden, state)``; ``run`` puts the head on top. Training runs a whole
+    batch from ``initial_state``; sampling runs the start, then one step at a
+    time from the state the last call returned (for the Transformer, its cache).
+    """
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.head not in HEADS:
             raise ValueError(f"unknown head {cfg.head!r}")
         self.cfg = cfg
         self.class_embedding = nn.Embedding(cfg.n_classes, cfg.embed_dim)
+
+    def initial_state(self, emb: torch.Tensor):
+        raise NotImplementedError
+
+    def step(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        raise NotImplementedError
+
+    def run(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> dict:
+        """The backbone and the head over ``strokes``, conditioned on ``emb``, from ``state``."""
+        h, state = self.step(strokes, emb, state)
+        out = self.head(h)
+        out["state"] = state
+        return out
+
+    def forward(
+        self,
+        strokes: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        state=None,
+    ) -> tuple[dict, dict | None]:
+        """Run ``strokes`` ``(B, T, 5)`` for classes ``labels`` ``(B,)``.
+
+        Returns the head's outputs (plus ``state``, the backbone's state after the
+        last step) and, given ``targets`` and ``mask`` ``(B, T)``, the losses:
+        ``xy``, ``pen`` and the weighted ``total``.
+        """
+        emb = self.class_embedding(labels)
+        out = self.run(strokes, emb, self.initial_state(emb) if state is None else state)
+        if targets is None:
+            return out, None
+        if mask is None:
+            mask = torch.ones(targets.shape[:2], device=targets.device)
+        losses = self.head.losses(out, targets, mask.float())
+        losses["total"] = self.cfg.xy_weight * losses["xy"] + self.cfg.pen_weight * losses["pen"]
+        return out, losses
+
+
+class SketchModel(StrokeModel):
+    """The reference's LSTM: the class embedding concatenated to every input step,
+    and the initial h and c projected from it."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
         self.init_h_proj = nn.Linear(cfg.embed_dim, cfg.layers * cfg.hidden)
         self.init_c_proj = nn.Linear(cfg.embed_dim, cfg.layers * cfg.hidden)
         self.lstm = nn.LSTM(
@@ -142,37 +212,101 @@ class SketchModel(nn.Module):
         c = self.init_c_proj(emb).view(shape).transpose(0, 1).contiguous()
         return h, c
 
-    def run(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> dict:
-        """The LSTM and the head over ``strokes``, conditioned on ``emb``, from ``state``."""
+    def step(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         cond = emb.unsqueeze(1).expand(-1, strokes.shape[1], -1)
-        h, state = self.lstm(torch.cat([strokes, cond], dim=-1), state)
-        out = self.head(h)
-        out["state"] = state
-        return out
+        return self.lstm(torch.cat([strokes, cond], dim=-1), state)
 
-    def forward(
-        self,
-        strokes: torch.Tensor,
-        labels: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        state: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[dict, dict | None]:
-        """Run ``strokes`` ``(B, T, 5)`` for classes ``labels`` ``(B,)``.
 
-        Returns the head's outputs (plus ``state``, the LSTM state after the
-        last step) and, given ``targets`` and ``mask`` ``(B, T)``, the losses:
-        ``xy``, ``pen`` and the weighted ``total``.
-        """
-        emb = self.class_embedding(labels)
-        out = self.run(strokes, emb, self.initial_state(emb) if state is None else state)
-        if targets is None:
-            return out, None
-        if mask is None:
-            mask = torch.ones(targets.shape[:2], device=targets.device)
-        losses = self.head.losses(out, targets, mask.float())
-        losses["total"] = self.cfg.xy_weight * losses["xy"] + self.cfg.pen_weight * losses["pen"]
-        return out, losses
+class Block(nn.Module):
+    """A pre-norm Transformer block: causal self-attention, then a 4x MLP."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.heads, self.dropout = cfg.heads, cfg.dropout
+        self.norm1 = nn.LayerNorm(cfg.hidden)
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+        self.norm2 = nn.LayerNorm(cfg.hidden)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.GELU(), nn.Linear(4 * cfg.hidden, cfg.hidden)
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None):
+        """``x`` ``(B, T, hidden)``, the new steps; ``past``: the keys and values of the
+        steps before them, ``(B, heads, P, hidden / heads)`` each. Returns the new
+        steps' outputs and the keys and values of all ``P + T`` steps."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        p = k.shape[2] - t
+        if p == 0:
+            mask, causal = None, True
+        elif t == 1:  # one new step sees every step before it
+            mask, causal = None, False
+        else:  # new step i sees the past and the new steps up to i
+            mask = torch.ones(t, p + t, dtype=torch.bool, device=x.device).tril(p)
+            causal = False
+        drop = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))
+        x = x + self.drop(self.mlp(self.norm2(x)))
+        return x, (k, v)
+
+
+def sinusoids(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Fixed sine and cosine position codes, ``(T,)`` -> ``(T, dim)``: any length works."""
+    half = dim // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device) / max(half, 1))
+    angle = positions.float()[:, None] * freq[None]
+    codes = torch.cat([angle.sin(), angle.cos()], dim=-1)
+    return F.pad(codes, (0, dim - 2 * half))
+
+
+class SketchTransformer(StrokeModel):
+    """A decoder-only Transformer over stroke-5 steps (``arch="transformer"``).
+
+    Each step's input is its stroke-5 row projected to ``hidden``, plus the class
+    embedding projected to ``hidden`` (the class is in every step, as in the LSTM),
+    plus a sinusoidal position code. Causal self-attention means step ``t`` sees
+    steps ``0..t`` only. The state is the cache of every layer's keys and values,
+    so sampling computes each new step once.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        if cfg.hidden % cfg.heads:
+            raise ValueError(f"hidden {cfg.hidden} is not a multiple of heads {cfg.heads}")
+        self.input_proj = nn.Linear(5, cfg.hidden)
+        self.class_proj = nn.Linear(cfg.embed_dim, cfg.hidden)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(cfg.hidden)
+        self.head = HEADS[cfg.head](cfg)
+
+    def initial_state(self, emb: torch.Tensor) -> tuple:
+        """An empty cache: no step seen yet."""
+        return ()
+
+    def step(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        seen = state[0][0].shape[2] if state else 0
+        positions = torch.arange(seen, seen + strokes.shape[1], device=strokes.device)
+        x = self.input_proj(strokes) + self.class_proj(emb).unsqueeze(1) + sinusoids(positions, self.cfg.hidden)
+        cache = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, state[i] if state else None)
+            cache.append(kv)
+        return self.norm(x), tuple(cache)
+
+
+ARCHS: dict[str, type[StrokeModel]] = {"lstm": SketchModel, "transformer": SketchTransformer}
+
+
+def build_model(cfg: ModelConfig) -> StrokeModel:
+    """The model that ``cfg.arch`` names."""
+    if cfg.arch not in ARCHS:
+        raise ValueError(f"unknown arch {cfg.arch!r}")
+    return ARCHS[cfg.arch](cfg)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -37,7 +37,7 @@ from qdsketch.devices import autocast, pick_device
 from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.evaluate import METRICS, Sums, evaluate_split
 from qdsketch.files import atomic_path, folder_lock
-from qdsketch.model import SketchModel, count_parameters
+from qdsketch.model import StrokeModel, build_model, count_parameters
 from qdsketch.seeds import derive_seed
 
 __all__ = ["TrainConfig", "TrainState", "fit", "resume", "train"]
@@ -157,9 +157,10 @@ class TrainState:
     bad_epochs: int = 0  # ... and the epochs since
     history: list[dict] = field(default_factory=list)  # one row per finished epoch
     steps: int = 0  # optimizer steps taken, for --max-steps
+    cpu_seconds: float = 0.0  # CPU time this process and every run before a resume spent in fit
 
     @classmethod
-    def new(cls, model: SketchModel, cfg: TrainConfig) -> TrainState:
+    def new(cls, model: StrokeModel, cfg: TrainConfig) -> TrainState:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
@@ -178,6 +179,7 @@ class TrainState:
             "partial": self.partial,
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
             "steps": self.steps,
+            "cpu_seconds": self.cpu_seconds,
         }
 
     def load(self, saved: dict, device: torch.device) -> None:
@@ -188,6 +190,7 @@ class TrainState:
         self.best, self.best_epoch, self.bad_epochs = early["best"], early["best_epoch"], early["bad_epochs"]
         self.history, self.epoch, self.batch = saved["history"], saved["epoch"], saved["batch"]
         self.partial, self.steps = saved["partial"], saved["steps"]
+        self.cpu_seconds = float(saved.get("cpu_seconds", 0.0))  # qdsketch before 0.5 did not count it
         torch.set_rng_state(saved["rng"]["torch"])
         if device.type == "cuda" and saved["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
@@ -205,7 +208,7 @@ class Run:
     """What a training run works with, set up once."""
 
     cfg: TrainConfig
-    model: SketchModel
+    model: StrokeModel
     net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
     ds: Dataset
     train_split: DeviceSplit | StreamSplit
@@ -214,6 +217,8 @@ class Run:
     dist: Dist
     run_dir: Path
     reporter: Reporter
+    cpu_before: float = 0.0  # CPU seconds of the parts of the run before a resume
+    cpu_at_start: float = field(default_factory=time.process_time)
 
     def checkpoint(self, state: TrainState, last: bool) -> Checkpoint:
         """``last.pt`` (``last``: the state to resume from) or ``best.pt``."""
@@ -234,7 +239,21 @@ class Run:
 
     def save(self, name: str, state: TrainState) -> None:
         if self.dist.main:
+            state.cpu_seconds = self.cpu_seconds()
             save_checkpoint(self.run_dir / name, self.checkpoint(state, name == "last.pt"))
+
+    def save_snapshot(self, state: TrainState) -> None:
+        """Within an epoch (``--save-every``): ``last.pt`` at the next batch, and the weights
+        alone as ``snapshots/steps-<N>.pt``, a point on the run's curve that sample and
+        evaluate read like any checkpoint."""
+        self.save("last.pt", state)
+        if self.dist.main:
+            (self.run_dir / "snapshots").mkdir(exist_ok=True)
+            save_checkpoint(self.run_dir / "snapshots" / f"steps-{state.steps}.pt", self.checkpoint(state, False))
+
+    def cpu_seconds(self) -> float:
+        """CPU time spent training this run so far, every resumed part included."""
+        return self.cpu_before + time.process_time() - self.cpu_at_start
 
 
 #: above this size (the training split as float32 stroke-5 on the device), ``stream="auto"`` streams
@@ -259,7 +278,10 @@ def _setup(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, reporter: Re
         raise QdsketchError(f"{cfg.data} has other classes than the run", "resume with the dataset it started on")
     model_cfg = replace(model_cfg, n_classes=len(ds.class_names))
     torch.manual_seed(cfg.seed)
-    model = SketchModel(model_cfg).to(device)
+    try:
+        model = build_model(model_cfg).to(device)
+    except ValueError as exc:  # a shape that cannot be built, e.g. --hidden not a multiple of --heads
+        raise QdsketchError(f"this model cannot be built: {exc}", "change --hidden, --heads or --arch") from None
     for name in ("train", "val"):  # validation picks the best weights and stops early: training needs both
         if not len(ds.splits[name]):
             raise QdsketchError(
@@ -285,12 +307,16 @@ def run_epoch(run: Run, state: TrainState, should_stop: Callable[[], bool]) -> S
     if d.world > 1:  # every rank takes the same number of batches
         batches = batches[d.rank : len(batches) - len(batches) % d.world : d.world]
     sums = Sums(device, state.partial)
-    t0 = shown = time.perf_counter()
+    t0 = shown = saved = time.perf_counter()
     seqs_done = 0
     for i in range(state.batch, len(batches)):
         if d.world == 1 and should_stop():  # under torchrun, last.pt of the last epoch serves
             state.batch, state.partial = i, sums.state()
             return None
+        if cfg.save_every is not None and i > state.batch and time.perf_counter() - saved > 60 * cfg.save_every:
+            state.batch, state.partial = i, sums.state()
+            run.save_snapshot(state)
+            saved = time.perf_counter()
         generator = batch_generator(cfg.seed, state.epoch, i, device) if cfg.augment else None
         batch = run.train_split.batch(batches[i], cfg.augment, generator)
         with autocast(device, cfg.amp):
@@ -346,6 +372,7 @@ def close_epoch(run: Run, state: TrainState, sums: Sums, t0: float) -> dict:
         "train_seconds": train_seconds,  # the batches alone
         "seqs_per_s": sums.seqs / max(train_seconds, 1e-9),
         "padding_efficiency": sums.efficiency,
+        "cpu_hours": run.cpu_seconds() / 3600,  # the run's CPU time so far, resumed parts included
         "best": improved,
     }
     state.history.append(row)
@@ -465,6 +492,7 @@ def resume(
     run.model.load_state_dict(ckpt.model.state_dict())
     state = TrainState.new(run.model, cfg)
     state.load(ckpt.state, run.device)
+    run.cpu_before, run.cpu_at_start = state.cpu_seconds, time.process_time()
     with folder_lock(run_dir) if run.dist.main else nullcontext():
         _start(run, (state.epoch, state.batch))
         return fit(run, state, should_stop)
