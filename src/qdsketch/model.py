@@ -147,6 +147,10 @@ class StrokeModel(nn.Module):
     time from the state the last call returned (for the Transformer, its cache).
     """
 
+    # made by each backbone after its own layers: the order of parameters is the order of
+    # the optimizer's state in last.pt, so it stays as runs already saved it
+    head: MSEHead | GMMHead
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.head not in HEADS:
