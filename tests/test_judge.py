@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FIVE, SHARED
+from conftest import FIVE, SHARED, needs_shared
 
 from qdsketch import judge as J
 from qdsketch.data import build_dataset
@@ -231,7 +231,7 @@ def test_evaluate_judge_table(run, tiny_run, judged, tmp_path):
     result = run("evaluate", str(tiny_run), "--judge", "-n", "4", "--judge-path", str(tmp_path / "j.pt"))
     assert result.exit_code == 0, result.output
     assert "judge: 4 sketches per class, seed 0, temperature 0.5" in result.output
-    for column in ("recog", "none", "prec", "recall", "real acc", "false pos", "novelty", "recall real", "seen/unseen"):
+    for column in ("top-1", "top-3", "ratio", "none", "prec", "recall", "real top-1", "false pos", "novelty"):
         assert column in result.output, column
 
 
@@ -248,3 +248,42 @@ def test_judge_path_never_overwrites_a_file_that_is_not_a_judge(run, tiny_run, t
             "not exist yet, or one that holds a judge\n"
         )
     assert model.read_bytes() == before and notes.read_text() == "mine"
+
+
+def test_even_subset_takes_as_many_of_each_class():
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 7)
+    assert J.even_subset(labels, 100, 0).tolist() == list(range(20))  # under the bound: all of them
+    picked = J.even_subset(labels, 12, 0)
+    assert np.bincount(labels[picked]).tolist() == [4, 3, 4]  # 12 // 3 each, all 3 of the small class
+    assert picked.tolist() == sorted(set(picked.tolist()))
+    assert J.even_subset(labels, 12, 0).tolist() == picked.tolist() != J.even_subset(labels, 12, 1).tolist()
+
+
+@pytest.mark.slow
+@needs_shared
+def test_a_judge_of_every_class_has_no_none_and_real_drawings_score_as_real(tmp_path):
+    """344 classes (Google's first 25 of each): no other class is left to learn "none of
+    these" from. The instrument, checked both ways: the real test drawings themselves,
+    passed as sketches, score exactly what real drawings score (ratio 1); one straight
+    line for every class scores nothing."""
+    ds = build_dataset(SHARED, [c.stem for c in sorted((SHARED / "simplified").glob("*.ndjson"))])
+    assert len(ds.class_names) == 344
+    assert J.other_drawings(ds.class_names) == ([], [])
+    cfg = J.JudgeConfig(epochs=3)
+    net = J.train_judge(ds, cfg)
+    test = ds.splits["test"]
+    rows = J.split_rows(ds, "test")
+    real = {label: [r for r, y in zip(rows, test.labels) if y == label] for label in range(344)}
+    line = degenerate()["line"]
+    result = J.judge_generator(net, ds, {1.0: real, 0.5: {label: [line] * 4 for label in range(344)}}, cfg=cfg)
+    o = result["overall"]
+    assert o["held_out_drawings"] == 0 and o["false_positive"] is None
+    assert 0.01 < o["accuracy"] < o["accuracy_top3"]  # 17 drawings a class, 3 epochs: weak, but 10x chance (1/344)
+    for c in result["classes"].values():
+        assert c["recognised@1.0"] == c["accuracy"] and c["recognised_top3@1.0"] == c["accuracy_top3"]
+        assert c["none@1.0"] == 0
+    assert o["median_ratio@1.0"] == 1.0
+    assert o["median_ratio@0.5"] == 0.0 and o["top3_zero@0.5"] >= 340 / 344
+    assert len(o["worst@1.0"]) == 20 and len(o["worst@0.5"]) == 20
+    ratios = [result["classes"][n]["ratio@0.5"] for n in o["worst@0.5"]]
+    assert ratios == sorted(ratios)

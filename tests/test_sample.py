@@ -132,7 +132,8 @@ def test_sample_writes_each_format(run, tmp_path, suffix):
     result = run("sample", "cat", "clock", "tent", "house", "nail", "-n", 2, "--seed", 3, "-o", out)
     assert result.exit_code == 0, result.output
     assert (
-        result.output == f"wrote {out}: 10 sketches (cat, clock, tent, house, nail), seed 3, temperature 0.25 (pen 1)\n"
+        result.output
+        == f"wrote {out}: 10 sketches (cat, clock, tent, house, nail), seed 3, temperature 0.25 (pen 1), by the shipped model five\n"
     )
     data = out.read_bytes()
     if suffix == ".png":
@@ -192,11 +193,12 @@ def test_sample_with_a_prefix(run, tmp_path):
     [
         (
             ["sample", "dog", "-o", "x.png"],
-            "Error: class 'dog' is not one this model knows. It knows: cat, clock, house, nail, tent",
+            "Error: no model that ships with qdsketch draws 'dog'. They draw cat, clock, house, nail, tent; "
+            "or pass the --checkpoint of one you trained",
         ),
         (
             ["sample", "hous", "-o", "x.png"],
-            "Error: class 'hous' is not one this model knows. Did you mean 'house'? It knows: cat, clock, house, nail, tent",
+            "Error: unknown class 'hous'. Did you mean 'house', 'mouse', 'horse'?",
         ),
         (
             ["sample", "house", "-o", "x.jpg"],
@@ -259,7 +261,7 @@ def test_best_of_keeps_the_try_the_shipped_judge_likes_most(run, ckpt, tmp_path)
     out = tmp_path / "houses.ndjson"
     result = run("sample", "house", "nail", "-n", 2, "--seed", 5, "--best-of", 3, "-o", out)
     assert result.exit_code == 0, result.output
-    assert result.output.endswith(", best of 3\n")
+    assert result.output.endswith(", best of 3, by the shipped model five\n")
     kept = [drawing_to_stroke3(json.loads(line)["drawing"]) for line in out.read_text().splitlines()]
     # the same tries, drawn here: 3 per sketch, sketch seeds (5, 0..11)
     labels = [3] * 6 + [4] * 6
@@ -288,9 +290,9 @@ def test_best_of_needs_a_judge_of_the_models_classes(run, tmp_path):
     save_checkpoint(path, Checkpoint(model, model.cfg, names, [0.0, 0.0], [30.0, 30.0], 150, TrainConfig(), 0))
     result = run("sample", "The Eiffel Tower", "--checkpoint", path, "--best-of", 2, "-o", tmp_path / "x.png")
     assert result.exit_code == 1
-    assert result.output == (
-        "Error: the judge that ships with qdsketch knows cat, clock, tent, house, nail, "
-        "not The Eiffel Tower. Use --best-of 1 with this model\n"
+    assert (
+        result.output
+        == "Error: no judge that ships with qdsketch knows The Eiffel Tower. Use --best-of 1 with these classes\n"
     )
     assert not (tmp_path / "x.png").exists()
 
@@ -332,7 +334,10 @@ def test_sample_writes_ndjson_or_svg_to_stdout_and_its_report_to_stderr(run, tmp
     assert [json.loads(line)["word"] for line in result.stdout.splitlines()] == ["house"] * 2 + ["tent"] * 2
     drawings = lambda text: [json.loads(line)["drawing"] for line in text.splitlines()]
     assert drawings(result.stdout) == drawings((tmp_path / "a.ndjson").read_text())
-    assert result.stderr == "wrote stdout: 4 sketches (house, tent), seed 3, temperature 0.25 (pen 1)\n"
+    assert (
+        result.stderr
+        == "wrote stdout: 4 sketches (house, tent), seed 3, temperature 0.25 (pen 1), by the shipped model five\n"
+    )
     svg = run("sample", "house", "-n", 2, "--seed", 3, "-o", "-", "--format", "svg", "-q")
     assert svg.exit_code == 0 and svg.stderr == ""
     assert svg.stdout.startswith("<svg") and svg.stdout.count("<polyline") >= 2

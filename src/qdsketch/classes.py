@@ -52,9 +52,8 @@ def resolve_class(name: str, known: list[str] | tuple[str, ...] | None = None) -
     if known is None:
         hint = guess or "Run `qdsketch download --list-classes` for all 345 names"
         raise UnknownClassError(f"unknown class {name!r}", hint.strip())
-    raise UnknownClassError(
-        f"class {name!r} is not one this model knows", f"{guess}It knows: {', '.join(sorted(pool))}"
-    )
+    knows = f"It knows: {', '.join(sorted(pool))}" if len(pool) <= 12 else "`qdsketch sample --list-classes` lists them"
+    raise UnknownClassError(f"class {name!r} is not one this model knows", f"{guess}{knows}")
 
 
 def parse_class_list(text: str) -> list[str]:

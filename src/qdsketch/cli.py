@@ -756,38 +756,30 @@ def generation_options(f):
     return device_option(checkpoint_option(f))
 
 
-def _generate(
+def _draw(
     checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of=1, prefix=None, progress=None
 ):
-    """Load a checkpoint and draw ``count`` sketches of each class in one batch
-    (``best_of`` tries each, the judge keeping the likeliest). Returns ``(names,
-    words, generated, sketch seeds, seed)``; ``seed`` is chosen at random when
-    not given, so it can be printed and reused."""
-    from qdsketch.checkpoint import load_checkpoint
-    from qdsketch.classes import resolve_class
+    """``qdsketch.sample.draw`` on the chosen device, with a random seed (to print and
+    reuse) when none is given."""
     from qdsketch.devices import pick_device
-    from qdsketch.sample import generate_many, sketch_seeds
+    from qdsketch.sample import draw
 
-    dev = pick_device(device)
-    ckpt = load_checkpoint(checkpoint, dev)
-    names = [resolve_class(c, ckpt.class_names) for c in classes]
     seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
-    labels = [ckpt.class_names.index(n) for n in names for _ in range(count)]
-    words = [ckpt.class_names[i] for i in labels]
-    tries = [label for label in labels for _ in range(best_of)]
-    seeds = sketch_seeds(seed, len(tries))
-    gen = generate_many(
-        ckpt, tries, seeds, temperature, ckpt.max_seq_len, prefix, dev, pen_temperature, progress=progress
+    return draw(
+        checkpoint, classes, count, seed, temperature, pen_temperature, best_of, prefix, pick_device(device), progress
     )
-    if best_of > 1:
-        from qdsketch.judge import best_of as pick
-        from qdsketch.judge import load_judge
 
-        net, judge_classes = load_judge(None, str(dev))
-        keep = pick(net, judge_classes, gen.rows, words, best_of, str(dev))
-        gen.rows, gen.ended = [gen.rows[i] for i in keep], gen.ended[keep]
-        seeds = [seeds[i] for i in keep]
-    return names, words, gen, seeds, seed
+
+def _models_said(drawn, checkpoint) -> str:
+    """Which shipped model drew which classes, for the one-line report ("" for a --checkpoint)."""
+    if checkpoint is not None:
+        return ""
+    by_model: dict[str, list[str]] = {}
+    for name in dict.fromkeys(drawn.names):
+        by_model.setdefault(drawn.models[name], []).append(name)
+    if len(by_model) == 1:
+        return f", by the shipped model {next(iter(by_model))}"
+    return ", by the shipped models " + ", ".join(f"{m} ({', '.join(n)})" for m, n in by_model.items())
 
 
 def _how_data(gen, best_of: int) -> dict:
@@ -840,14 +832,18 @@ def _sample_format(output: Path, fmt: str | None, as_json: bool) -> str:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    required=True,
-    help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format); - writes to stdout.",
+    help="out.png (a grid), out.svg or out.ndjson (Quick, Draw! simplified format); - writes to stdout.  [required]",
 )
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(SAMPLE_FORMATS),
     help="What to write [default: from the --output suffix; ndjson for -].",
+)
+@click.option(
+    "--list-classes",
+    is_flag=True,
+    help="Print the classes the model draws (the shipped models', or --checkpoint's), one a line, and exit.",
 )
 @report_options
 def sample(
@@ -863,6 +859,7 @@ def sample(
     prefix,
     output,
     fmt,
+    list_classes,
     as_json,
     quiet,
 ):
@@ -880,6 +877,11 @@ def sample(
     """
     from qdsketch.readers import read_drawing
 
+    if list_classes:
+        _list_model_classes(checkpoint, as_json)
+        return
+    if output is None:
+        raise click.UsageError("Missing option '-o' / '--output'.")
     fmt = _sample_format(output, fmt, as_json)
     to_stdout = _is_stdout(output)
     if not classes and not classes_text:
@@ -894,24 +896,47 @@ def sample(
     total = len(classes) * count * best_of
     bar = _step_bar(_console(stderr=True), f"drawing {total:,} sketches", not (quiet or as_json))
     with bar or nullcontext():
-        names, words, gen, seeds, seed = _generate(
-            checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre, bar
-        )
-    _write_sketches(gen.rows, words, seeds, output, fmt)
+        drawn = _draw(checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre, bar)
+    gen, names, seed = drawn.generated, drawn.names, drawn.seed
+    _write_sketches(gen.rows, drawn.words, drawn.seeds, output, fmt)
     rows = gen.rows
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
     where = "stdout" if to_stdout else str(output)
-    text = f"wrote {where}: {what} ({', '.join(names)}), seed {seed}, {_how(gen, best_of)}"
+    how = _how(gen, best_of) + _models_said(drawn, checkpoint)
+    text = f"wrote {where}: {what} ({', '.join(names)}), seed {seed}, {how}"
     if to_stdout:  # stdout holds the sketches: the report goes to stderr
         if not quiet:
             click.echo(text, err=True)
         return
     _say(
         text,
-        {"output": str(output), "sketches": len(rows), "classes": names, "seed": seed, **_how_data(gen, best_of)},
+        {
+            "output": str(output),
+            "sketches": len(rows),
+            "classes": names,
+            "seed": seed,
+            **_how_data(gen, best_of),
+            "models": drawn.models,
+        },
         as_json,
         quiet,
     )
+
+
+def _list_model_classes(checkpoint, as_json: bool) -> None:
+    """The classes a model draws: the shipped models' (each class by the model that draws it), or a checkpoint's."""
+    if checkpoint is None:
+        from qdsketch.shipped import known_classes, model_for
+
+        drawn_by = {name: model_for(name).name for name in known_classes()}
+    else:
+        from qdsketch.checkpoint import load_checkpoint
+
+        drawn_by = {name: str(checkpoint) for name in load_checkpoint(checkpoint).class_names}
+    if as_json:
+        _say("", {"classes": drawn_by}, as_json=True)
+    else:
+        click.echo("\n".join(drawn_by))
 
 
 def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt: str) -> None:
@@ -1023,12 +1048,11 @@ def animate(
     else:
         if not class_name:
             raise click.UsageError("give a CLASS to draw, or --drawing FILE to animate a real drawing")
-        names, _, gen, _, seed = _generate(
-            checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of
-        )
+        drawn = _draw(checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of)
+        gen, name, seed = drawn.generated, drawn.names[0], drawn.seed
         rows = gen.rows[0]
-        what = f"{names[0]}, seed {seed}, {_how(gen, best_of)}"
-        data = {"class": names[0], "seed": seed, **_how_data(gen, best_of)}
+        what = f"{name}, seed {seed}, {_how(gen, best_of)}{_models_said(drawn, checkpoint)}"
+        data = {"class": name, "seed": seed, **_how_data(gen, best_of), "model": drawn.models[name]}
     frame_list = render.frames(rows, size, points_per_frame)
     render.save_gif(frame_list, output, fps, hold)
     _say(

@@ -67,11 +67,21 @@ def google_class_list(ctx, param, incomplete: str) -> list[CompletionItem]:
     return _last_of_list((["all"] if first else []) + list(categories()), incomplete)
 
 
+def _model_classes(ctx) -> list[str]:
+    """The classes of the model on the command line (``--checkpoint``), else the shipped models'."""
+    checkpoint = ctx.params.get("checkpoint")
+    if checkpoint is None:
+        from qdsketch.shipped import known_classes
+
+        return known_classes()
+    return checkpoint_classes(checkpoint)
+
+
 def model_class(ctx, param, incomplete: str) -> list[CompletionItem]:
-    """A class of the model on the command line (``--checkpoint``), else of the shipped one."""
-    return _matching(checkpoint_classes(ctx.params.get("checkpoint")), incomplete)
+    """A class of the model on the command line (``--checkpoint``), else of the shipped ones."""
+    return _matching(_model_classes(ctx), incomplete)
 
 
 def model_class_list(ctx, param, incomplete: str) -> list[CompletionItem]:
     """``--classes a,b`` for sample and animate: the last name, from the model's classes."""
-    return _last_of_list(checkpoint_classes(ctx.params.get("checkpoint")), incomplete)
+    return _last_of_list(_model_classes(ctx), incomplete)

@@ -173,7 +173,7 @@ def run_judge(
     ``n`` sketches per class at each temperature (by default the head's own;
     ``qdsketch.judge``). ``progress(done, total)`` follows the judge's training."""
     from qdsketch import judge as J
-    from qdsketch.sample import default_temperature, generate, sketch_seeds
+    from qdsketch.sample import default_temperature, generate_many, sketch_seeds
 
     cfg = config or J.JudgeConfig()
     temperatures = tuple(temperatures or (default_temperature(ckpt.config.head),))
@@ -181,10 +181,11 @@ def run_judge(
     net, trained = J.load_or_train(ds, path, cfg, str(device), progress)
     max_len = ckpt.max_seq_len
     generated: dict[float, dict[int, list[np.ndarray]]] = {}
-    for t in temperatures:
-        generated[t] = {}
-        for label in range(len(ds.class_names)):
-            seeds = sketch_seeds(seed, n, offset=label * n)
-            generated[t][label] = generate(ckpt, [label] * n, seeds, t, max_len, None, device, pen_temperature).rows
+    classes = range(len(ds.class_names))
+    labels = [label for label in classes for _ in range(n)]
+    seeds = sketch_seeds(seed, len(labels))  # sketch i of class c: seed (seed, c * n + i), as ever
+    for t in temperatures:  # every class in one batch (generate_many bounds its memory)
+        rows = generate_many(ckpt, labels, seeds, t, max_len, None, device, pen_temperature).rows
+        generated[t] = {label: rows[label * n : (label + 1) * n] for label in classes}
     result = J.judge_generator(net, ds, generated, str(device), cfg)
     return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained}

@@ -60,6 +60,10 @@ class JudgeConfig:
     other_copies: int = 2  # each other-class drawing is learned as drawn and this many - 1 times turned and mirrored
     k: int = 3  # neighbours that set the radius of a feature's ball, for precision and recall
     seed: int = 0
+    # Bounds on the work of a dataset of many classes (all 345: 1.08 million training drawings),
+    # the same number from each class; a dataset of a few classes is under them and uses all.
+    max_train: int = 200_000  # training drawings of the dataset's classes that the judge learns from
+    max_pool: int = 200_000  # training drawings that novelty and memorisation compare sketches with
 
 
 DEFAULT_CONFIG = JudgeConfig()
@@ -108,9 +112,25 @@ def rasterize(rows_list: list[np.ndarray], size: int = 28) -> np.ndarray:
     return out
 
 
-def split_rows(ds: Dataset, split: str) -> list[np.ndarray]:
+def split_rows(ds: Dataset, split: str, index: np.ndarray | None = None) -> list[np.ndarray]:
+    """The drawings of ``split`` (those at ``index``, if given) as stroke-3 arrays."""
     d = ds.splits[split].drawings
-    return [d.rows[a:b] for a, b in zip(d.offsets[:-1], d.offsets[1:])]
+    index = np.arange(len(d)) if index is None else index
+    return [d.rows[d.offsets[i] : d.offsets[i + 1]] for i in index]
+
+
+def even_subset(labels: np.ndarray, at_most: int, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``at_most`` drawings, at most ``at_most // classes`` of each
+    class, chosen at random with ``seed``; every index when there are no more than that."""
+    if len(labels) <= at_most:
+        return np.arange(len(labels))
+    per_class = max(at_most // max(len(np.unique(labels)), 1), 1)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        mine = np.flatnonzero(labels == label)
+        chosen.append(mine if len(mine) <= per_class else rng.choice(mine, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
 
 
 # --- the other classes ------------------------------------------------------------------------
@@ -204,9 +224,11 @@ def train_judge(ds: Dataset, cfg: JudgeConfig = DEFAULT_CONFIG, device: str = "c
     others, _ = other_drawings(ds.class_names, cfg.holdout_every)
     rng = np.random.default_rng(cfg.seed)
     others = others + [turned(r, rng) for _ in range(cfg.other_copies - 1) for r in others]
-    rows = split_rows(ds, "train")
-    keep = np.flatnonzero(typical(rows, ds.splits["train"].labels))
-    x = torch.from_numpy(rasterize([rows[i] for i in keep] + others, cfg.size)).to(device)
+    index = even_subset(ds.splits["train"].labels, cfg.max_train, cfg.seed)
+    rows = split_rows(ds, "train", index)
+    keep = index[typical(rows, ds.splits["train"].labels[index])]
+    rows = [rows[i] for i in np.flatnonzero(np.isin(index, keep))]
+    x = torch.from_numpy(rasterize(rows + others, cfg.size)).to(device)
     labels = torch.from_numpy(ds.splits["train"].labels[keep])
     y = torch.cat([labels, torch.full((len(others),), n, dtype=torch.int64)]).to(device)
     counts = torch.bincount(y, minlength=n + 1).clamp(min=1).float()
@@ -329,8 +351,16 @@ def _forward(
 
 def classify(net: JudgeNet, images: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels (``n_classes`` = none of these) and features."""
+    top, feats = ranked(net, images, device, 1)
+    return top[:, 0], feats
+
+
+def ranked(net: JudgeNet, images: np.ndarray, device: str = "cpu", top: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The ``top`` likeliest labels of each image, likeliest first, ``(N, top)``
+    (label ``n_classes`` is none of these), and the features."""
     logits, feats = _forward(net, images, device)
-    return logits.argmax(-1).numpy(), feats.double().numpy()
+    top = min(top, logits.shape[1])
+    return logits.topk(top, dim=-1).indices.numpy().reshape(len(images), top), feats.double().numpy()
 
 
 # --- the measures --------------------------------------------------------------------------------
@@ -414,11 +444,15 @@ def judge_generator(
 ) -> dict:
     """The per-class figures for sketches ``generated[temperature][label]``."""
     n_classes = len(ds.class_names)
-    images = {s: rasterize(split_rows(ds, s), cfg.size) for s in ("train", "val", "test")}
-    labels = {s: ds.splits[s].labels for s in ("train", "val", "test")}
-    pred, feat = {}, {}
+    pooled = even_subset(ds.splits["train"].labels, cfg.max_pool, cfg.seed + 3)
+    images = {s: rasterize(split_rows(ds, s), cfg.size) for s in ("val", "test")}
+    images["train"] = rasterize(split_rows(ds, "train", pooled), cfg.size)
+    labels = {s: ds.splits[s].labels for s in ("val", "test")}
+    labels["train"] = ds.splits["train"].labels[pooled]
+    pred, top, feat = {}, {}, {}
     for s in ("val", "test"):
-        pred[s], feat[s] = classify(net, images[s], device)
+        top[s], feat[s] = ranked(net, images[s], device)
+        pred[s] = top[s][:, 0]
     _, held_out = other_drawings(ds.class_names, cfg.holdout_every)
     held_pred, _ = classify(net, rasterize(held_out, cfg.size), device)
     n_gen = max((len(v) for by_label in generated.values() for v in by_label.values()), default=0)
@@ -436,6 +470,7 @@ def judge_generator(
         row = {
             "test_drawings": int(real.sum()),
             "accuracy": float((pred["test"][real] == label).mean()) if real.any() else None,
+            "accuracy_top3": float((top["test"][real] == label).any(1).mean()) if real.any() else None,
             "false_positive": float((held_pred == label).mean()) if len(held_pred) else None,
             "precision_real": _finite(p_real),
             "recall_real": _finite(r_real),
@@ -446,9 +481,14 @@ def judge_generator(
         }
         for t, by_label in generated.items():
             img = rasterize(by_label[label], cfg.size)
-            p, f = classify(net, img, device)
+            p3, f = ranked(net, img, device)
+            p = p3[:, 0]
             precision, recall = precision_recall(real_feat, f, cfg.k)
-            row[f"recognised@{t}"] = float((p == label).mean())
+            recognised, accuracy = float((p == label).mean()), row["accuracy"]
+            row[f"recognised@{t}"] = recognised
+            row[f"recognised_top3@{t}"] = float((p3 == label).any(1).mean())
+            # generated over real: 1 when sketches are recognised as often as real drawings
+            row[f"ratio@{t}"] = recognised / accuracy if accuracy else None
             row[f"none@{t}"] = float((p == n_classes).mean())
             row[f"precision@{t}"] = _finite(precision)
             row[f"recall@{t}"] = _finite(recall)
@@ -464,16 +504,31 @@ def _overall(
     classes: dict, pred: np.ndarray, labels: np.ndarray, held_pred: np.ndarray, n_classes: int, temperatures
 ) -> dict:
     """The judge's own figures over every class, and the class means of each temperature's."""
-    overall = {
+    overall: dict = {
         "accuracy": float((pred == labels).mean()) if len(labels) else None,
+        "accuracy_top3": _mean([c["accuracy_top3"] for c in classes.values()]),
         "false_positive": float((held_pred < n_classes).mean()) if len(held_pred) else None,
-        "held_out_drawings": len(held_pred),
+        "held_out_drawings": len(held_pred),  # 0 when the dataset holds every class: no "none of these"
     }
     for t in temperatures:
-        for key in ("recognised", "precision", "recall"):
-            values = [float(v) for c in classes.values() if (v := c[f"{key}@{t}"]) is not None]
-            overall[f"{key}@{t}"] = float(np.mean(values)) if values else None
+        for key in ("recognised", "recognised_top3", "precision", "recall"):
+            overall[f"{key}@{t}"] = _mean([c[f"{key}@{t}"] for c in classes.values()])
+        ratios = [c[f"ratio@{t}"] for c in classes.values() if c[f"ratio@{t}"] is not None]
+        overall[f"median_ratio@{t}"] = float(np.median(ratios)) if ratios else None
+        overall[f"top3_zero@{t}"] = float(np.mean([c[f"recognised_top3@{t}"] == 0 for c in classes.values()]))
+        # the classes drawn worst: lowest ratio (a class the judge cannot tell from real ones has none)
+        ratio = {name: c[f"ratio@{t}"] for name, c in classes.items()}
+        ranked = sorted(classes, key=lambda name: (ratio[name] is None, ratio[name] or 0.0))
+        overall[f"worst@{t}"] = ranked[:WORST]
     return overall
+
+
+WORST = 20  # classes listed as drawn worst
+
+
+def _mean(values: list) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
 
 
 def _finite(x: float) -> float | None:

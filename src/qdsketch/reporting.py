@@ -291,44 +291,87 @@ def evaluate_tables(console: Console, report: dict, split: str) -> None:
         judge_tables(console, report["judge"])
 
 
+SHOWN = 25  # more classes than this: the judge's tables show the 20 drawn worst
+
+
 def judge_tables(console: Console, j: dict) -> None:
-    """The judge's own figures, then one table per temperature."""
+    """The judge's own figures, then one table per temperature. Of many classes
+    (more than ``SHOWN``), the tables show the 20 drawn worst; --json has them all."""
     fmt = lambda v, spec=".2f": "" if v is None else format(v, spec)
     o = j["overall"]
-    own = Table(title=f"the judge on real drawings ({o['held_out_drawings']:,} held out of other classes)")
-    for col in ("class", "real acc", "false pos", "prec real", "recall real", "novelty real", "seen/unseen real"):
+    many = len(j["classes"]) > SHOWN
+    none_class = o["held_out_drawings"] > 0  # a dataset of every class leaves no other class to learn "none" from
+    held = f"{o['held_out_drawings']:,} held out of other classes" if none_class else "no other class left out"
+    own = Table(title=f"the judge on real test drawings ({held})")
+    for col in (
+        "class",
+        "real top-1",
+        "real top-3",
+        "false pos",
+        "prec real",
+        "recall real",
+        "novelty real",
+        "seen/unseen real",
+    ):
         own.add_column(col, justify="left" if col == "class" else "right")
-    for name, c in j["classes"].items():
+    t0 = j["temperatures"][0]
+    shown = o[f"worst@{t0}"] if many else list(j["classes"])
+    for name in shown:
+        c = j["classes"][name]
         own.add_row(
             name,
             fmt(c["accuracy"]),
+            fmt(c["accuracy_top3"]),
             fmt(c["false_positive"], ".3f"),
             fmt(c["precision_real"]),
             fmt(c["recall_real"]),
             fmt(c["novelty_real"], ".3f"),
             fmt(c["seen_ratio_real"]),
         )
-    own.add_row("[bold]all", fmt(o["accuracy"]), fmt(o["false_positive"], ".3f"), "", "", "", "")
+    own.add_row(
+        "[bold]all", fmt(o["accuracy"]), fmt(o["accuracy_top3"]), fmt(o["false_positive"], ".3f"), "", "", "", ""
+    )
     console.print(own)
     for t in j["temperatures"]:
-        table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}, temperature {t}")
-        for col in ("class", "recog", "none", "prec", "recall", "FD", "novelty", "seen/unseen"):
+        what = f"the {len(o[f'worst@{t}'])} classes drawn worst of {len(j['classes'])}" if many else "per class"
+        table = Table(title=f"judge: {j['n']} sketches per class, seed {j['seed']}, temperature {t}: {what}")
+        for col in ("class", "top-1", "top-3", "ratio", "none", "prec", "recall", "FD", "novelty", "seen/unseen"):
             table.add_column(col, justify="left" if col == "class" else "right")
-        for name, c in j["classes"].items():
+        for name in o[f"worst@{t}"] if many else list(j["classes"]):
+            c = j["classes"][name]
             table.add_row(
                 name,
-                *(fmt(c[f"{k}@{t}"]) for k in ("recognised", "none", "precision", "recall")),
+                *(
+                    fmt(c[f"{k}@{t}"])
+                    for k in ("recognised", "recognised_top3", "ratio", "none", "precision", "recall")
+                ),
                 fmt(c[f"frechet@{t}"], ".1f"),
                 fmt(c[f"novelty@{t}"], ".3f"),
                 fmt(c[f"seen_ratio@{t}"]),
             )
         table.add_row(
-            "[bold]all", fmt(o[f"recognised@{t}"]), "", fmt(o[f"precision@{t}"]), fmt(o[f"recall@{t}"]), "", "", ""
+            "[bold]all",
+            fmt(o[f"recognised@{t}"]),
+            fmt(o[f"recognised_top3@{t}"]),
+            fmt(o[f"median_ratio@{t}"]),
+            "",
+            fmt(o[f"precision@{t}"]),
+            fmt(o[f"recall@{t}"]),
+            "",
+            "",
+            "",
         )
         console.print(table)
+        console.print(
+            f"temperature {t}: median ratio {fmt(o[f'median_ratio@{t}'])} over {len(j['classes'])} classes; "
+            f"{o[f'top3_zero@{t}']:.1%} of classes with no sketch in the judge's top 3"
+        )
     console.print(
-        "real acc: the judge on real test drawings; false pos: held-out drawings of classes it never saw that it "
-        "calls this class; prec/recall real: real validation against real test drawings, the ceiling; "
+        "real top-1/top-3: how often the judge's first (first three) guesses name the class of a real test drawing; "
+        "top-1/top-3: the same for sketches; ratio: sketch top-1 over real top-1 (1: as recognisable as real "
+        "drawings); 'all' is the mean over classes, the ratio's the median; false pos: held-out drawings of "
+        "classes it never saw that it calls this class; prec/recall real: real validation against real test "
+        "drawings, the ceiling; "
         "none: sketches it calls none of these; novelty: pixels off the nearest training drawing; seen/unseen: "
         "distance to the nearest training drawing over the nearest validation drawing (never trained on), "
         "about 1 when nothing is copied, 0 for copies"

@@ -217,3 +217,107 @@ def ndjson_lines(rows: list[np.ndarray], words: list[str], seeds: list[int]) -> 
         )
         for r, w, s in zip(rows, words, seeds)
     ]
+
+
+# --- drawing classes by name: the one library call of `sample` and `animate` ----------------------
+
+
+@dataclass
+class Drawn:
+    """Sketches of classes asked for by name, and how they were drawn."""
+
+    names: list[str]  # the classes asked for, in Google's spelling, in order
+    words: list[str]  # the class of each sketch
+    generated: Generated  # the sketches kept (with best-of: the judge's pick of each K tries)
+    seeds: list[int]  # each kept sketch's own seed
+    seed: int  # the seed of the call: the same seed draws the same sketches
+    models: dict[str, str]  # class -> the model that drew it (a shipped model's name, or the checkpoint)
+
+
+def draw(
+    checkpoint,
+    classes: list[str],
+    count: int,
+    seed: int,
+    temperature: float | None = None,
+    pen_temperature: float | None = None,
+    best_of: int = 1,
+    prefix: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    progress=None,
+) -> Drawn:
+    """``count`` sketches of each of ``classes`` (names as users type them), by the
+    model at ``checkpoint``, or, with ``None``, by the shipped model that draws each
+    class best (``qdsketch.shipped``). With ``best_of`` K, K tries of each sketch are
+    drawn and the judge keeps the one it finds most like its class. Sketch ``i`` of the
+    whole call has seed ``sketch_seeds(seed, ...)[i]``, whichever model draws it, so
+    a seed draws the same sketches however the classes are shared among models.
+    ``progress(done, total)`` hears how many tries are finished."""
+    from qdsketch.checkpoint import load_checkpoint
+    from qdsketch.classes import resolve_class
+    from qdsketch.paths import checkpoint_file
+    from qdsketch.shipped import model_for
+
+    routes: dict[str, tuple] = {}  # class -> (checkpoint file, the model's name in reports)
+    loaded: dict = {}  # checkpoint file -> Checkpoint
+    if checkpoint is None:
+        names = []
+        for c in classes:
+            model = model_for(c)
+            names.append(resolve_class(c, model.classes))
+            routes[names[-1]] = (model.path, model.name)
+    else:
+        path = checkpoint_file(checkpoint)
+        loaded[path] = load_checkpoint(path, device)
+        names = [resolve_class(c, loaded[path].class_names) for c in classes]
+        routes = {n: (path, str(checkpoint)) for n in names}
+    words = [n for n in names for _ in range(count)]
+    tries = [w for w in words for _ in range(best_of)]
+    seeds = sketch_seeds(seed, len(tries))
+    rows: list = [None] * len(tries)
+    ended = np.zeros(len(tries), dtype=bool)
+    done, temps = 0, None
+    for path in dict.fromkeys(p for p, _ in routes.values()):  # each model once, in the order first asked for
+        ckpt = loaded[path] if path in loaded else load_checkpoint(path, device)
+        mine = [i for i, w in enumerate(tries) if routes[w][0] == path]
+        step = None if progress is None else (lambda d, _t, before=done: progress(before + d, len(tries)))
+        labels = [ckpt.class_names.index(tries[i]) for i in mine]
+        gen = generate_many(
+            ckpt,
+            labels,
+            [seeds[i] for i in mine],
+            temperature,
+            ckpt.max_seq_len,
+            prefix,
+            device,
+            pen_temperature,
+            progress=step,
+        )
+        for j, i in enumerate(mine):
+            rows[i], ended[i] = gen.rows[j], gen.ended[j]
+        done += len(mine)
+        temps = temps or (gen.temperature, gen.pen_temperature)
+    keep = list(range(len(tries)))
+    if best_of > 1:
+        keep = _judge_picks(checkpoint, names, rows, words, best_of, device)
+    kept = Generated([rows[i] for i in keep], ended[keep], *(temps or (0.0, 0.0)))
+    return Drawn(names, words, kept, [seeds[i] for i in keep], seed, {n: routes[n][1] for n in names})
+
+
+def _judge_picks(checkpoint, names: list[str], rows, words: list[str], best_of: int, device) -> list[int]:
+    """The index of the try the judge likes most, for each sketch (``best_of`` tries in a row)."""
+    from qdsketch.errors import CheckpointError
+    from qdsketch.judge import best_of as pick
+    from qdsketch.judge import load_judge
+    from qdsketch.shipped import judge_for
+
+    judge_path = judge_for(names)
+    if judge_path is None:
+        from qdsketch.shipped import known_classes
+
+        unknown = [n for n in names if n not in known_classes()]
+        raise CheckpointError(
+            f"no judge that ships with qdsketch knows {', '.join(unknown)}", "use --best-of 1 with these classes"
+        )
+    net, judge_classes = load_judge(judge_path, str(device))
+    return pick(net, judge_classes, rows, words, best_of, str(device))
