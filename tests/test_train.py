@@ -83,7 +83,8 @@ def test_save_every_keeps_last_pt_within_the_epoch_so_a_killed_run_resumes_bit_i
     # a snapshot before every batch but an epoch's first: the weights, for the run's curve
     snapshots = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "killed" / "snapshots").glob("steps-*.pt"))
     assert snapshots == [1, 2, 3, 4, 5, 6, 7, 9, 10]
-    assert load_checkpoint(tmp_path / "killed" / "snapshots" / "steps-10.pt").state is None
+    snapshot = load_checkpoint(tmp_path / "killed" / "snapshots" / "steps-10.pt")
+    assert snapshot.state is None and snapshot.trained["steps"] == 10 and 0 < snapshot.trained["cpu_hours"] < 1
     summary = resume(tmp_path / "killed")
     same_state(tmp_path / "straight" / "last.pt", tmp_path / "killed" / "last.pt")
     cpu = [row["cpu_hours"] for row in summary["history"]]

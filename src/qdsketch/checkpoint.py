@@ -40,6 +40,7 @@ class Checkpoint:
     epoch: int  # the epoch whose weights these are (0: before the first)
     val: dict[str, float] = field(default_factory=dict)  # validation losses at that epoch (total, xy, pen)
     state: dict | None = None  # last.pt only: ``TrainState.to_checkpoint()``
+    trained: dict = field(default_factory=dict)  # how much training these weights took: steps, cpu_hours
 
 
 def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
@@ -57,6 +58,7 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "epoch": int(ckpt.epoch),
         "val": {k: float(v) for k, v in ckpt.val.items()},
         "state": ckpt.state,
+        "trained": {k: float(v) for k, v in ckpt.trained.items()},
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -105,6 +107,7 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
         payload["epoch"],
         payload["val"],
         payload["state"],
+        _trained(payload.get("trained")),
     )
 
 
@@ -132,6 +135,13 @@ def _check(payload: dict, config: ModelConfig) -> None:
         raise ValueError("its normalisation is not finite")
     if not all(torch.isfinite(t).all() for t in payload["model"].values() if t.is_floating_point()):
         raise ValueError("some weights are not finite")
+
+
+def _trained(value) -> dict:
+    """The ``trained`` record, numbers only (checkpoints before qdsketch 0.5 have none)."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: float(v) for k, v in value.items() if isinstance(k, str) and type(v) in (int, float)}
 
 
 def _why(exc: Exception) -> str:

@@ -235,6 +235,7 @@ class Run:
             state.epoch - 1,
             val,
             state.to_checkpoint(self.device) if last else None,
+            {"steps": state.steps, "cpu_hours": self.cpu_seconds() / 3600},
         )
 
     def save(self, name: str, state: TrainState) -> None:
