@@ -138,7 +138,7 @@ def _check(payload: dict, config: ModelConfig) -> None:
 
 
 def _trained(value) -> dict:
-    """The ``trained`` record, numbers only (checkpoints before qdsketch 0.5 have none)."""
+    """The ``trained`` record, numbers only (earlier checkpoints have none)."""
     if not isinstance(value, dict):
         return {}
     return {k: float(v) for k, v in value.items() if isinstance(k, str) and type(v) in (int, float)}

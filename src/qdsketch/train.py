@@ -190,7 +190,7 @@ class TrainState:
         self.best, self.best_epoch, self.bad_epochs = early["best"], early["best_epoch"], early["bad_epochs"]
         self.history, self.epoch, self.batch = saved["history"], saved["epoch"], saved["batch"]
         self.partial, self.steps = saved["partial"], saved["steps"]
-        self.cpu_seconds = float(saved.get("cpu_seconds", 0.0))  # qdsketch before 0.5 did not count it
+        self.cpu_seconds = float(saved.get("cpu_seconds", 0.0))  # earlier runs did not count it
         torch.set_rng_state(saved["rng"]["torch"])
         if device.type == "cuda" and saved["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
