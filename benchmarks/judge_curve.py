@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from qdsketch import judge as J  # noqa: E402
+from qdsketch.batching import DeviceSplit  # noqa: E402
 from qdsketch.checkpoint import load_checkpoint  # noqa: E402
 from qdsketch.data import load_dataset  # noqa: E402
+from qdsketch.evaluate import evaluate_split  # noqa: E402
 from qdsketch.sample import generate_many, sketch_seeds  # noqa: E402
 
 
@@ -55,6 +57,7 @@ def main():
     p.add_argument("-n", type=int, default=10, help="sketches per class")
     p.add_argument("--cpu-log", type=Path)
     p.add_argument("--every", type=int, default=1, help="judge every this-many-th snapshot")
+    p.add_argument("--val", type=int, default=5000, help="validation drawings (a fixed random subset) for the loss")
     p.add_argument("--out", type=Path, help="write the curve here as JSON")
     args = p.parse_args()
     ds = load_dataset(args.data)
@@ -63,6 +66,7 @@ def main():
     classes = range(len(ds.class_names))
     labels = [c for c in classes for _ in range(args.n)]
     seeds = sketch_seeds(0, len(labels))
+    val_index = J.even_subset(ds.splits["val"].labels, args.val, 0)
     curve = []
     for run in args.runs:
         snaps = sorted(run.glob("snapshots/steps-*.pt"), key=lambda f: int(f.stem.split("-")[1]))[:: args.every]
@@ -73,6 +77,7 @@ def main():
             t = time.perf_counter()
             rows = generate_many(ckpt, labels, seeds, None, ckpt.max_seq_len).rows
             took = time.perf_counter() - t
+            val = evaluate_split(ckpt.model, DeviceSplit(ds.splits["val"], ckpt.mean, ckpt.std), 256, index=val_index)
             key = len(points)
             generated[key] = {c: rows[c * args.n : (c + 1) * args.n] for c in classes}
             points.append(
@@ -83,6 +88,7 @@ def main():
                     "cpu_hours": hours,
                     "arch": ckpt.config.arch,
                     "sampling_seconds": took,
+                    **{f"val_{k}": v for k, v in val.means().items()},
                 }
             )
             print(f"{run.name} {path.name}: sampled {len(rows)} in {took:.1f} s", flush=True)
@@ -99,7 +105,8 @@ def main():
             curve.append(point)
             print(
                 f"{run.name:12s} steps {point['steps']:6d}  cpu h {point['cpu_hours'] or float('nan'):5.2f}  "
-                f"median ratio {point['median_ratio'] or 0:.3f}  top-1 {point['recognised']:.3f} "
+                f"val {point['val_total']:.3f}  median ratio {point['median_ratio'] or 0:.3f}  "
+                f"top-1 {point['recognised']:.3f} "
                 f"(real {o['accuracy']:.3f})  top-3 {point['recognised_top3']:.3f}  "
                 f"top-3 zero {point['top3_zero']:.1%}",
                 flush=True,
