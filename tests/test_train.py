@@ -281,7 +281,7 @@ def test_cli_train_resume_evaluate(run, dataset_path, tmp_path):
         (
             ["train", "--resume", "--run-dir", "r", "--lr", "0.1", "--hidden", "8", "--epochs", "3"],
             "Error: --resume continues the run with its own settings: drop --lr, --hidden "
-            "(only --epochs, --device and --data may change)",
+            "(only --epochs, --device, --data and --save-every may change)",
         ),
         (
             ["evaluate", "nowhere"],

@@ -587,14 +587,15 @@ def train(ctx, preset, run_dir, resume, as_json, quiet, **params):
     with _CtrlC() as ctrl_c:
         stop = lambda: ctrl_c.requested
         if resume:
-            summary = T.resume(run_dir, epochs, device, reporter, stop, data)
+            summary = T.resume(run_dir, epochs, device, reporter, stop, data, params["save_every"])
         else:
             summary = T.train(cfg, model_cfg, run_dir, reporter, stop)
     if main:
         _train_done(console, summary, run_dir, as_json)
 
 
-KEPT_ON_RESUME = {"epochs", "device", "data"}  # data: where the run's dataset moved; its classes are checked
+# data: where the run's dataset moved (its classes are checked); save_every: how often to save
+KEPT_ON_RESUME = {"epochs", "device", "data", "save_every"}
 
 
 def _given(ctx, name: str) -> bool:
@@ -614,7 +615,7 @@ def _refuse_with_resume(ctx) -> None:
     if given:
         raise click.UsageError(
             f"--resume continues the run with its own settings: drop {', '.join(given)} "
-            "(only --epochs, --device and --data may change)"
+            "(only --epochs, --device, --data and --save-every may change)"
         )
 
 

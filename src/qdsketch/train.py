@@ -475,10 +475,12 @@ def resume(
     reporter: Reporter | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     data: str | None = None,
+    save_every: float | None = None,
 ) -> dict:
     """Continue the run in ``run_dir`` from its ``last.pt``, with its own config;
-    ``epochs`` may raise its total, ``device`` move it, and ``data`` point at
-    its dataset where that moved (it must hold the same classes)."""
+    ``epochs`` may raise its total, ``device`` move it, ``data`` point at
+    its dataset where that moved (it must hold the same classes), and
+    ``save_every`` set how often it saves within an epoch."""
     run_dir = Path(run_dir)
     last = run_dir / "last.pt"
     if not last.is_file():
@@ -487,7 +489,11 @@ def resume(
     if ckpt.state is None:
         raise CheckpointError(f"{last} holds no training state", "resume from the last.pt that training wrote")
     cfg = replace(
-        ckpt.train, epochs=epochs or ckpt.train.epochs, device=device or ckpt.train.device, data=data or ckpt.train.data
+        ckpt.train,
+        epochs=epochs or ckpt.train.epochs,
+        device=device or ckpt.train.device,
+        data=data or ckpt.train.data,
+        save_every=save_every or ckpt.train.save_every,
     )
     run = _setup(cfg, ckpt.config, run_dir, reporter or SilentReporter(), ckpt.class_names)
     run.model.load_state_dict(ckpt.model.state_dict())
