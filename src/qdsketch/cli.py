@@ -780,7 +780,12 @@ def _models_said(drawn, checkpoint) -> str:
         by_model.setdefault(drawn.models[name], []).append(name)
     if len(by_model) == 1:
         return f", by the shipped model {next(iter(by_model))}"
-    return ", by the shipped models " + ", ".join(f"{m} ({', '.join(n)})" for m, n in by_model.items())
+    return ", by the shipped models " + ", ".join(f"{m} ({_names_said(n)})" for m, n in by_model.items())
+
+
+def _names_said(names: list[str]) -> str:
+    """Class names for a one-line report: the names, or how many when there are many."""
+    return ", ".join(names) if len(names) <= 8 else f"{len(names)} classes"
 
 
 def _how_data(gen, best_of: int) -> dict:
@@ -821,7 +826,10 @@ def _sample_format(output: Path, fmt: str | None, as_json: bool) -> str:
 
 @cli.command()
 @click.argument("classes", nargs=-1, shell_complete=completion.model_class)
-@classes_option("Comma-separated classes, as download and preprocess take them.", completion.model_class_list)
+@classes_option(
+    "Comma-separated classes, as download and preprocess take them; all: every class the model draws.",
+    completion.model_class_list,
+)
 @click.option("-n", "count", type=click.IntRange(1, 100_000), default=16, show_default=True, help="Sketches per class.")
 @generation_options
 @click.option(
@@ -890,7 +898,8 @@ def sample(
     if classes and classes_text:
         raise click.UsageError("give the classes once: as CLASSES... or as --classes a,b")
     if classes_text:
-        classes = [c for c in classes_text.split(",") if c.strip()]
+        every = classes_text.strip().lower() == "all"
+        classes = list(_model_classes(checkpoint)) if every else [c for c in classes_text.split(",") if c.strip()]
     if not to_stdout:
         _check_writable(output)
     pre = read_drawing(prefix)[1] if prefix else None
@@ -904,7 +913,7 @@ def sample(
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
     where = "stdout" if to_stdout else str(output)
     how = _how(gen, best_of) + _models_said(drawn, checkpoint)
-    text = f"wrote {where}: {what} ({', '.join(names)}), seed {seed}, {how}"
+    text = f"wrote {where}: {what} ({_names_said(names)}), seed {seed}, {how}"
     if to_stdout:  # stdout holds the sketches: the report goes to stderr
         if not quiet:
             click.echo(text, err=True)
@@ -924,16 +933,20 @@ def sample(
     )
 
 
-def _list_model_classes(checkpoint, as_json: bool) -> None:
-    """The classes a model draws: the shipped models' (each class by the model that draws it), or a checkpoint's."""
+def _model_classes(checkpoint) -> dict[str, str]:
+    """The classes a model draws, each with the model that draws it: the shipped models'
+    (each class by the one that draws it best), or a checkpoint's."""
     if checkpoint is None:
         from qdsketch.shipped import known_classes, model_for
 
-        drawn_by = {name: model_for(name).name for name in known_classes()}
-    else:
-        from qdsketch.checkpoint import load_checkpoint
+        return {name: model_for(name).name for name in known_classes()}
+    from qdsketch.checkpoint import load_checkpoint
 
-        drawn_by = {name: str(checkpoint) for name in load_checkpoint(checkpoint).class_names}
+    return {name: str(checkpoint) for name in load_checkpoint(checkpoint).class_names}
+
+
+def _list_model_classes(checkpoint, as_json: bool) -> None:
+    drawn_by = _model_classes(checkpoint)
     if as_json:
         _say("", {"classes": drawn_by}, as_json=True)
     else:

@@ -313,9 +313,9 @@ def _judge_picks(checkpoint, names: list[str], rows, words: list[str], best_of: 
 
     judge_path = judge_for(names)
     if judge_path is None:
-        from qdsketch.shipped import known_classes
+        from qdsketch.shipped import judged_classes
 
-        unknown = [n for n in names if n not in known_classes()]
+        unknown = [n for n in dict.fromkeys(names) if n not in judged_classes()]
         raise CheckpointError(
             f"no judge that ships with qdsketch knows {', '.join(unknown)}", "use --best-of 1 with these classes"
         )

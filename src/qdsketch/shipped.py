@@ -18,31 +18,34 @@ from qdsketch.classes import categories, resolve_class
 from qdsketch.errors import UnknownClassError
 from qdsketch.paths import shipped
 
+#: the list of shipped models; its files lie beside it (tests point it elsewhere)
+MANIFEST = shipped("models.json")
+
 
 @dataclass(frozen=True)
 class ShippedModel:
     name: str  # how reports call it: "five", "all"
-    file: str  # its checkpoint, in the package's data/ folder
-    judge: str  # the judge of its classes, for --best-of
+    path: Path  # its checkpoint
+    judge_path: Path | None  # the judge of its classes, for --best-of (none: no judge ships for it)
     classes: tuple[str, ...]
-    about: str  # one line for --list-classes
-
-    @property
-    def path(self) -> Path:
-        return shipped(self.file)
-
-    @property
-    def judge_path(self) -> Path:
-        return shipped(self.judge)
+    about: str  # one line, for the model card and --list-classes --json
 
 
-@lru_cache(maxsize=1)
 def shipped_models() -> tuple[ShippedModel, ...]:
     """The models that ship, in order of preference."""
-    entries = json.loads(shipped("models.json").read_text("utf-8"))
+    return _read(MANIFEST)
+
+
+@lru_cache(maxsize=4)
+def _read(manifest: Path) -> tuple[ShippedModel, ...]:
+    entries = json.loads(manifest.read_text("utf-8"))
     return tuple(
         ShippedModel(
-            e["name"], e["file"], e["judge"], tuple(categories() if e["classes"] == "all" else e["classes"]), e["about"]
+            e["name"],
+            manifest.parent / e["file"],
+            manifest.parent / e["judge"] if e["judge"] else None,
+            tuple(categories() if e["classes"] == "all" else e["classes"]),
+            e["about"],
         )
         for e in entries
     )
@@ -70,6 +73,11 @@ def model_for(name: str) -> ShippedModel:
 def judge_for(classes: list[str]) -> Path | None:
     """A shipped judge that knows every one of ``classes``, the smallest first; ``None`` if none does."""
     for model in sorted(shipped_models(), key=lambda m: len(m.classes)):
-        if set(classes) <= set(model.classes):
+        if model.judge_path is not None and set(classes) <= set(model.classes):
             return model.judge_path
     return None
+
+
+def judged_classes() -> set[str]:
+    """Every class some shipped judge knows."""
+    return {c for m in shipped_models() if m.judge_path is not None for c in m.classes}
