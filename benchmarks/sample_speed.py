@@ -56,10 +56,12 @@ def main():
     batched = time.perf_counter() - t
     steps = max(len(r) for r in gen.rows)  # the batch stepped until its longest sketch ended
 
-    bare_steps(ckpt.model, args.n, 2, device)
-    t = time.perf_counter()
-    bare_steps(ckpt.model, args.n, steps, device)
-    bare = time.perf_counter() - t
+    bare = float("nan")
+    if ckpt.config.arch == "lstm":  # the Transformer has no bare recurrence to compare with
+        bare_steps(ckpt.model, args.n, 2, device)
+        t = time.perf_counter()
+        bare_steps(ckpt.model, args.n, steps, device)
+        bare = time.perf_counter() - t
 
     m = min(args.single, args.n)
     t = time.perf_counter()
@@ -70,7 +72,8 @@ def main():
 
     print(
         f"{args.n:,} sketches, {sum(len(r) for r in gen.rows):,} rows, {steps} steps for the batch; "
-        f"model {ckpt.config.layers}x{ckpt.config.hidden} ({ckpt.config.head}) on {device}, torch {torch.__version__}"
+        f"model {ckpt.config.arch} {ckpt.config.layers}x{ckpt.config.hidden} "
+        f"({ckpt.config.head}) on {device}, torch {torch.__version__}"
     )
     print(f"bare LSTM stepping         {bare:8.2f} s")
     print(
