@@ -249,7 +249,10 @@ def test_cli_train_resume_evaluate(run, dataset_path, tmp_path):
     common = ["--data", dataset_path, "--preset", "tiny", "--batch-size", 16, "--run-dir", rd]
     first = run("train", *common, "--epochs", 1)
     assert first.exit_code == 0, first.output
-    assert first.output.startswith(f"run: {rd}\nmodel: 965 trainable parameters (n_classes=5, embed_dim=8, hidden=8, ")
+    assert first.output.startswith(
+        f"run: {rd}\nmodel: 965 trainable parameters (n_classes=5, arch=lstm, embed_dim=8, hidden=8, "
+    )
+    assert "heads=" not in first.output  # the LSTM has none
     assert "mixtures" not in first.output  # the mse head has none
     assert first.output.splitlines()[-1].startswith("done after 1 epochs; best validation loss ")
     assert {"loss_total.png", "loss_mse.png", "loss_ce.png"} <= {p.name for p in rd.iterdir()}

@@ -574,6 +574,7 @@ def train(ctx, preset, run_dir, resume, as_json, quiet, **params):
             params[name] = value
     epochs, device = None if resume and not _given(ctx, "epochs") else params["epochs"], params["device"]
     data = str(params["data"]) if _given(ctx, "data") else None  # on --resume: where the run's dataset moved
+    save_every = params["save_every"]
     cfg = TrainConfig(**config_values(TrainConfig, params))
     model_cfg = make_preset(preset, **config_values(ModelConfig, params))
     main = int(os.environ.get("RANK", "0")) == 0
@@ -587,7 +588,7 @@ def train(ctx, preset, run_dir, resume, as_json, quiet, **params):
     with _CtrlC() as ctrl_c:
         stop = lambda: ctrl_c.requested
         if resume:
-            summary = T.resume(run_dir, epochs, device, reporter, stop, data, params["save_every"])
+            summary = T.resume(run_dir, epochs, device, reporter, stop, data, save_every)
         else:
             summary = T.train(cfg, model_cfg, run_dir, reporter, stop)
     if main:

@@ -129,7 +129,10 @@ class RichTrainReporter:
     def start(self, info):
         c = self.console
         c.print(f"run: {info['run_dir']}")
-        shown = {k: v for k, v in info["model"].items() if k != "mixtures" or info["model"]["head"] == "gmm"}
+        model = info["model"]
+        unused = {"mixtures"} if model["head"] != "gmm" else set()
+        unused |= {"heads"} if model.get("arch") != "transformer" else set()
+        shown = {k: v for k, v in model.items() if k not in unused}
         model = ", ".join(f"{k}={v}" for k, v in shown.items())
         c.print(f"model: {info['parameters']:,} trainable parameters ({model})")
         train = info["train"]
