@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ def main():
     p.add_argument("-n", type=int, default=10, help="sketches per class")
     p.add_argument("--cpu-log", type=Path)
     p.add_argument("--every", type=int, default=1, help="judge every this-many-th snapshot")
+    p.add_argument("--pool", type=int, default=34_500, help="training drawings for novelty (100 a class)")
     p.add_argument("--val", type=int, default=5000, help="validation drawings (a fixed random subset) for the loss")
     p.add_argument("--out", type=Path, help="write the curve here as JSON")
     args = p.parse_args()
@@ -92,7 +94,7 @@ def main():
                 }
             )
             print(f"{run.name} {path.name}: sampled {len(rows)} in {took:.1f} s", flush=True)
-        result = J.judge_generator(net, ds, generated)
+        result = J.judge_generator(net, ds, generated, cfg=replace(J.DEFAULT_CONFIG, max_pool=args.pool))
         o = result["overall"]
         for key, point in enumerate(points):
             point.update(
