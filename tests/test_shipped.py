@@ -113,3 +113,8 @@ def test_completion_offers_the_classes_the_shipped_models_draw(two_models):
         params = {"checkpoint": None}
 
     assert [c.value for c in model_class(Ctx, None, "t")] == ["tent", "The Eiffel Tower"]
+
+
+def test_the_shipped_weights_stay_small():
+    files = {m.path for m in shipped.shipped_models()} | {m.judge_path for m in shipped.shipped_models()}
+    assert sum(f.stat().st_size for f in files if f is not None) <= 30 * 2**20
