@@ -159,7 +159,12 @@ class StrokeModel(nn.Module):
         self.class_embedding = nn.Embedding(cfg.n_classes, cfg.embed_dim)
 
     def initial_state(self, emb: torch.Tensor):
+        """The state before the first step, which sampling continues from call by call."""
         raise NotImplementedError
+
+    def whole_sequence_state(self, emb: torch.Tensor):
+        """The state to run a whole sequence from, when no later call continues it."""
+        return self.initial_state(emb)
 
     def step(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         raise NotImplementedError
@@ -186,7 +191,7 @@ class StrokeModel(nn.Module):
         ``xy``, ``pen`` and the weighted ``total``.
         """
         emb = self.class_embedding(labels)
-        out = self.run(strokes, emb, self.initial_state(emb) if state is None else state)
+        out = self.run(strokes, emb, self.whole_sequence_state(emb) if state is None else state)
         if targets is None:
             return out, None
         if mask is None:
@@ -236,14 +241,13 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None):
-        """``x`` ``(B, T, hidden)``, the new steps; ``past``: the keys and values of the
-        steps before them, ``(B, heads, P, hidden / heads)`` each. Returns the new
-        steps' outputs and the keys and values of all ``P + T`` steps."""
+    def forward(self, x: torch.Tensor, cache: LayerCache | None):
+        """``x`` ``(B, T, hidden)``, the new steps. ``cache``, if given, holds the keys and
+        values of the steps before them; this block's new ones are added to it."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        if cache is not None:
+            k, v = cache.add(k, v)
         p = k.shape[2] - t
         if p == 0:
             mask, causal = None, True
@@ -255,8 +259,34 @@ class Block(nn.Module):
         drop = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))
-        x = x + self.drop(self.mlp(self.norm2(x)))
-        return x, (k, v)
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class LayerCache:
+    """One block's keys and values of the steps seen so far, ``(B, heads, steps, hidden /
+    heads)``, in buffers that double when full: adding a step writes it in place, instead
+    of copying every earlier step again (which made sampling quadratic in its length)."""
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.length = 0
+
+    def add(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new steps' keys and values; the keys and values of every step so far."""
+        end = self.length + k.shape[2]
+        if self.k is None or end > self.k.shape[2]:
+            size = max(end, 2 * self.length, 64)
+            grown_k, grown_v = k.new_empty(*k.shape[:2], size, k.shape[3]), v.new_empty(*v.shape[:2], size, v.shape[3])
+            if self.k is not None and self.v is not None:
+                grown_k[:, :, : self.length] = self.k[:, :, : self.length]
+                grown_v[:, :, : self.length] = self.v[:, :, : self.length]
+            self.k, self.v = grown_k, grown_v
+        assert self.v is not None
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
 
 
 def sinusoids(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -288,19 +318,22 @@ class SketchTransformer(StrokeModel):
         self.norm = nn.LayerNorm(cfg.hidden)
         self.head = HEADS[cfg.head](cfg)
 
-    def initial_state(self, emb: torch.Tensor) -> tuple:
-        """An empty cache: no step seen yet."""
-        return ()
+    def initial_state(self, emb: torch.Tensor) -> list[LayerCache]:
+        """An empty cache per block, which each call adds its steps to (in place: a state
+        is used once, as sampling uses it)."""
+        return [LayerCache() for _ in self.blocks]
+
+    def whole_sequence_state(self, emb: torch.Tensor) -> None:
+        """None: a sequence run whole (training, losses) needs no cache."""
+        return None
 
     def step(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> tuple[torch.Tensor, object]:
-        seen = state[0][0].shape[2] if state else 0
+        seen = state[0].length if state else 0
         positions = torch.arange(seen, seen + strokes.shape[1], device=strokes.device)
         x = self.input_proj(strokes) + self.class_proj(emb).unsqueeze(1) + sinusoids(positions, self.cfg.hidden)
-        cache = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, state[i] if state else None)
-            cache.append(kv)
-        return self.norm(x), tuple(cache)
+            x = block(x, state[i] if state else None)
+        return self.norm(x), state
 
 
 ARCHS: dict[str, type[StrokeModel]] = {"lstm": SketchModel, "transformer": SketchTransformer}
