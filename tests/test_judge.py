@@ -287,3 +287,13 @@ def test_a_judge_of_every_class_has_no_none_and_real_drawings_score_as_real(tmp_
     assert len(o["worst@1.0"]) == 20 and len(o["worst@0.5"]) == 20
     ratios = [result["classes"][n]["ratio@0.5"] for n in o["worst@0.5"]]
     assert ratios == sorted(ratios)
+
+
+@pytest.mark.slow
+def test_a_shipped_judge_of_the_same_dataset_is_used_not_trained_again(run, tiny_run, judged, tmp_path, monkeypatch):
+    shipped = tmp_path / "judge-of-this.pt"
+    shutil.copy(judged[1], shipped)
+    monkeypatch.setattr(J, "shipped_judges", lambda: [J.bundled_judge(), shipped])  # the five-class one does not fit
+    result = run("evaluate", str(tiny_run), "--judge", "-n", "2", "--judge-path", str(tmp_path / "new.pt"), "--json")
+    assert json.loads(result.output)["judge"]["judge_trained_now"] is False
+    assert not (tmp_path / "new.pt").exists()

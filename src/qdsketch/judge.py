@@ -255,6 +255,11 @@ def load_or_train(
     """The judge cached at ``path`` if it was trained on this dataset, else a new
     one, saved there. Returns ``(judge, trained_now)``."""
     key = fingerprint(ds, cfg)
+    if not path.exists():
+        for shipped_judge in shipped_judges():  # e.g. the judge of `make data-all`, trained once for all
+            saved = torch.load(shipped_judge, map_location=device, weights_only=True)
+            if saved.get("fingerprint") == key:
+                return _net_from(saved, len(ds.class_names), cfg, device), False
     if path.exists():
         try:
             saved = torch.load(path, map_location=device, weights_only=True)
@@ -302,6 +307,11 @@ def bundled_judge() -> Path:
     from qdsketch.paths import shipped
 
     return shipped("judge.pt")
+
+
+def shipped_judges() -> list[Path]:
+    """The judges that ship with qdsketch (``data/judge*.pt``)."""
+    return sorted(bundled_judge().parent.glob("judge*.pt"))
 
 
 def load_judge(path: Path | None = None, device: str = "cpu") -> tuple[JudgeNet, list[str]]:
