@@ -528,8 +528,8 @@ def _overall(
         overall[f"top3_zero@{t}"] = float(np.mean([c[f"recognised_top3@{t}"] == 0 for c in classes.values()]))
         # the classes drawn worst: lowest ratio (a class the judge cannot tell from real ones has none)
         ratio = {name: c[f"ratio@{t}"] for name, c in classes.items()}
-        ranked = sorted(classes, key=lambda name: (ratio[name] is None, ratio[name] or 0.0))
-        overall[f"worst@{t}"] = ranked[:WORST]
+        by_ratio = sorted(classes, key=lambda name: (ratio[name] is None, ratio[name] or 0.0))
+        overall[f"worst@{t}"] = by_ratio[:WORST]
     return overall
 
 

@@ -268,25 +268,21 @@ class LayerCache:
     of copying every earlier step again (which made sampling quadratic in its length)."""
 
     def __init__(self):
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
+        self.kv: torch.Tensor | None = None  # (2, B, heads, capacity, hidden / heads): keys, then values
         self.length = 0
 
     def add(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the new steps' keys and values; the keys and values of every step so far."""
         end = self.length + k.shape[2]
-        if self.k is None or end > self.k.shape[2]:
-            size = max(end, 2 * self.length, 64)
-            grown_k, grown_v = k.new_empty(*k.shape[:2], size, k.shape[3]), v.new_empty(*v.shape[:2], size, v.shape[3])
-            if self.k is not None and self.v is not None:
-                grown_k[:, :, : self.length] = self.k[:, :, : self.length]
-                grown_v[:, :, : self.length] = self.v[:, :, : self.length]
-            self.k, self.v = grown_k, grown_v
-        assert self.v is not None
-        self.k[:, :, self.length : end] = k
-        self.v[:, :, self.length : end] = v
+        if self.kv is None or end > self.kv.shape[3]:
+            grown = k.new_empty(2, *k.shape[:2], max(end, 2 * self.length, 64), k.shape[3])
+            if self.kv is not None:
+                grown[:, :, :, : self.length] = self.kv[:, :, :, : self.length]
+            self.kv = grown
+        self.kv[0, :, :, self.length : end] = k
+        self.kv[1, :, :, self.length : end] = v
         self.length = end
-        return self.k[:, :, :end], self.v[:, :, :end]
+        return self.kv[0, :, :, :end], self.kv[1, :, :, :end]
 
 
 def sinusoids(positions: torch.Tensor, dim: int) -> torch.Tensor:
