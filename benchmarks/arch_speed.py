@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from qdsketch.batching import DeviceSplit, batch_order  # noqa: E402
 from qdsketch.config import ModelConfig, preset  # noqa: E402
-from qdsketch.data import load_dataset  # noqa: E402
+from qdsketch.data.preprocess import load_dataset  # noqa: E402
 from qdsketch.model import build_model, count_parameters  # noqa: E402
 from qdsketch.train import epoch_rng  # noqa: E402
 

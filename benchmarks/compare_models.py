@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from qdsketch.checkpoint import load_checkpoint  # noqa: E402
-from qdsketch.data import load_dataset  # noqa: E402
+from qdsketch.data.preprocess import load_dataset  # noqa: E402
 from qdsketch.evaluate import evaluate  # noqa: E402
 from qdsketch.model import count_parameters  # noqa: E402
 from qdsketch.sample import generate, sketch_seeds  # noqa: E402

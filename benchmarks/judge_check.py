@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_judge import degenerate  # noqa: E402
 
 from qdsketch import judge as J  # noqa: E402
-from qdsketch.data import load_dataset  # noqa: E402
+from qdsketch.data.preprocess import load_dataset  # noqa: E402
 
 
 def main():

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from qdsketch import judge as J  # noqa: E402
 from qdsketch.batching import DeviceSplit  # noqa: E402
 from qdsketch.checkpoint import load_checkpoint  # noqa: E402
-from qdsketch.data import load_dataset  # noqa: E402
+from qdsketch.data.preprocess import load_dataset  # noqa: E402
 from qdsketch.evaluate import evaluate_split  # noqa: E402
 from qdsketch.sample import generate_many, sketch_seeds  # noqa: E402
 

@@ -3,7 +3,7 @@ novel as real drawings? Sweeps the two halves of the mixture head's temperature 
 ``tm`` divides the mixture logits (which Gaussian: the shape's choices), ``tv`` multiplies the
 variances (how steady a stroke is); Sketch-RNN's temperature T is ``tm = tv = T``.
 
-    cp src/qdsketch/data/judge.pt data-shared/dataset.judge.pt   # the judge of every figure in docs
+    cp src/qdsketch/assets/judge.pt data-shared/dataset.judge.pt   # the judge of every figure in docs
     python benchmarks/novelty_frontier.py data-shared/dataset.npz "0.25,0.25;1,0.25;1,1" [--n 400]
 
 Prints, per class, recognised, precision / recall, novelty and seen / unseen, judged as
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from qdsketch import judge as J  # noqa: E402
 from qdsketch import model as M  # noqa: E402
 from qdsketch.checkpoint import load_checkpoint  # noqa: E402
-from qdsketch.data import load_dataset  # noqa: E402
+from qdsketch.data.preprocess import load_dataset  # noqa: E402
 from qdsketch.sample import generate, sketch_seeds  # noqa: E402
 
 

@@ -55,9 +55,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from qdsketch import readers
-    from qdsketch.data import build_dataset, save_dataset
-    from qdsketch.readers import read_ndjson
+    from qdsketch.data import ndjson
+    from qdsketch.data.ndjson import read_ndjson
+    from qdsketch.data.npz import save_npz
+    from qdsketch.data.preprocess import build_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -79,14 +80,14 @@ def main():
             read_ndjson(path, "simplified", "cat")
 
         def read_by_line():  # the compiled fast path off: every line through orjson and lists
-            readers.FAST = False
+            ndjson.FAST = False
             try:
                 read_ndjson(path, "simplified", "cat")
             finally:
-                readers.FAST = True
+                ndjson.FAST = True
 
         def full():
-            save_dataset(build_dataset(tmp, ["cat"]), tmp / "ds.npz")
+            save_npz(build_dataset(tmp, ["cat"]), tmp / "ds.npz")
 
         t_bytes, t_text, t_read, t_line, t_full = best_of_each(
             args.repeat, [bare_bytes, bare_text, read, read_by_line, full]

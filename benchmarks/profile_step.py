@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from arch_speed import CANDIDATES  # noqa: E402
 
 from qdsketch.batching import DeviceSplit, batch_order  # noqa: E402
-from qdsketch.data import load_dataset  # noqa: E402
+from qdsketch.data.preprocess import load_dataset  # noqa: E402
 from qdsketch.model import build_model  # noqa: E402
 from qdsketch.train import epoch_rng  # noqa: E402
 

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from qdsketch.batching import DeviceSplit, batch_order, padding_efficiency  # noqa: E402
-from qdsketch.data import build_dataset, save_dataset  # noqa: E402
-from qdsketch.model import preset  # noqa: E402
+from qdsketch.config import preset  # noqa: E402
+from qdsketch.data.npz import save_npz  # noqa: E402
+from qdsketch.data.preprocess import build_dataset  # noqa: E402
 from qdsketch.train import TrainConfig, epoch_rng, train  # noqa: E402
 
 
@@ -51,11 +52,11 @@ def main():
         )
         ds = build_dataset(tmp / "data", ["cat", "clock", "tent", "house", "nail"])
         if args.repeat > 1:  # the same real drawings again, as more sequences
-            from qdsketch.readers import concat
+            from qdsketch.data.drawings import concat
 
             tr = ds.splits["train"]
             ds.splits["train"] = type(tr)(concat([tr.drawings] * args.repeat), np.tile(tr.labels, args.repeat))
-        save_dataset(ds, tmp / "ds.npz")
+        save_npz(ds, tmp / "ds.npz")
         split = DeviceSplit(ds.splits["train"], ds.mean, ds.std, device)
         batches = batch_order(split.steps_np, args.batch_size, epoch_rng(0, 1), 50)
         if args.batches:

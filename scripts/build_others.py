@@ -1,4 +1,4 @@
-"""Build src/qdsketch/data/others.npz: the real drawings the judge learns "none of
+"""Build src/qdsketch/assets/others.npz: the real drawings the judge learns "none of
 these" from, one small set per Quick, Draw! class.
 
     python scripts/build_others.py [SHARED_SIMPLIFIED_DIR]
@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from qdsketch.classes import categories  # noqa: E402
+from qdsketch.data.ndjson import read_ndjson  # noqa: E402
 from qdsketch.files import atomic_path  # noqa: E402
-from qdsketch.readers import read_ndjson  # noqa: E402
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
         rows.append(d.rows)
         lengths += np.diff(d.offsets).tolist()
         labels += [label] * len(d)
-    out = ROOT / "src/qdsketch/data/others.npz"
+    out = ROOT / "src/qdsketch/assets/others.npz"
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(

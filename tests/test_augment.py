@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from qdsketch.batching import Augment, DeviceSplit
-from qdsketch.data import load_dataset
+from qdsketch.data.preprocess import load_dataset
 
 
 def strokes_at(rows):

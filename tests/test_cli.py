@@ -1,14 +1,19 @@
 """The command line, through click's CliRunner, and as a real process."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
+import click
 import pytest
-from conftest import DATA, needs_shared
+from click.testing import CliRunner
+from helpers import DATA, needs_shared
 
 from qdsketch.cli import cli
+from qdsketch.config import opt
 
 COMMANDS = sorted(cli.commands)
 
@@ -107,7 +112,7 @@ def test_preprocess_summary(run, data_copy, tmp_path):
 
 
 def test_download_from_then_preprocess_like_the_demo(run, tmp_path):
-    from conftest import DATA
+    from helpers import DATA
 
     a = run("download", "--from", str(DATA), "--data-dir", str(tmp_path), "-q")
     assert a.exit_code == 0 and a.output == ""
@@ -118,7 +123,7 @@ def test_download_from_then_preprocess_like_the_demo(run, tmp_path):
 @needs_shared
 def test_the_shared_data_command_includes_bulk(run, tmp_path):
     """`make data`: scripts/shared_data.sh, then preprocess, on every real drawing of the five classes."""
-    from conftest import SHARED
+    from helpers import SHARED
 
     root = Path(__file__).resolve().parents[1]
     subprocess.run(
@@ -275,7 +280,7 @@ def test_every_command_that_reports_takes_json_and_quiet(run, mirror, data_copy,
 
 def test_evaluate_takes_the_model_as_sample_does(run, dataset_path, tmp_path):
     """Positional, or --checkpoint as in sample and animate, or neither: the model that ships."""
-    from qdsketch.model import preset
+    from qdsketch.config import preset
     from qdsketch.train import TrainConfig, train
 
     train(TrainConfig(data=str(dataset_path), epochs=1, batch_size=16), preset("tiny"), tmp_path / "r")
@@ -381,3 +386,24 @@ def test_preprocess_verbose_says_what_it_read_and_why_it_skipped(run, tmp_path):
         f"read cat: {folder / 'cat.ndjson'}",
         "wrote v.npz",
     ]
+
+
+# Module level, as the config dataclasses are: the annotations are strings to resolve.
+@dataclasses.dataclass(frozen=True)
+class _Spelled:
+    old_style: Optional[int] = opt(None, "Optional[int].", min=1)  # noqa: UP045 (the spelling under test)
+    new_style: float | None = opt(None, "float | None.", min=0)
+    flag: bool = opt(False, "A flag.")
+
+
+def test_options_made_from_a_config_read_every_spelling_of_an_optional_type():
+    """`Optional[int]` and `X | None` both give a bounded option of X: read as strings,
+    the first would have become a str option and accepted anything."""
+    from qdsketch.cli import config_options
+
+    command = click.command()(config_options(_Spelled)(lambda **kw: None))
+    kinds = {p.name: p.type for p in command.params}
+    assert isinstance(kinds["old_style"], click.IntRange) and kinds["old_style"].min == 1
+    assert isinstance(kinds["new_style"], click.FloatRange) and kinds["new_style"].min == 0
+    assert next(p for p in command.params if p.name == "flag").is_flag
+    assert CliRunner().invoke(command, ["--old-style", "x"]).exit_code == 2

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA, real_lines, repeated_lines
+from helpers import DATA, real_lines, repeated_lines
 
-from qdsketch import download as dl
+from qdsketch.data import download as dl
+from qdsketch.data.lines import keep_line
 from qdsketch.errors import DownloadError
-from qdsketch.readers import keep_line
 
 FAST = dl.RetryPolicy(attempts=3, backoff=0.01, timeout=5)
 

@@ -13,14 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, real_lines
+from helpers import DATA, real_lines
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from qdsketch import readers
-from qdsketch.checkpoint import bundled, load_checkpoint
-from qdsketch.data import load_dataset
+from qdsketch.checkpoint import load_checkpoint
+from qdsketch.data import fast as fastpath
+from qdsketch.data import ndjson, sketchrnn
+from qdsketch.data.drawings import Drawings, Skipped
+from qdsketch.data.lines import keep_line
+from qdsketch.data.preprocess import load_dataset
 from qdsketch.errors import QdsketchError
+from qdsketch.paths import bundled_model
 
 settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
@@ -50,7 +54,7 @@ def _line(obj) -> bytes:
         return b"{}\n"
 
 
-def _valid_drawings(d: readers.Drawings) -> None:
+def _valid_drawings(d: Drawings) -> None:
     assert d.rows.dtype == np.int16 and d.rows.ndim == 2 and d.rows.shape[1] == 3
     assert d.offsets[0] == 0 and d.offsets[-1] == len(d.rows) and (np.diff(d.offsets) >= 1).all()
     assert len(d.keys) == len(d) and all(isinstance(k, str) for k in d.keys)
@@ -64,13 +68,13 @@ def test_ndjson_lines(lines):
         path = Path(tmp) / "cat.ndjson"
         path.write_bytes(good[0] + b"".join(lines) + good[1])
         for fmt in ("simplified", "raw"):
-            skipped = readers.Skipped()
-            d = readers.read_ndjson(path, fmt, "cat", skipped=skipped)
+            skipped = Skipped()
+            d = ndjson.read_ndjson(path, fmt, "cat", skipped=skipped)
             _valid_drawings(d)
         for line in lines:
-            assert readers.keep_line(line, "simplified", "cat", True) in (True, False, None)
+            assert keep_line(line, "simplified", "cat", True) in (True, False, None)
         try:
-            word, rows = readers.read_drawing(path, 1)
+            word, rows = ndjson.read_drawing(path, 1)
             assert rows.ndim == 2 and rows.shape[1] == 3 and np.isfinite(rows).all()
         except QdsketchError:
             pass
@@ -92,7 +96,7 @@ def test_sketchrnn_npz(members):
         path = Path(tmp) / "cat.npz"
         np.savez(path, **{k: np.array(v + [None], dtype=object)[:-1] if v else np.zeros(0) for k, v in members.items()})
         try:
-            d = readers.read_npz(path)
+            d = sketchrnn.read_npz(path)
         except QdsketchError:
             return
         _valid_drawings(d)
@@ -156,13 +160,24 @@ def test_dataset_files(dataset_arrays, changes, seed):
 def tiny_checkpoint(tmp_path_factory):
     """A real checkpoint of a tiny model (the shipped one, shrunk), quick to save and load."""
     from qdsketch.checkpoint import Checkpoint, save_checkpoint
-    from qdsketch.model import SketchModel, preset
+    from qdsketch.config import preset
+    from qdsketch.model import SketchModel
 
-    shipped = load_checkpoint(bundled())
+    shipped = load_checkpoint(bundled_model())
     model = SketchModel(preset("tiny", head="gmm", mixtures=3))
     path = tmp_path_factory.mktemp("fuzz") / "tiny.pt"
     save_checkpoint(
-        path, Checkpoint(model, model.cfg, shipped.class_names, shipped.mean, shipped.std, 150, shipped.train, 1)
+        path,
+        Checkpoint(
+            model=model,
+            config=model.cfg,
+            class_names=shipped.class_names,
+            mean=shipped.mean,
+            std=shipped.std,
+            max_seq_len=150,
+            train=shipped.train,
+            epoch=1,
+        ),
     )
     return path
 
@@ -200,7 +215,7 @@ def test_checkpoints(tiny_checkpoint, config_changes, payload_changes):
 
 def test_the_fuzz_data_is_real():
     """The lines around the generated ones are real drawings that must survive."""
-    d = readers.read_ndjson(DATA / "simplified" / "cat.ndjson", "simplified", "cat")
+    d = ndjson.read_ndjson(DATA / "simplified" / "cat.ndjson", "simplified", "cat")
     assert len(d) > 20
 
 
@@ -261,7 +276,7 @@ def _counting(fast_chunk, taken: list[bool]):
 
     def counted(*args):
         result = fast_chunk(*args)
-        taken.append(result is not readers._FALLBACK)
+        taken.append(result is not fastpath.FALLBACK)
         return result
 
     return counted
@@ -304,14 +319,14 @@ def test_the_fast_path_reads_exactly_what_the_line_by_line_path_reads(lines, lim
         path = Path(tmp) / "cat.ndjson"
         path.write_bytes(data)
         got, taken = [], []
-        counted = _counting(readers._fast_chunk, taken)
+        counted = _counting(fastpath.read_chunk, taken)
         for fast in (True, False):
             with pytest.MonkeyPatch.context() as m:
-                m.setattr(readers, "FAST", fast)
-                m.setattr(readers, "CHUNK", chunk)
-                m.setattr(readers, "_fast_chunk", counted)
-                seen, skipped = {"5201136883597313"}, readers.Skipped()  # a key another file had
-                d = readers.read_ndjson(path, "simplified", "cat", limit, recognized_only, seen, skipped)
+                m.setattr(ndjson, "FAST", fast)
+                m.setattr(ndjson, "CHUNK", chunk)
+                m.setattr(fastpath, "read_chunk", counted)
+                seen, skipped = {"5201136883597313"}, Skipped()  # a key another file had
+                d = ndjson.read_ndjson(path, "simplified", "cat", limit, recognized_only, seen, skipped)
                 got.append((d.rows.dtype, d.rows.tobytes(), d.offsets.tolist(), d.keys, skipped.as_dict(), seen))
         event(f"chunks read the fast way: {'all' if all(taken) else 'some' if any(taken) else 'none'}")
         assert got[0] == got[1]
@@ -319,19 +334,19 @@ def test_the_fast_path_reads_exactly_what_the_line_by_line_path_reads(lines, lim
 
 def test_the_fast_path_reads_every_real_file_as_the_line_by_line_path_does(monkeypatch):
     """Every real simplified file beside the repository (or in tests/data), both ways."""
-    from conftest import SHARED
+    from helpers import SHARED
 
     folders = [SHARED / f for f in ("simplified", "bulk")] if (SHARED / "bulk").is_dir() else [DATA / "simplified"]
     files = [f for folder in folders for f in sorted(folder.glob("*.ndjson"))]
     assert len(files) >= 5
     taken: list[bool] = []
-    monkeypatch.setattr(readers, "_fast_chunk", _counting(readers._fast_chunk, taken))
+    monkeypatch.setattr(fastpath, "read_chunk", _counting(fastpath.read_chunk, taken))
     for path in files:
         got = []
         for fast in (True, False):
-            monkeypatch.setattr(readers, "FAST", fast)
-            skipped = readers.Skipped()
-            d = readers.read_ndjson(path, "simplified", path.stem, recognized_only=False, skipped=skipped)
+            monkeypatch.setattr(ndjson, "FAST", fast)
+            skipped = Skipped()
+            d = ndjson.read_ndjson(path, "simplified", path.stem, recognized_only=False, skipped=skipped)
             got.append((d.rows.tobytes(), d.offsets.tolist(), d.keys, skipped.as_dict()))
         assert got[0] == got[1], path
     assert all(taken) and len(taken) >= len(files)  # Google's files: never line by line

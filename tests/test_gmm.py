@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from qdsketch.model import GMMHead, ModelConfig, SketchModel, count_parameters, preset
+from qdsketch.config import ModelConfig, preset
+from qdsketch.model import GMMHead, SketchModel, count_parameters
 from qdsketch.sample import sample_pen
 
 
@@ -125,7 +126,16 @@ def test_the_pen_keeps_its_own_probabilities_by_default_for_the_mixture_head():
     def ckpt(head):
         torch.manual_seed(0)
         cfg = ModelConfig(n_classes=2, embed_dim=4, hidden=8, layers=1, dropout=0.0, head=head, mixtures=3)
-        return Checkpoint(SketchModel(cfg), cfg, ["a", "b"], [1.0, 1.0], [30.0, 30.0], 150, TrainConfig(), 0)
+        return Checkpoint(
+            model=SketchModel(cfg),
+            config=cfg,
+            class_names=["a", "b"],
+            mean=[1.0, 1.0],
+            std=[30.0, 30.0],
+            max_seq_len=150,
+            train=TrainConfig(),
+            epoch=0,
+        )
 
     seeds = sketch_seeds(0, 16)
     gmm = ckpt("gmm")

@@ -6,11 +6,13 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import DATA, FIVE, real_lines
-from test_readers import corrupt
+from helpers import DATA, FIVE, corrupt, real_lines
 
-from qdsketch import data, readers
 from qdsketch.classes import categories, parse_class_list
+from qdsketch.data import drawings, ndjson
+from qdsketch.data.dataset import SPLITS
+from qdsketch.data.preprocess import build_dataset
+from qdsketch.data.sources import find_sources
 from qdsketch.errors import DataError
 
 
@@ -28,7 +30,7 @@ def gzipped_copy(tmp_path, names=FIVE, members=1):
     return target
 
 
-def same_drawings(a: readers.Drawings, b: readers.Drawings) -> None:
+def same_drawings(a: drawings.Drawings, b: drawings.Drawings) -> None:
     assert a.keys == b.keys
     np.testing.assert_array_equal(a.rows, b.rows)
     np.testing.assert_array_equal(a.offsets, b.offsets)
@@ -36,7 +38,7 @@ def same_drawings(a: readers.Drawings, b: readers.Drawings) -> None:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_gzipped_file_reads_as_the_file_itself_bad_lines_included(tmp_path, monkeypatch, fast):
-    monkeypatch.setattr(readers, "FAST", fast)
+    monkeypatch.setattr(ndjson, "FAST", fast)
     lines = real_lines("cat") + [corrupt(real_lines("clock")[0], "out-of-range value")] + real_lines("cat")[:3]
     plain = tmp_path / "cat.ndjson"
     plain.write_bytes(b"".join(lines))
@@ -44,8 +46,8 @@ def test_a_gzipped_file_reads_as_the_file_itself_bad_lines_included(tmp_path, mo
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     got = {}
     for path in (plain, packed):
-        skipped = readers.Skipped()
-        got[path.suffix] = readers.read_ndjson(path, "simplified", None, skipped=skipped), skipped
+        skipped = drawings.Skipped()
+        got[path.suffix] = ndjson.read_ndjson(path, "simplified", None, skipped=skipped), skipped
     same_drawings(got[".ndjson"][0], got[".gz"][0])
     assert len(got[".gz"][0]) == 23  # 25 cats, 2 of them unrecognized
     assert got[".gz"][1].as_dict() == {
@@ -59,9 +61,9 @@ def test_a_gzipped_file_reads_as_the_file_itself_bad_lines_included(tmp_path, mo
 
 @pytest.mark.parametrize("members", [1, 3])
 def test_a_gzipped_data_directory_makes_the_same_dataset(tmp_path, data_copy, members):
-    plain = data.build_dataset(data_copy, FIVE)
-    packed = data.build_dataset(gzipped_copy(tmp_path, members=members), FIVE)
-    for split in data.SPLITS:
+    plain = build_dataset(data_copy, FIVE)
+    packed = build_dataset(gzipped_copy(tmp_path, members=members), FIVE)
+    for split in SPLITS:
         same_drawings(plain.splits[split].drawings, packed.splits[split].drawings)
         np.testing.assert_array_equal(plain.splits[split].labels, packed.splits[split].labels)
     assert plain.mean.tolist() == packed.mean.tolist() and plain.std.tolist() == packed.std.tolist()
@@ -69,9 +71,9 @@ def test_a_gzipped_data_directory_makes_the_same_dataset(tmp_path, data_copy, me
 
 def test_a_plain_file_is_read_before_a_gzipped_one(tmp_path):
     folder = gzipped_copy(tmp_path, ["cat"])
-    assert data.find_sources(folder, "cat")[0][1].name == "cat.ndjson.gz"
+    assert find_sources(folder, "cat")[0][1].name == "cat.ndjson.gz"
     (folder / "simplified" / "cat.ndjson").write_bytes(b"".join(real_lines("cat")))
-    assert [p.name for _, p in data.find_sources(folder, "cat")] == ["cat.ndjson", "cat.ndjson"]  # simplified, raw
+    assert [p.name for _, p in find_sources(folder, "cat")] == ["cat.ndjson", "cat.ndjson"]  # simplified, raw
 
 
 def damaged(whole: bytes, how: str) -> bytes:
@@ -90,7 +92,7 @@ def test_a_damaged_gzip_file_is_one_clear_error_and_writes_nothing(run, tmp_path
     path = folder / "simplified" / "clock.ndjson.gz"
     path.write_bytes(damaged(path.read_bytes(), how))
     with pytest.raises(DataError, match=r"clock\.ndjson\.gz is not a whole gzip file"):
-        readers.read_ndjson(path, "simplified", "clock")
+        ndjson.read_ndjson(path, "simplified", "clock")
     for out in (tmp_path / "out.npz", tmp_path / "sharded"):
         result = run("preprocess", "--data-dir", folder, "--classes", "cat,clock", "-o", out, "--workers", 1)
         assert result.exit_code == 1

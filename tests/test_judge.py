@@ -6,11 +6,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FIVE, SHARED, needs_shared
+from helpers import FIVE, SHARED, needs_shared
 
 from qdsketch import judge as J
-from qdsketch.data import build_dataset
-from qdsketch.model import preset
+from qdsketch.config import preset
+from qdsketch.data.preprocess import build_dataset
 from qdsketch.train import TrainConfig, train
 
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from qdsketch.batching import DeviceSplit, batch_order, padding_efficiency
-from qdsketch.data import load_dataset
-from qdsketch.model import PRESETS, ModelConfig, SketchModel, count_parameters, preset
+from qdsketch.config import PRESETS, ModelConfig, preset
+from qdsketch.data.preprocess import load_dataset
+from qdsketch.model import SketchModel, count_parameters
 
 
 def test_seed_preset_is_the_reference_architecture():
@@ -31,7 +32,7 @@ def train_split(dataset_path):
 
 
 def test_batches_hold_the_model_pairs(dataset_path, train_split):
-    from qdsketch.strokes import model_pair
+    from reference import model_pair
 
     ds = load_dataset(dataset_path)
     d = ds.splits["train"].drawings

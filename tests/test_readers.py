@@ -4,34 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA, real_lines
+from helpers import DATA, corrupt, real_lines
 
-from qdsketch import readers
+from qdsketch.data import drawings, ndjson, sketchrnn
 from qdsketch.errors import DataError
 from qdsketch.strokes import drawing_to_stroke3, simplify_drawing
-
-
-def corrupt(line: bytes, how: str) -> bytes:
-    obj = json.loads(line)
-    d = obj["drawing"]
-    if how == "malformed JSON":
-        return line[: len(line) // 2] + b"\n"
-    if how == "empty stroke":
-        d.append([[], []])
-    elif how == "x/y length mismatch":
-        d[0][1].pop()
-    elif how == "non-numeric value":
-        d[0][0][1] = "12"
-    elif how == "out-of-range value":
-        d[-1][1][0] = 300
-    elif how == "empty drawing":
-        obj["drawing"] = []
-    elif how == "a stroke is not [xs, ys]":
-        d[0] = 5
-    elif how == "key_id is not a string":
-        obj["key_id"] = {"a": [1]}  # unhashable: it used to crash preprocess
-    return json.dumps(obj).encode() + b"\n"
-
 
 BAD = [
     "malformed JSON",
@@ -51,8 +28,8 @@ def test_bad_drawings_are_skipped_with_file_and_line(tmp_path):
     lines.insert(3, b"[1, 2, 3]\n")
     path = tmp_path / "house.ndjson"
     path.write_bytes(b"".join(lines))
-    skipped = readers.Skipped()
-    got = readers.read_ndjson(path, "simplified", "house", skipped=skipped)
+    skipped = drawings.Skipped()
+    got = ndjson.read_ndjson(path, "simplified", "house", skipped=skipped)
     assert dict(skipped.reasons) == {**{b: 1 for b in BAD}, "not a Quick, Draw! drawing (no 'drawing' key)": 1}
     assert skipped.examples[0] == "house.ndjson:2: malformed JSON"
     assert "house.ndjson:4: not a Quick, Draw! drawing (no 'drawing' key)" in skipped.examples
@@ -69,32 +46,32 @@ def test_bad_drawings_are_skipped_with_file_and_line(tmp_path):
 def test_limit_stops_reading_and_keys_dedupe(tmp_path):
     path = DATA / "simplified" / "clock.ndjson"
     seen = set()
-    first = readers.read_ndjson(path, "simplified", "clock", limit=7, seen=seen)
+    first = ndjson.read_ndjson(path, "simplified", "clock", limit=7, seen=seen)
     assert len(first) == 7 and len(seen) == 7
-    skipped = readers.Skipped()
-    rest = readers.read_ndjson(path, "simplified", "clock", seen=seen, skipped=skipped)
+    skipped = drawings.Skipped()
+    rest = ndjson.read_ndjson(path, "simplified", "clock", seen=seen, skipped=skipped)
     assert len(rest) == 25 - 7 and skipped.duplicates == 7
 
 
 def test_unrecognized_are_counted_not_bad():
-    skipped = readers.Skipped()
-    got = readers.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", skipped=skipped)
+    skipped = drawings.Skipped()
+    got = ndjson.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", skipped=skipped)
     assert (len(got), skipped.unrecognized, skipped.bad) == (20, 5, 0)
     assert (
-        len(readers.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", recognized_only=False)) == 25
+        len(ndjson.read_ndjson(DATA / "simplified" / "nail.ndjson", "simplified", "nail", recognized_only=False)) == 25
     )
 
 
 def test_a_word_from_another_class_is_bad(tmp_path):
     path = tmp_path / "cat.ndjson"
     path.write_bytes(b"".join(real_lines("tent")[:2]))
-    skipped = readers.Skipped()
-    assert len(readers.read_ndjson(path, "simplified", "cat", skipped=skipped)) == 0
+    skipped = drawings.Skipped()
+    assert len(ndjson.read_ndjson(path, "simplified", "cat", skipped=skipped)) == 0
     assert skipped.reasons == {"word 'tent' where 'cat' was expected": 2}
 
 
 def test_raw_files_are_simplified_on_the_way_in():
-    got = readers.read_ndjson(DATA / "raw" / "tent.ndjson", "raw", "tent")
+    got = ndjson.read_ndjson(DATA / "raw" / "tent.ndjson", "raw", "tent")
     objs = [json.loads(line) for line in real_lines("tent", "raw")]
     objs = [o for o in objs if o["recognized"]]
     assert len(got) == len(objs)
@@ -115,7 +92,7 @@ def sketchrnn_file(path, drawings):
 def test_sketchrnn_npz_is_read_without_trusting_pickle(tmp_path):
     real = [drawing_to_stroke3(json.loads(line)["drawing"]).astype(np.int16) for line in real_lines("nail")[:4]]
     sketchrnn_file(tmp_path / "nail.npz", real)
-    got = readers.read_npz(tmp_path / "nail.npz")
+    got = sketchrnn.read_npz(tmp_path / "nail.npz")
     assert len(got) == 12
     assert got.rows[: got.offsets[1]].tolist() == real[0].tolist()
     assert got.keys[:2] == ["nail.npz:train[0]", "nail.npz:train[1]"]
@@ -128,7 +105,7 @@ def test_sketchrnn_npz_is_read_without_trusting_pickle(tmp_path):
     evil[0] = Evil()
     np.savez(tmp_path / "evil.npz", train=evil)
     with pytest.raises(DataError, match=r"builtins.print is not allowed in a sketchrnn file"):
-        readers.read_npz(tmp_path / "evil.npz")
+        sketchrnn.read_npz(tmp_path / "evil.npz")
 
 
 def test_sketchrnn_bad_arrays_are_skipped(tmp_path):
@@ -138,8 +115,8 @@ def test_sketchrnn_bad_arrays_are_skipped(tmp_path):
     wraps = real.astype(np.int64)
     wraps[1, 0] = np.iinfo(np.int64).min  # abs() of it is itself: it used to wrap into int16
     sketchrnn_file(tmp_path / "nail.npz", [real, pen2, real[:, :2].copy(), wraps])
-    skipped = readers.Skipped()
-    got = readers.read_npz(tmp_path / "nail.npz", skipped=skipped)
+    skipped = drawings.Skipped()
+    got = sketchrnn.read_npz(tmp_path / "nail.npz", skipped=skipped)
     assert len(got) == 3
     assert skipped.reasons == {"out-of-range value": 6, "not an (n, 3) stroke-3 array": 3}
 
@@ -154,8 +131,8 @@ def test_hostile_lines_are_skipped_with_a_reason_never_a_crash(tmp_path):
     ]
     path = tmp_path / "cat.ndjson"
     path.write_bytes(b"\xef\xbb\xbf" + good[0] + b"".join(hostile) + b"".join(good[1:]))  # a BOM first
-    skipped = readers.Skipped()
-    got = readers.read_ndjson(path, "simplified", "cat", skipped=skipped)
+    skipped = drawings.Skipped()
+    got = ndjson.read_ndjson(path, "simplified", "cat", skipped=skipped)
     assert dict(skipped.reasons) == {
         "malformed JSON": 1,
         "out-of-range value": 1,
@@ -173,10 +150,10 @@ def test_a_drawing_of_only_empty_strokes_is_skipped_not_a_crash(tmp_path):
     for lines, kept in (([empty], 0), ([real_lines("cat")[0], empty], 1), ([empty, real_lines("cat")[0], empty], 1)):
         path.write_bytes(b"".join(lines))
         for fast in (True, False):
-            skipped = readers.Skipped()
+            skipped = drawings.Skipped()
             with pytest.MonkeyPatch.context() as m:
-                m.setattr(readers, "FAST", fast)
-                got = readers.read_ndjson(path, "simplified", "cat", skipped=skipped)
+                m.setattr(ndjson, "FAST", fast)
+                got = ndjson.read_ndjson(path, "simplified", "cat", skipped=skipped)
             assert len(got) == kept and dict(skipped.reasons) == {"empty stroke": len(lines) - kept}
 
 
@@ -194,9 +171,9 @@ def test_a_drawing_key_that_is_not_drawing_is_not_taken_for_it(tmp_path):
         path.write_bytes(head + strokes + good)
         got = []
         for fast in (True, False):
-            skipped = readers.Skipped()
+            skipped = drawings.Skipped()
             with pytest.MonkeyPatch.context() as m:
-                m.setattr(readers, "FAST", fast)
-                d = readers.read_ndjson(path, "simplified", "cat", skipped=skipped)
+                m.setattr(ndjson, "FAST", fast)
+                d = ndjson.read_ndjson(path, "simplified", "cat", skipped=skipped)
             got.append((d.rows.tobytes(), d.keys, skipped.as_dict()))
         assert got[0] == got[1] and len(got[0][1]) == kept, head

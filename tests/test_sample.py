@@ -5,11 +5,12 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import DATA, real_lines
+from helpers import DATA, real_lines
 
 from qdsketch import render
-from qdsketch.checkpoint import bundled, load_checkpoint
-from qdsketch.readers import read_drawing, read_ndjson
+from qdsketch.checkpoint import load_checkpoint
+from qdsketch.data.ndjson import read_drawing, read_ndjson
+from qdsketch.paths import bundled_model
 from qdsketch.sample import generate, ndjson_lines, sketch_seeds
 from qdsketch.strokes import drawing_to_stroke3
 
@@ -20,7 +21,7 @@ def ckpt():
 
 
 def test_the_bundled_model(ckpt):
-    assert bundled().stat().st_size <= 25 * 2**20
+    assert bundled_model().stat().st_size <= 25 * 2**20
     assert ckpt.class_names == ["cat", "clock", "tent", "house", "nail"]
 
 
@@ -280,14 +281,26 @@ def test_best_of_needs_a_judge_of_the_models_classes(run, tmp_path):
     import torch
 
     from qdsketch.checkpoint import Checkpoint, save_checkpoint
-    from qdsketch.config import TrainConfig
-    from qdsketch.model import SketchModel, preset
+    from qdsketch.config import TrainConfig, preset
+    from qdsketch.model import SketchModel
 
     path = tmp_path / "other.pt"
     torch.manual_seed(0)
     model = SketchModel(preset("tiny", n_classes=2))
     names = ["cat", "The Eiffel Tower"]
-    save_checkpoint(path, Checkpoint(model, model.cfg, names, [0.0, 0.0], [30.0, 30.0], 150, TrainConfig(), 0))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            model=model,
+            config=model.cfg,
+            class_names=names,
+            mean=[0.0, 0.0],
+            std=[30.0, 30.0],
+            max_seq_len=150,
+            train=TrainConfig(),
+            epoch=0,
+        ),
+    )
     result = run("sample", "The Eiffel Tower", "--checkpoint", path, "--best-of", 2, "-o", tmp_path / "x.png")
     assert result.exit_code == 1
     assert (

@@ -11,14 +11,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, FIVE, repeated_lines
+from helpers import DATA, FIVE, repeated_lines
 
 from qdsketch.batching import DeviceSplit, StreamSplit, batch_order
-from qdsketch.config import Augment, TrainConfig
-from qdsketch.data import SPLITS, Moments, Plan, build_dataset, load_dataset
+from qdsketch.config import Augment, TrainConfig, preset
+from qdsketch.data.dataset import SPLITS
+from qdsketch.data.plan import Moments, Plan
+from qdsketch.data.preprocess import build_dataset, load_dataset
+from qdsketch.data.shards import MANIFEST, write_shards
 from qdsketch.errors import DataError
-from qdsketch.model import preset
-from qdsketch.shards import MANIFEST, write_shards
 from qdsketch.train import train
 
 
@@ -54,7 +55,7 @@ def test_writing_a_class_a_block_at_a_time_gives_the_same_bytes(tmp_path, monkey
     """Each class's split is cut, copied and written SPLIT_BLOCK drawings at a time; shards still
     close only between classes, and the bytes are those of one piece a class. The files are
     synced in the background as they grow: the same bytes again."""
-    import qdsketch.shards as shards
+    from qdsketch.data import shards
 
     plan = Plan.of(DATA, FIVE)
     write_shards(plan, tmp_path / "whole", shard_drawings=10)
@@ -68,7 +69,8 @@ def test_writing_a_class_a_block_at_a_time_gives_the_same_bytes(tmp_path, monkey
 
 
 def test_concat_consumes_its_parts_when_asked():
-    from qdsketch.readers import Drawings, concat, read_ndjson
+    from qdsketch.data.drawings import Drawings, concat
+    from qdsketch.data.ndjson import read_ndjson
 
     whole = read_ndjson(DATA / "simplified" / "cat.ndjson", "simplified", "cat", recognized_only=False)
     o = whole.offsets
@@ -83,15 +85,15 @@ def test_concat_consumes_its_parts_when_asked():
 def test_a_spilled_class_is_the_class_read_whole_and_never_held_whole(tmp_path, monkeypatch):
     """preprocess -o DIR reads each class a chunk at a time into two spill files; what they
     hold is exactly what read_class returns, and no chunk is bigger than CHUNK drawings."""
-    from qdsketch import readers, shards
-    from qdsketch.data import iter_class, read_class
-    from qdsketch.shards import spill_class
+    from qdsketch.data import drawings, ndjson, shards
+    from qdsketch.data.shards import spill_class
+    from qdsketch.data.sources import iter_class, read_class
 
-    monkeypatch.setattr(readers, "CHUNK", 7)
+    monkeypatch.setattr(ndjson, "CHUNK", 7)
     monkeypatch.setattr(shards, "RELEASE_ABOVE", 0)  # let go of the pages after every block
-    sizes = [len(c) for c in iter_class(DATA, "cat", None, True, readers.Skipped())]
+    sizes = [len(c) for c in iter_class(DATA, "cat", None, True, drawings.Skipped())]
     assert max(sizes) == 7 and len(sizes) > 3
-    whole = read_class(DATA, "cat", None, True, readers.Skipped())
+    whole = read_class(DATA, "cat", None, True, drawings.Skipped())
     spilled = spill_class((DATA, "cat", None, True, tmp_path, 0))
     assert len(spilled) == len(whole) == sum(sizes)
     assert spilled.rows.read_bytes() == whole.rows.astype("<i2").tobytes()
@@ -108,7 +110,7 @@ def test_a_spilled_class_is_the_class_read_whole_and_never_held_whole(tmp_path, 
 
 
 def test_keys_that_are_not_ascii_are_written_as_utf8():
-    from qdsketch.shards import encode_keys
+    from qdsketch.data.shards import encode_keys
 
     for keys in (["5201136883597312", "cat.ndjson:3"], ["ключ", "a", "", "\udcff"]):
         blob, ends = encode_keys(keys)
@@ -219,6 +221,93 @@ def test_a_manifest_from_the_future(broken):
 def test_no_manifest_is_no_dataset(broken):
     (broken / MANIFEST).unlink()
     with pytest.raises(DataError, match=r"holds no manifest.json: not a complete sharded dataset"):
+        load_dataset(broken)
+
+
+def _edit_manifest(folder, change):
+    m = json.loads((folder / MANIFEST).read_text())
+    change(m)
+    (folder / MANIFEST).write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (lambda m: m.pop("splits"), "splits does not list the shards of train, val and test"),
+        (lambda m: m.update(splits="train"), "splits does not list the shards of train, val and test"),
+        (lambda m: m.update(counts=[1, 2]), "counts does not list the classes"),
+        (lambda m: m.pop("meta"), "meta is not an object"),
+        (lambda m: m.update(class_names=[]), "class_names is not a list of names"),
+        (lambda m: m.update(class_names=m["class_names"][:2]), "counts does not list the classes"),
+        (lambda m: m.update(max_seq_len="150"), "max_seq_len is not an integer"),
+        (lambda m: m.update(mean=[0.5]), "mean is not two numbers"),
+        (lambda m: m["splits"]["train"][0].update(name="../outside"), "a train shard has no shard name"),
+        (lambda m: m["splits"]["val"][0].update(name="/etc/passwd"), "a val shard has no shard name"),
+        (lambda m: m["splits"]["test"][0].pop("bytes"), "shard test-00000 does not say its size"),
+        (lambda m: m["counts"]["cat"].update(train="many"), "counts are not counts of each split"),
+    ],
+)
+def test_a_damaged_manifest_is_named_and_never_followed(broken, change, why):
+    """The manifest's structure is checked before any file it names is opened: a shard
+    name is a name, never a path out of the folder."""
+    _edit_manifest(broken, change)
+    with pytest.raises(DataError, match=rf"manifest.json is damaged: {why}. Run `qdsketch preprocess -o"):
+        load_dataset(broken)
+
+
+def _rewrite(folder, name, change):
+    """Shard file ``name`` rewritten by ``change``, its size set again in the manifest."""
+    path = folder / f"{name}.npy"
+    np.save(path, change(np.load(path)))
+    shard, key = name.rsplit(".", 1)
+    _edit_manifest(
+        folder,
+        lambda m: next(i for s in m["splits"].values() for i in s if i["name"] == shard)["bytes"].update(
+            {key: path.stat().st_size}
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "name, change, why",
+    [
+        ("train-00000.labels", lambda a: a + 99, "the train shard 0 labels are not class indices"),
+        ("val-00001.labels", lambda a: a - 5, "the val shard 1 labels are not class indices"),
+        ("train-00002.offsets", lambda a: np.concatenate([[1], a[1:]]), "the train shard 2 offsets do not start at 0"),
+        (
+            "test-00000.offsets",
+            lambda a: np.concatenate([[0], a[2:3], a[1:2], a[3:]]),
+            "the test shard 0 offsets do not cut its rows",
+        ),
+        (
+            "train-00000.rows",
+            lambda a: np.where(a == 1, 7, a).astype(a.dtype),
+            "the train shard 0 rows have pen values other",
+        ),
+    ],
+)
+def test_a_shard_whose_arrays_are_wrong_is_refused_as_a_dataset_file_is(broken, name, change, why):
+    _rewrite(broken, name, change)
+    with pytest.raises(DataError, match=rf"copy is not a usable dataset \({why}"):
+        load_dataset(broken)
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (lambda m: m.update(mean=[float("nan"), 0.0]), "mean is not two finite numbers"),
+        (lambda m: m.update(std=[0.0, 1.0]), "std is not positive"),
+        (lambda m: m.update(max_seq_len=-1), "max_seq_len -1 is not between 1 and 10,000"),
+        (lambda m: m.update(max_seq_len=10**12), "max_seq_len 1000000000000 is not between 1 and 10,000"),
+        (
+            lambda m: (m["class_names"].append("dog"), m["counts"].update(dog={"train": 0, "val": 0, "test": 0})),
+            "class 'dog' has no drawings in train, val or test",
+        ),
+    ],
+)
+def test_a_manifest_whose_values_are_wrong_is_refused_at_load_not_after_an_epoch(broken, change, why):
+    _edit_manifest(broken, change)
+    with pytest.raises(DataError, match=rf"copy is not a usable dataset \({why}\)"):
         load_dataset(broken)
 
 

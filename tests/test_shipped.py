@@ -9,8 +9,8 @@ import torch
 from qdsketch import shipped
 from qdsketch.checkpoint import Checkpoint, save_checkpoint
 from qdsketch.completion import model_class
-from qdsketch.config import TrainConfig
-from qdsketch.model import SketchModel, preset
+from qdsketch.config import TrainConfig, preset
+from qdsketch.model import SketchModel
 
 
 def untimed(path):
@@ -30,7 +30,17 @@ def two_models(tmp_path, monkeypatch):
     model = SketchModel(preset("tiny", n_classes=2))
     names = ["cat", "The Eiffel Tower"]
     save_checkpoint(
-        folder / "more.pt", Checkpoint(model, model.cfg, names, [0.0, 0.0], [30.0, 30.0], 40, TrainConfig(), 0)
+        folder / "more.pt",
+        Checkpoint(
+            model=model,
+            config=model.cfg,
+            class_names=names,
+            mean=[0.0, 0.0],
+            std=[30.0, 30.0],
+            max_seq_len=40,
+            train=TrainConfig(),
+            epoch=0,
+        ),
     )
     entries = [
         {

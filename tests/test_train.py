@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import DATA
 
 from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from qdsketch.config import Augment
+from qdsketch.config import Augment, ModelConfig, preset
 from qdsketch.errors import CheckpointError, QdsketchError
-from qdsketch.model import ModelConfig, SketchModel, preset
+from qdsketch.model import SketchModel
 from qdsketch.train import TrainConfig, resume, train
 
 TINY = preset("tiny")
@@ -48,7 +49,7 @@ DROPPY = ModelConfig(embed_dim=8, hidden=16, layers=2, dropout=0.3)
 def test_resume_at_an_epoch_boundary_is_bit_identical(dataset_path, tmp_path):
     train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "straight")
     train(cfg(dataset_path, epochs=1), DROPPY, tmp_path / "split")
-    summary = resume(tmp_path / "split", epochs=2)
+    summary = resume(tmp_path / "split", {"epochs": 2})
     assert summary["epochs"] == 2
     h1, h2 = same_state(tmp_path / "straight" / "last.pt", tmp_path / "split" / "last.pt")
     strip = lambda h: [
@@ -116,13 +117,25 @@ def test_checkpoints_of_qdsketch_0_2_load_and_resume_bit_identical(dataset_path,
     old_best = load_checkpoint(tmp_path / "old" / "best.pt")
     assert (old_best.epoch, old_best.val, old_best.train) == (new_best.epoch, new_best.val, new_best.train)
     assert old_best.train.augment == Augment(scale=0.15) and old_best.max_seq_len == 150
-    resume(tmp_path / "old", epochs=2)
+    resume(tmp_path / "old", {"epochs": 2})
     same_state(tmp_path / "straight" / "last.pt", tmp_path / "old" / "last.pt")
 
 
 def test_a_checkpoint_older_than_0_2_is_refused_with_the_fix(tmp_path):
     model = SketchModel(preset("tiny", n_classes=2))
-    save_checkpoint(tmp_path / "x.pt", Checkpoint(model, model.cfg, ["a", "b"], [0, 0], [1, 1], 150, TrainConfig(), 1))
+    save_checkpoint(
+        tmp_path / "x.pt",
+        Checkpoint(
+            model=model,
+            config=model.cfg,
+            class_names=["a", "b"],
+            mean=[0, 0],
+            std=[1, 1],
+            max_seq_len=150,
+            train=TrainConfig(),
+            epoch=1,
+        ),
+    )
     p = torch.load(tmp_path / "x.pt", weights_only=True)
     keep = ("format", "model_config", "model", "class_names", "mean", "std")
     torch.save({**{k: p[k] for k in keep}, "version": 1, "extra": {"epoch": 1}}, tmp_path / "x.pt")
@@ -168,7 +181,7 @@ def test_plateau_schedule_halves_the_lr(dataset_path, tmp_path):
 def test_checkpoint_alone_is_enough_to_sample_from(dataset_path, tmp_path):
     train(cfg(dataset_path, epochs=1), TINY, tmp_path / "run")
     ck = load_checkpoint(tmp_path / "run" / "best.pt")
-    from qdsketch.data import load_dataset
+    from qdsketch.data.preprocess import load_dataset
 
     ds = load_dataset(dataset_path)
     assert ck.mean == pytest.approx(ds.mean.tolist()) and ck.std == pytest.approx(ds.std.tolist())
@@ -180,7 +193,17 @@ def test_bad_checkpoint_files(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     model = SketchModel(preset("tiny", n_classes=2))
     save_checkpoint(
-        tmp_path / "good.pt", Checkpoint(model, model.cfg, ["cat", "dog"], [0, 0], [1, 1], 150, TrainConfig(), 0)
+        tmp_path / "good.pt",
+        Checkpoint(
+            model=model,
+            config=model.cfg,
+            class_names=["cat", "dog"],
+            mean=[0, 0],
+            std=[1, 1],
+            max_seq_len=150,
+            train=TrainConfig(),
+            epoch=0,
+        ),
     )
     data = (tmp_path / "good.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
@@ -280,11 +303,10 @@ def test_cli_train_resume_evaluate(run, dataset_path, tmp_path):
             ["train", "--data", "nope.npz"],
             "Error: no dataset file at nope.npz. Make one with `qdsketch preprocess` or pass --data",
         ),
-        (["train", "--resume"], "Error: --resume needs the --run-dir of the run to continue"),
+        (["train", "--resume"], "Error: no run to resume in runs/. Pass the --run-dir of the run to continue"),
         (
-            ["train", "--resume", "--run-dir", "r", "--lr", "0.1", "--hidden", "8", "--epochs", "3"],
-            "Error: --resume continues the run with its own settings: drop --lr, --hidden "
-            "(only --epochs, --device, --data and --save-every may change)",
+            ["train", "--resume", "--run-dir", "r", "--lr", "0.1"],
+            "Error: nothing to resume: no r/last.pt. Start it with `qdsketch train --run-dir r`",
         ),
         (
             ["evaluate", "nowhere"],
@@ -316,11 +338,11 @@ def test_cli_cuda_unavailable(run, dataset_path, tmp_path):
 
 def test_cli_evaluate_on_another_dataset(run, dataset_path, tmp_path):
     train(cfg(dataset_path, epochs=1), TINY, tmp_path / "run")
-    from conftest import DATA
 
-    from qdsketch.data import build_dataset, save_dataset
+    from qdsketch.data.npz import save_npz
+    from qdsketch.data.preprocess import build_dataset
 
-    save_dataset(build_dataset(DATA, ["cat", "tent"]), tmp_path / "two.npz")
+    save_npz(build_dataset(DATA, ["cat", "tent"]), tmp_path / "two.npz")
     result = run("evaluate", tmp_path / "run", "--data", tmp_path / "two.npz")
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {tmp_path / 'two.npz'} holds classes ['cat', 'tent'], the checkpoint [")
@@ -330,7 +352,7 @@ def test_the_default_preset_is_the_recipe_that_ships(run, dataset_path, tmp_path
     from qdsketch.checkpoint import load_checkpoint as load
     from qdsketch.model import count_parameters
 
-    shipped = load(None)  # src/qdsketch/data/default.pt
+    shipped = load(None)  # src/qdsketch/assets/default.pt
     assert shipped.config == preset("mixture")
     assert count_parameters(SketchModel(preset("mixture"))) == 2_029_115
     result = run("train", "--data", dataset_path, "--max-steps", 1, "--run-dir", "r")
@@ -358,7 +380,7 @@ def test_a_loss_that_becomes_nan_stops_training_and_keeps_the_last_good_state(da
         QdsketchError,
         match=r"training diverged: the loss became nan in epoch 2. Lower --lr \(it is 0.001\) or the loss weights; last.pt and best.pt keep epoch 1",
     ):
-        resume(tmp_path / "run", epochs=2)
+        resume(tmp_path / "run", {"epochs": 2})
     after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.name != "config.json"}
     assert after == {k: v for k, v in before.items() if k != "config.json"}
 
@@ -377,9 +399,9 @@ def test_a_loss_that_becomes_nan_stops_training_and_keeps_the_last_good_state(da
     ],
 )
 def test_crafted_checkpoints_are_refused_in_one_line(run, tmp_path, field, value, why):
-    from qdsketch.checkpoint import bundled
+    from qdsketch.paths import bundled_model
 
-    payload = torch.load(bundled(), weights_only=True)
+    payload = torch.load(bundled_model(), weights_only=True)
     if field in ("head", "hidden", "layers"):
         payload["model_config"][field] = value
     elif field == "weights":
@@ -444,3 +466,37 @@ def test_two_runs_on_one_run_dir_are_refused_and_a_stale_lock_is_taken_over(run,
     again = run("train", "--run-dir", rd, "--resume", "--epochs", 3)
     assert again.exit_code == 0, again.output
     assert not (rd / ".lock").exists()
+
+
+def test_the_command_that_started_a_run_continues_it_with_resume(run, tmp_path):
+    """The same options again are accepted, a changed one is refused with both values, nothing
+    of the run changes then, and --resume alone takes the latest run in runs/."""
+    from qdsketch.data.npz import save_npz
+    from qdsketch.data.preprocess import build_dataset
+
+    save_npz(build_dataset(DATA, ["cat", "tent"], max_per_class=20), tmp_path / "ds.npz")
+    first = ["train", "--data", "ds.npz", "--preset", "tiny", "--batch-size", "8", "--augment-scale", "0.1"]
+    assert run(*first, "--epochs", "1", "--run-dir", "runs/a", "-q").exit_code == 0
+    again = run(*first, "--epochs", "2", "--run-dir", "runs/a", "--resume", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["epochs"] == 2
+    before = (tmp_path / "runs/a/last.pt").read_bytes()
+    changed = run(*first, "--epochs", "3", "--batch-size", "16", "--hidden", "9", "--run-dir", "runs/a", "--resume")
+    assert changed.exit_code == 1
+    assert changed.output == (
+        "Error: runs/a was trained with other settings: --batch-size 16 (the run has 8), --hidden 9 (the run has 8). "
+        "Drop --batch-size, --hidden to continue it as it was, or start a new run with another --run-dir "
+        "(only --epochs, --device, --data and --save-every may change on --resume)\n"
+    )
+    other_preset = run("train", "--preset", "seed", "--run-dir", "runs/a", "--resume", "--epochs", "3")
+    assert other_preset.exit_code == 1 and "--hidden 512 (the run has 8)" in other_preset.output
+    assert (tmp_path / "runs/a/last.pt").read_bytes() == before
+    time.sleep(0.01)
+    assert (
+        run("train", "--data", "ds.npz", "--preset", "tiny", "--epochs", "1", "--run-dir", "runs/b", "-q").exit_code
+        == 0
+    )
+    latest = run("train", "--resume", "--epochs", "2", "--json")
+    assert latest.exit_code == 0, latest.output
+    assert json.loads((tmp_path / "runs/b/history.json").read_text())[-1]["epoch"] == 2
+    assert len(json.loads((tmp_path / "runs/a/history.json").read_text())) == 2

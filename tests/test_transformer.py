@@ -11,8 +11,9 @@ from test_train import cfg, same_state
 
 from qdsketch.batching import DeviceSplit
 from qdsketch.checkpoint import load_checkpoint
-from qdsketch.data import load_dataset
-from qdsketch.model import ModelConfig, SketchTransformer, build_model, count_parameters
+from qdsketch.config import ModelConfig
+from qdsketch.data.preprocess import load_dataset
+from qdsketch.model import SketchTransformer, build_model, count_parameters
 from qdsketch.sample import generate, sketch_seeds
 from qdsketch.train import resume, train
 

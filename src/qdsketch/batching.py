@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from qdsketch.config import Augment
-from qdsketch.data import Split
+from qdsketch.data.dataset import Split
+from qdsketch.strokes import EOS, SOS, stroke3_to_stroke5
 
 
 class Batch(NamedTuple):
@@ -34,14 +35,11 @@ class DeviceSplit:
         blocks = lengths + 2  # SOS + rows + EOS
         starts = (np.cumsum(blocks) - blocks).astype(np.int64)
         flat = np.zeros((int(blocks.sum()), 5), dtype=np.float32)
-        flat[starts, 2] = 1  # SOS = [0, 0, 1, 0, 0]
-        flat[starts + blocks - 1, 4] = 1  # EOS = [0, 0, 0, 0, 1]
+        flat[starts] = SOS
+        flat[starts + blocks - 1] = EOS
         body = np.ones(len(flat), dtype=bool)
         body[starts] = body[starts + blocks - 1] = False
-        rows = d.rows.astype(np.float32)
-        flat[body, :2] = (rows[:, :2] - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-        flat[body, 3] = rows[:, 2]
-        flat[body, 2] = 1 - rows[:, 2]
+        flat[body] = stroke3_to_stroke5(d.rows, mean, std)
         self.device = torch.device(device)
         self.mean = torch.as_tensor(np.asarray(mean, np.float32), device=self.device)
         self.std = torch.as_tensor(np.asarray(std, np.float32), device=self.device)
@@ -168,11 +166,9 @@ class StreamSplit:
         rows = self._rows(index, lengths)
         seq = np.zeros((b, t + 1, 5), np.float32)
         who, where = np.repeat(np.arange(b), lengths), 1 + _ramp(lengths)
-        seq[who, where, :2] = (rows[:, :2].astype(np.float32) - self.mean_np) / self.std_np
-        seq[who, where, 3] = rows[:, 2]
-        seq[who, where, 2] = 1 - rows[:, 2]
-        seq[:, 0, 2] = 1  # SOS
-        seq[np.arange(b), lengths + 1, 4] = 1  # EOS
+        seq[who, where] = stroke3_to_stroke5(rows, self.mean_np, self.std_np)
+        seq[:, 0] = SOS
+        seq[np.arange(b), lengths + 1] = EOS
         seq_t = torch.from_numpy(seq).to(self.device, non_blocking=True)
         steps = torch.from_numpy(steps_np).to(self.device)
         pos = torch.arange(t + 1, device=self.device)

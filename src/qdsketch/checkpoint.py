@@ -22,13 +22,13 @@ from qdsketch.config import ModelConfig, TrainConfig
 from qdsketch.errors import CheckpointError
 from qdsketch.files import atomic_path
 from qdsketch.model import StrokeModel, build_model
-from qdsketch.paths import bundled_model, checkpoint_file
+from qdsketch.paths import checkpoint_file
 
 FORMAT = "qdsketch-checkpoint"
 VERSION = 2
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Checkpoint:
     model: StrokeModel
     config: ModelConfig
@@ -64,12 +64,8 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         torch.save(payload, tmp)
 
 
-bundled = bundled_model  # the model that ships with the package
-resolve = checkpoint_file  # a run directory means its best.pt; None the bundled model
-
-
 def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Checkpoint:
-    path = resolve(path)
+    path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}", "train one with `qdsketch train`, or pass --checkpoint")
     try:
@@ -97,17 +93,17 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
         raise CheckpointError(f"{path} is not a checkpoint qdsketch can use ({_why(exc)})", "train again") from None
     model.to(device).eval()
     return Checkpoint(
-        model,
-        config,
-        payload["class_names"],
-        payload["mean"],
-        payload["std"],
-        payload["max_seq_len"],
-        TrainConfig.from_dict(payload["train_config"]),
-        payload["epoch"],
-        payload["val"],
-        payload["state"],
-        _trained(payload.get("trained")),
+        model=model,
+        config=config,
+        class_names=payload["class_names"],
+        mean=payload["mean"],
+        std=payload["std"],
+        max_seq_len=payload["max_seq_len"],
+        train=TrainConfig.from_dict(payload["train_config"]),
+        epoch=payload["epoch"],
+        val=payload["val"],
+        state=payload["state"],
+        trained=_trained(payload.get("trained")),
     )
 
 

@@ -8,6 +8,7 @@ never reach a path or a URL unvalidated.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from urllib.parse import quote
@@ -56,20 +57,20 @@ def resolve_class(name: str, known: list[str] | tuple[str, ...] | None = None) -
     raise UnknownClassError(f"class {name!r} is not one this model knows", f"{guess}{knows}")
 
 
-def parse_class_list(text: str) -> list[str]:
-    """Split ``"cat,hot air balloon"`` and resolve each name, keeping order, no repeats;
-    ``"all"`` alone means all 345 classes, in Google's order."""
-    if text.strip().lower() == "all":
+def parse_class_list(names: str | Iterable[str]) -> list[str]:
+    """Resolve each name (``"cat,hot air balloon"`` is split at commas), keeping order,
+    no repeats; ``all`` alone means all 345 classes, in Google's order."""
+    parts = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    if [p.lower() for p in parts] == ["all"]:
         return list(categories())
-    names: list[str] = []
-    for part in text.split(","):
-        if part.strip():
-            name = resolve_class(part)
-            if name not in names:
-                names.append(name)
-    if not names:
+    resolved: list[str] = []
+    for part in parts:
+        name = resolve_class(part)
+        if name not in resolved:
+            resolved.append(name)
+    if not resolved:
         raise UnknownClassError("no class names given", "pass --classes cat,clock")
-    return names
+    return resolved
 
 
 def url_name(name: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import os
 import tempfile
 from contextlib import nullcontext
@@ -111,15 +112,34 @@ def data_dir_option(f):
     )(f)
 
 
+class ClassNames(click.ParamType):
+    """``cat,hot air balloon`` as ``("cat", "hot air balloon")``: names split at commas and
+    trimmed, empty ones dropped (``,`` is ``()``); ``all`` stays ``("all",)``. Each command resolves them
+    against the classes it knows (Google's, or a model's)."""
+
+    name = "names"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
 def classes_option(help_text: str, complete=None):
     """``--classes a,b``, as every command that takes classes spells it; TAB completes the last name."""
     return click.option(
         "--classes",
-        "classes_text",
+        "class_names",
+        type=ClassNames(),
         metavar="NAMES",
         help=help_text,
         shell_complete=complete or completion.google_class_list,
     )
+
+
+def seed_option(help_text: str, default: int | None = 0):
+    """``--seed``, as every command that takes one declares it: any seed numpy's and torch's generators take."""
+    return click.option("--seed", type=SEED, default=default, show_default=default is not None, help=help_text)
 
 
 def max_per_class_option(default):
@@ -138,27 +158,66 @@ def all_drawings_option(f):
     )(f)
 
 
-def quiet_option(f):
-    return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(f)
+class Output:
+    """Where a command's words go, as ``--json`` and ``-q`` ask: the console (tables,
+    bars, the last line), nothing but errors (``-q``), or the result as JSON on stdout
+    and nothing else (``--json``). ``report_options`` makes one for each command that
+    reports, and passes it as ``out``."""
 
+    def __init__(self, as_json: bool = False, quiet: bool = False):
+        self.as_json = as_json
+        self.quiet = quiet or as_json  # with --json, the JSON is all that is printed
 
-def json_option(f):
-    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout, nothing else.")(f)
+    @functools.cached_property
+    def console(self):
+        return _console(self.quiet)
+
+    @functools.cached_property
+    def stderr(self):
+        """For commands whose stdout holds their output (``sample -o -``)."""
+        return _console(self.quiet, stderr=True)
+
+    def bar(self, description: str, stderr: bool = False):
+        """A transient bar for a step that can take more than a few seconds, called with
+        ``(done, total)``: on a terminal only, so a pipe stays quiet; else ``None``."""
+        console = self.stderr if stderr else self.console
+        if self.quiet or not console.is_terminal:
+            return None
+        from qdsketch.reporting import StepBar
+
+        return StepBar(console, description)
+
+    def result(self, data, text: str | None = None, show=None, stderr: bool = False) -> None:
+        """A command's last word: ``data`` as JSON with ``--json``; else ``show(console)``
+        (tables) or the line ``text``, unless ``-q``."""
+        if self.as_json:
+            import json
+
+            click.echo(json.dumps(_json_safe(data), indent=2, allow_nan=False))
+        elif not self.quiet:
+            if show is not None:
+                show(self.stderr if stderr else self.console)
+            elif text is not None:
+                click.echo(text, err=stderr)
+
+    def say(self, text: str, stderr: bool = False) -> None:
+        """A line on the way (not the result), unless ``-q`` or ``--json``."""
+        if not self.quiet:
+            click.echo(text, err=stderr)
 
 
 def report_options(f):
-    """``--json`` and ``-q``: every command that reports takes both."""
-    return json_option(quiet_option(f))
+    """``--json`` and ``-q``, which every command that reports takes, turned into the
+    ``out`` (an ``Output``) that the command is called with."""
 
+    @functools.wraps(f)
+    def command(*args, as_json: bool, quiet: bool, **kwargs):
+        return f(*args, out=Output(as_json, quiet), **kwargs)
 
-def _say(text: str, data, as_json: bool = False, quiet: bool = False) -> None:
-    """A command's last word: ``data`` as JSON with ``--json``, else ``text`` unless ``-q``."""
-    import json
-
-    if as_json:
-        click.echo(json.dumps(_json_safe(data), indent=2, allow_nan=False))
-    elif not quiet:
-        click.echo(text)
+    command = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(command)
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout, nothing else.")(
+        command
+    )
 
 
 def _json_safe(value):
@@ -193,16 +252,6 @@ def _console(quiet: bool = False, stderr: bool = False):
     from rich.console import Console
 
     return Console(quiet=quiet, stderr=stderr, highlight=False, soft_wrap=True)  # long paths stay on one line
-
-
-def _step_bar(console, description: str, show: bool = True):
-    """A transient bar for a step that can take more than a few seconds, called with
-    ``(done, total)``: on a terminal only, so a pipe stays quiet; else ``None``."""
-    if not (show and console.is_terminal):
-        return None
-    from qdsketch.reporting import StepBar
-
-    return StepBar(console, description)
 
 
 # --- download ------------------------------------------------------------------------
@@ -255,7 +304,7 @@ def _step_bar(console, description: str, show: bool = True):
 @click.option("--list-classes", is_flag=True, help="Print all 345 class names and exit.")
 @report_options
 def download(
-    classes_text,
+    class_names,
     max_per_class,
     all_drawings,
     fmt,
@@ -268,8 +317,7 @@ def download(
     jobs,
     max_file_size,
     list_classes,
-    as_json,
-    quiet,
+    out,
 ):
     """Download Quick, Draw! drawings, streaming only what is kept.
 
@@ -284,20 +332,18 @@ def download(
         qdsketch download --classes all --max-per-class 2000 --jobs 8
         qdsketch download --from /media/usb/quickdraw
     """
-    from qdsketch import download as dl
     from qdsketch.classes import categories, parse_class_list
+    from qdsketch.data import download as dl
     from qdsketch.reporting import RichDownloadReporter, download_table
 
     if list_classes:
         click.echo("\n".join(categories()))
         return
-    classes = parse_class_list(classes_text) if classes_text else None
+    classes = parse_class_list(class_names) if class_names is not None else None
     if source is None and classes is None:
         raise click.UsageError("pass --classes NAMES (or --from PATH to import files)")
-    quiet = quiet or as_json
-    console = _console(quiet)
     kw = {"data_dir": data_dir, "limit": max_per_class, "all_drawings": all_drawings, "force": force}
-    with RichDownloadReporter(console) if not quiet else nullcontext(dl.SilentReporter()) as reporter:
+    with RichDownloadReporter(out.console) if not out.quiet else nullcontext(dl.SilentReporter()) as reporter:
         if source is not None:
             pairs = dl.importable(source, classes, [fmt] if fmt else FORMAT_CHOICES)
             results = [dl.import_class(source, name, f, reporter=reporter, **kw) for name, f in pairs]
@@ -309,10 +355,7 @@ def download(
             results = dl.download_classes(
                 classes, jobs, reporter, fmt=fmt or "simplified", base=base, policy=policy, **kw
             )
-    if as_json:
-        _say("", [dataclasses.asdict(r) for r in results], as_json=True)
-    else:
-        download_table(console, results)
+    out.result([dataclasses.asdict(r) for r in results], show=lambda console: download_table(console, results))
 
 
 # --- preprocess ------------------------------------------------------------------------
@@ -330,7 +373,7 @@ def download(
     help="Truncate longer drawings (a checkpoint allows at most 10,000).",
 )
 @click.option("--split", "split_text", default="70,15,15", show_default=True, help="train,val,test weights.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the split.")
+@seed_option("Seed of the split.")
 @all_drawings_option
 @click.option(
     "-o",
@@ -350,7 +393,7 @@ def download(
 @click.option("-v", "--verbose", is_flag=True, help="Also list the files read and every reason a drawing was skipped.")
 def preprocess(
     data_dir,
-    classes_text,
+    class_names,
     max_per_class,
     max_seq_len,
     split_text,
@@ -358,8 +401,7 @@ def preprocess(
     all_drawings,
     output,
     workers,
-    as_json,
-    quiet,
+    out,
     verbose,
 ):
     """Turn downloaded drawings into a dataset for training.
@@ -375,10 +417,10 @@ def preprocess(
     """
 
     from qdsketch.classes import parse_class_list
-    from qdsketch.data import Plan, parse_split
-    from qdsketch.data import preprocess as run_preprocess
+    from qdsketch.data.plan import Plan, parse_split
+    from qdsketch.data.preprocess import preprocess as run_preprocess
 
-    classes = parse_class_list(classes_text) if classes_text else None
+    classes = parse_class_list(class_names) if class_names is not None else None
     plan = Plan.of(
         data_dir,
         classes,
@@ -395,16 +437,15 @@ def preprocess(
     if output.is_dir() and output.suffix.lower() == ".npz":
         raise click.ClickException(f"{output} is a directory: pass a file name for a .npz dataset")
     workers = workers or min(os.cpu_count() or 1, len(plan.classes))
-    console = _console(quiet or as_json)
-    bar = _step_bar(console, f"reading {len(plan.classes)} classes", not (quiet or as_json))
+    bar = out.bar(f"reading {len(plan.classes)} classes")
     with bar or nullcontext():
         summary = run_preprocess(plan, output, workers, bar)
-    if as_json:
-        _say("", {**summary, "output": str(output)}, as_json=True)
-    elif not quiet:
-        from qdsketch.reporting import dataset_summary
+    from qdsketch.reporting import dataset_summary
 
-        dataset_summary(console, {**summary, "sources": sources}, output, verbose)
+    out.result(
+        {**summary, "output": str(output)},
+        show=lambda console: dataset_summary(console, {**summary, "sources": sources}, output, verbose),
+    )
 
 
 # --- train -----------------------------------------------------------------------------
@@ -453,17 +494,32 @@ def _with_note(help_text: str, note: str) -> str:
     return f"{body} [{note}]." if body else f"[{note}]"
 
 
-def _click_type(f: dataclasses.Field):
+def field_type(cls, f: dataclasses.Field) -> type:
+    """The type of field ``f`` of ``cls``, resolved from its annotation (a string, under
+    ``from __future__ import annotations``), ``X | None`` and ``Optional[X]`` read as ``X``."""
+    import types
+    import typing
+
+    hint = typing.get_type_hints(cls)[f.name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(kinds) != 1:
+            raise TypeError(f"{cls.__name__}.{f.name}: a CLI option has one type, not {hint}")
+        hint = kinds[0]
+    return hint
+
+
+def _click_type(cls, f: dataclasses.Field):
     m = f.metadata
     if "choices" in m:
         return click.Choice(m["choices"])
     if m.get("path"):
         return click.Path(path_type=Path)
     bounds = {k: m[k] for k in ("min", "max", "min_open", "max_open") if k in m}
-    kind = str(f.type).removesuffix(" | None")
-    if kind == "int":
+    kind = field_type(cls, f)
+    if kind is int:
         return click.IntRange(**bounds) if bounds else int
-    if kind == "float":
+    if kind is float:
         return FiniteRange(**bounds)
     return str
 
@@ -490,10 +546,10 @@ def config_options(cls, prefix: str = "", note: str | None = None):
                 continue
             flag = "--" + (prefix + f.name).replace("_", "-")
             text = m.get("help", "")
-            if f.type == "bool":
+            if field_type(cls, f) is bool:
                 fn = click.option(flag, is_flag=True, help=text)(fn)
                 continue
-            kw: dict = {"type": _click_type(f), "metavar": m.get("metavar")}
+            kw: dict = {"type": _click_type(cls, f), "metavar": m.get("metavar")}
             if note or "default_help" in m:
                 kw.update(default=None, help=_with_note(text, note or m["default_help"]))
             else:
@@ -536,12 +592,17 @@ def _preset_help() -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the run's files go [default: runs/<preset>-<time>, or $QDSKETCH_HOME/runs/...].",
 )
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt, with its own settings.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --run-dir (by default the latest in runs/) from its last.pt, with its own settings: "
+    "the same options again are accepted; only --epochs, --device, --data and --save-every may change.",
+)
 @config_options(TrainConfig)
 @config_options(ModelConfig, note="preset's")
 @report_options
 @click.pass_context
-def train(ctx, preset, run_dir, resume, as_json, quiet, **params):
+def train(ctx, preset, run_dir, resume, out, **params):
     """Train the class-conditional stroke model on a dataset file.
 
     Follows the reference recipe: AdamW, gradient clipping at 1.0, the learning
@@ -559,44 +620,39 @@ def train(ctx, preset, run_dir, resume, as_json, quiet, **params):
     """
     import time as _time
 
-    from qdsketch import train as T
+    from qdsketch import train as training
     from qdsketch.config import preset as make_preset
 
-    if resume:
-        if run_dir is None:
-            raise click.UsageError("--resume needs the --run-dir of the run to continue")
-        _refuse_with_resume(ctx)
-    run_dir = run_dir or paths.runs_dir() / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
     if params["data"] is None:
         params["data"] = paths.dataset_file()
     for name, value in PRESETS[preset].train.items():  # the preset's recipe, where the user said nothing else
         if not _given(ctx, name):
             params[name] = value
-    epochs, device = None if resume and not _given(ctx, "epochs") else params["epochs"], params["device"]
-    data = str(params["data"]) if _given(ctx, "data") else None  # on --resume: where the run's dataset moved
-    save_every = params["save_every"]
+    typed = {name for name in params if _given(ctx, name)}
     cfg = TrainConfig(**config_values(TrainConfig, params))
     model_cfg = make_preset(preset, **config_values(ModelConfig, params))
+    if resume:
+        run_dir = run_dir or training.latest_run(paths.runs_dir())
+        if _given(ctx, "preset"):  # the preset's model and recipe, as a new run would get them
+            typed |= set(model_cfg.to_dict()) | (set(PRESETS[preset].train) - set(training.MAY_CHANGE))
+        asked = {name: value for name, value in training.settings(cfg, model_cfg).items() if name in typed}
+    run_dir = run_dir or paths.runs_dir() / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
     main = int(os.environ.get("RANK", "0")) == 0
-    quiet = quiet or as_json or not main
-    console = _console(quiet)
-    reporter: T.Reporter = T.SilentReporter()
-    if not quiet:
+    if not main:  # under torchrun, only the first process speaks
+        out = Output(quiet=True)
+    reporter: training.Reporter = training.SilentReporter()
+    if not out.quiet:
         from qdsketch.reporting import RichTrainReporter
 
-        reporter = RichTrainReporter(console)
+        reporter = RichTrainReporter(out.console)
     with _CtrlC() as ctrl_c:
         stop = lambda: ctrl_c.requested
         if resume:
-            summary = T.resume(run_dir, epochs, device, reporter, stop, data, save_every)
+            summary = training.resume(run_dir, asked, reporter, stop)
         else:
-            summary = T.train(cfg, model_cfg, run_dir, reporter, stop)
+            summary = training.train(cfg, model_cfg, run_dir, reporter, stop)
     if main:
-        _train_done(console, summary, run_dir, as_json)
-
-
-# data: where the run's dataset moved (its classes are checked); save_every: how often to save
-KEPT_ON_RESUME = {"epochs", "device", "data", "save_every"}
+        _train_done(out, summary, run_dir)
 
 
 def _given(ctx, name: str) -> bool:
@@ -606,41 +662,25 @@ def _given(ctx, name: str) -> bool:
     return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def _refuse_with_resume(ctx) -> None:
-    """--resume continues a run with its own settings: say so for any other given."""
-    given = [
-        p.opts[0]
-        for p in ctx.command.params
-        if p.name not in KEPT_ON_RESUME | {"resume", "run_dir", "quiet"} and _given(ctx, p.name)
-    ]
-    if given:
-        raise click.UsageError(
-            f"--resume continues the run with its own settings: drop {', '.join(given)} "
-            "(only --epochs, --device, --data and --save-every may change)"
-        )
-
-
-def _train_done(console, summary: dict, run_dir: Path, as_json: bool = False) -> None:
+def _train_done(out: Output, summary: dict, run_dir: Path) -> None:
     from qdsketch.render import plot_history
 
     if summary["history"]:
         plot_history(summary["history"], run_dir, summary["head"])  # the run's own head, also on --resume
-    if as_json:
-        _say("", {**summary, "run_dir": str(run_dir), "best": str(run_dir / "best.pt")}, as_json=True)
-        if summary["interrupted"]:
-            raise SystemExit(130)
-        return
     if summary["interrupted"]:
-        console.print(
+        text = (
             f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: saved {run_dir / 'last.pt'}\n"
             f"resume with: qdsketch train --run-dir {run_dir} --resume"
         )
+    else:
+        how = "stopped early" if summary["stopped_early"] else "done"
+        text = (
+            f"{how} after {summary['epochs']} epochs; best validation loss {summary['best_val']:.4f} "
+            f"at epoch {summary['best_epoch']}: {run_dir / 'best.pt'}"
+        )
+    out.result({**summary, "run_dir": str(run_dir), "best": str(run_dir / "best.pt")}, text)
+    if summary["interrupted"]:
         raise SystemExit(130)
-    how = "stopped early" if summary["stopped_early"] else "done"
-    console.print(
-        f"{how} after {summary['epochs']} epochs; best validation loss {summary['best_val']:.4f} "
-        f"at epoch {summary['best_epoch']}: {run_dir / 'best.pt'}"
-    )
 
 
 def checkpoint_option(f):
@@ -681,16 +721,14 @@ def checkpoint_option(f):
     multiple=True,
     help="Judge: sampling temperature; repeat for several [default: the model's head's, as sample uses].",
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Judge: seed of the generated sketches.")
+@seed_option("Judge: seed of the generated sketches.")
 @click.option(
     "--judge-path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Judge: where the classifier is cached [default: beside the dataset, .judge.pt].",
 )
 @report_options
-def evaluate(
-    run_path, checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, as_json, quiet
-):
+def evaluate(run_path, checkpoint, data, split, device, use_judge, count, temperatures, seed, judge_path, out):
     """Report a model's losses on a dataset split, overall and per class.
 
     With --judge, a compact classifier trained on the dataset's training
@@ -713,19 +751,15 @@ def evaluate(
         raise click.UsageError(f"give the model once: {run_path} or --checkpoint {checkpoint}")
     checkpoint = run_path if run_path is not None else checkpoint  # neither: the model that ships
     judge = None
-    console = _console(quiet)
     bar = None
     if use_judge:  # a minute or more on a CPU
-        bar = _step_bar(console, "training the judge (cached for next time)", not (quiet or as_json))
+        bar = out.bar("training the judge (cached for next time)")
         judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path, "progress": bar}
     with bar or nullcontext():
         report = run_evaluate(checkpoint, data, split, device, judge=judge)
-    if as_json:
-        _say("", report, as_json=True)
-    elif not quiet:
-        from qdsketch.reporting import evaluate_tables
+    from qdsketch.reporting import evaluate_tables
 
-        evaluate_tables(console, report, split)
+    out.result(report, show=lambda console: evaluate_tables(console, report, split))
 
 
 # --- sample and animate ----------------------------------------------------------------------
@@ -745,7 +779,7 @@ def generation_options(f):
         "[default: the model's head's best, 0.25 for a mixture head, 0.5 for a regression head]. "
         "docs/sampling.md.",
     )(f)
-    f = click.option("--seed", type=SEED, help="Seed for reproducible sketches [default: a random one, printed].")(f)
+    f = seed_option("Seed for reproducible sketches [default: a random one, printed].", default=None)(f)
     f = click.option(
         "--best-of",
         type=click.IntRange(1, 64),
@@ -789,11 +823,11 @@ def _names_said(names: list[str]) -> str:
     return ", ".join(names) if len(names) <= 8 else f"{len(names)} classes"
 
 
-def _how_data(gen, best_of: int) -> dict:
+def _temperatures_data(gen, best_of: int) -> dict:
     return {"temperature": gen.temperature, "pen_temperature": gen.pen_temperature, "best_of": best_of}
 
 
-def _how(gen, best_of: int) -> str:
+def _temperatures_said(gen, best_of: int) -> str:
     """How sketches were drawn, for the one-line report: temperatures, tries."""
     said = f"temperature {gen.temperature:g}"
     if gen.pen_temperature != gen.temperature:
@@ -858,7 +892,7 @@ def _sample_format(output: Path, fmt: str | None, as_json: bool) -> str:
 @report_options
 def sample(
     classes,
-    classes_text,
+    class_names,
     count,
     temperature,
     pen_temperature,
@@ -870,8 +904,7 @@ def sample(
     output,
     fmt,
     list_classes,
-    as_json,
-    quiet,
+    out,
 ):
     """Generate sketches of one or more classes.
 
@@ -885,27 +918,32 @@ def sample(
         qdsketch sample cat --prefix my-cat-head.ndjson -o cats.svg
         qdsketch sample house -n 4 -o - | jq .drawing
     """
-    from qdsketch.readers import read_drawing
+    from qdsketch.data.ndjson import read_drawing
 
     if list_classes:
-        _list_model_classes(checkpoint, as_json)
+        from qdsketch.sample import model_classes
+
+        drawn_by = model_classes(checkpoint)
+        out.result({"classes": drawn_by}, "\n".join(drawn_by))
         return
     if output is None:
         raise click.UsageError("Missing option '-o' / '--output'.")
-    fmt = _sample_format(output, fmt, as_json)
+    fmt = _sample_format(output, fmt, out.as_json)
     to_stdout = _is_stdout(output)
-    if not classes and not classes_text:
+    if not classes and class_names is None:
         raise click.UsageError("give the classes to draw: CLASSES... or --classes a,b")
-    if classes and classes_text:
+    if classes and class_names is not None:
         raise click.UsageError("give the classes once: as CLASSES... or as --classes a,b")
-    if classes_text:
-        every = classes_text.strip().lower() == "all"
-        classes = list(_model_classes(checkpoint)) if every else [c for c in classes_text.split(",") if c.strip()]
+    if class_names is not None:
+        from qdsketch.sample import model_classes
+
+        every = [name.lower() for name in class_names] == ["all"]
+        classes = list(model_classes(checkpoint)) if every else list(class_names)
     if not to_stdout:
         _check_writable(output)
     pre = read_drawing(prefix)[1] if prefix else None
     total = len(classes) * count * best_of
-    bar = _step_bar(_console(stderr=True), f"drawing {total:,} sketches", not (quiet or as_json))
+    bar = out.bar(f"drawing {total:,} sketches", stderr=True)
     with bar or nullcontext():
         drawn = _draw(checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre, bar)
     gen, names, seed = drawn.generated, drawn.names, drawn.seed
@@ -913,45 +951,13 @@ def sample(
     rows = gen.rows
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
     where = "stdout" if to_stdout else str(output)
-    how = _how(gen, best_of) + _models_said(drawn, checkpoint)
+    how = _temperatures_said(gen, best_of) + _models_said(drawn, checkpoint)
     text = f"wrote {where}: {what} ({_names_said(names)}), seed {seed}, {how}"
     if to_stdout:  # stdout holds the sketches: the report goes to stderr
-        if not quiet:
-            click.echo(text, err=True)
+        out.say(text, stderr=True)
         return
-    _say(
-        text,
-        {
-            "output": str(output),
-            "sketches": len(rows),
-            "classes": names,
-            "seed": seed,
-            **_how_data(gen, best_of),
-            "models": drawn.models,
-        },
-        as_json,
-        quiet,
-    )
-
-
-def _model_classes(checkpoint) -> dict[str, str]:
-    """The classes a model draws, each with the model that draws it: the shipped models'
-    (each class by the one that draws it best), or a checkpoint's."""
-    if checkpoint is None:
-        from qdsketch.shipped import known_classes, model_for
-
-        return {name: model_for(name).name for name in known_classes()}
-    from qdsketch.checkpoint import load_checkpoint
-
-    return {name: str(checkpoint) for name in load_checkpoint(checkpoint).class_names}
-
-
-def _list_model_classes(checkpoint, as_json: bool) -> None:
-    drawn_by = _model_classes(checkpoint)
-    if as_json:
-        _say("", {"classes": drawn_by}, as_json=True)
-    else:
-        click.echo("\n".join(drawn_by))
+    data = {"output": str(output), "sketches": len(rows), "classes": names, "seed": seed}
+    out.result({**data, **_temperatures_data(gen, best_of), "models": drawn.models}, text)
 
 
 def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt: str) -> None:
@@ -972,13 +978,12 @@ def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt:
         tmp.write_text(text)
 
 
-def _one_class(class_name: str | None, classes_text: str | None) -> str | None:
+def _one_class(class_name: str | None, names: tuple[str, ...] | None) -> str | None:
     """animate's class, given as CLASS or as --classes NAME (one)."""
-    if classes_text is None:
+    if names is None:
         return class_name
     if class_name:
-        raise click.UsageError(f"give the class once: {class_name!r} or --classes {classes_text}")
-    names = [c for c in classes_text.split(",") if c.strip()]
+        raise click.UsageError(f"give the class once: {class_name!r} or --classes {','.join(names)}")
     if len(names) != 1:
         raise click.UsageError(
             f"animate draws one class, --classes names {len(names)}: run it once per class, "
@@ -1022,7 +1027,7 @@ def _one_class(class_name: str | None, classes_text: str | None) -> str | None:
 @report_options
 def animate(
     class_name,
-    classes_text,
+    class_names,
     output,
     fps,
     size,
@@ -1035,8 +1040,7 @@ def animate(
     checkpoint,
     device,
     source,
-    as_json,
-    quiet,
+    out,
 ):
     """Write a looping GIF of a sketch being drawn, stroke by stroke.
 
@@ -1050,10 +1054,10 @@ def animate(
 
     if output.suffix.lower() != ".gif":
         raise click.ClickException(f"unknown output suffix {output.suffix or '(none)'!r}: animate writes .gif")
-    class_name = _one_class(class_name, classes_text)
+    class_name = _one_class(class_name, class_names)
     _check_writable(output)
     if source is not None:
-        from qdsketch.readers import read_drawing
+        from qdsketch.data.ndjson import read_drawing
 
         if class_name:
             raise click.UsageError(f"--drawing animates the one in {source}: drop {class_name!r}, or drop --drawing")
@@ -1066,13 +1070,10 @@ def animate(
         drawn = _draw(checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of)
         gen, name, seed = drawn.generated, drawn.names[0], drawn.seed
         rows = gen.rows[0]
-        what = f"{name}, seed {seed}, {_how(gen, best_of)}{_models_said(drawn, checkpoint)}"
-        data = {"class": name, "seed": seed, **_how_data(gen, best_of), "model": drawn.models[name]}
+        what = f"{name}, seed {seed}, {_temperatures_said(gen, best_of)}{_models_said(drawn, checkpoint)}"
+        data = {"class": name, "seed": seed, **_temperatures_data(gen, best_of), "model": drawn.models[name]}
     frame_list = render.frames(rows, size, points_per_frame)
     render.save_gif(frame_list, output, fps, hold)
-    _say(
-        f"wrote {output}: {len(frame_list)} frames, {what}",
-        {"output": str(output), "frames": len(frame_list), **data},
-        as_json,
-        quiet,
+    out.result(
+        {"output": str(output), "frames": len(frame_list), **data}, f"wrote {output}: {len(frame_list)} frames, {what}"
     )

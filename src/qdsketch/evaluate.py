@@ -11,11 +11,13 @@ import numpy as np
 import torch
 
 from qdsketch.batching import Batch, DeviceSplit, StreamSplit, sorted_batches
-from qdsketch.checkpoint import load_checkpoint, resolve
-from qdsketch.data import SPLITS, load_dataset
+from qdsketch.checkpoint import load_checkpoint
+from qdsketch.data.dataset import SPLITS
+from qdsketch.data.preprocess import load_dataset
 from qdsketch.devices import autocast, pick_device
 from qdsketch.errors import DataError
 from qdsketch.model import StrokeModel
+from qdsketch.paths import checkpoint_file
 
 METRICS = ("total", "xy", "pen")
 
@@ -115,7 +117,7 @@ def evaluate(
     overall = {k: sum(c[k] * c["steps"] for c in per_class.values()) / steps for k in ("total", "xy", "pen")}
     totals = {**overall, "drawings": len(part), "steps": steps}
     report: dict = {
-        "checkpoint": str(resolve(checkpoint)),
+        "checkpoint": str(checkpoint_file(checkpoint)),
         "data": str(data),
         "split": split,
         "head": ckpt.config.head,
@@ -172,13 +174,13 @@ def run_judge(
     """Recognisability, precision and recall, Frechet distance and novelty of
     ``n`` sketches per class at each temperature (by default the head's own;
     ``qdsketch.judge``). ``progress(done, total)`` follows the judge's training."""
-    from qdsketch import judge as J
+    from qdsketch import judge
     from qdsketch.sample import default_temperature, generate_many, sketch_seeds
 
-    cfg = config or J.JudgeConfig()
+    cfg = config or judge.JudgeConfig()
     temperatures = tuple(temperatures or (default_temperature(ckpt.config.head),))
     path = Path(path) if path else data.with_name(data.stem + ".judge.pt")
-    net, trained = J.load_or_train(ds, path, cfg, str(device), progress)
+    net, trained = judge.load_or_train(ds, path, cfg, str(device), progress)
     max_len = ckpt.max_seq_len
     generated: dict[float, dict[int, list[np.ndarray]]] = {}
     classes = range(len(ds.class_names))
@@ -187,5 +189,5 @@ def run_judge(
     for t in temperatures:  # every class in one batch (generate_many bounds its memory)
         rows = generate_many(ckpt, labels, seeds, t, max_len, None, device, pen_temperature).rows
         generated[t] = {label: rows[label * n : (label + 1) * n] for label in classes}
-    result = J.judge_generator(net, ds, generated, str(device), cfg)
+    result = judge.judge_generator(net, ds, generated, str(device), cfg)
     return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained}

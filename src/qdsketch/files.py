@@ -79,6 +79,14 @@ def _umask() -> int:
     return current
 
 
+def temp_dir(beside: Path, suffix: str = ".part") -> Path:
+    """A new hidden directory next to ``beside``, named so that ``sweep_parts(beside)``
+    finds it, with the permissions ``mkdir`` would give (``mkdtemp`` gives 0700)."""
+    work = Path(tempfile.mkdtemp(dir=beside.parent, prefix=part_prefix(beside), suffix=suffix))
+    os.chmod(work, 0o777 & ~_umask())
+    return work
+
+
 @contextmanager
 def folder_lock(folder: Path, what: str = "qdsketch train") -> Iterator[None]:
     """One process at a time in ``folder``: ``folder/.lock`` holds the owner's pid while

@@ -5,7 +5,7 @@ The judge is a small CNN on 28 x 28 anti-aliased renderings (the size of
 Google's own Quick, Draw! bitmaps). It learns the dataset's classes from the
 dataset's training split and one more class, *none of these*, from real
 drawings of other Quick, Draw! classes that ship with qdsketch
-(``data/others.npz``: Google's first recognized simplified drawings of each of
+(``assets/others.npz``: Google's first recognized simplified drawings of each of
 344 classes, less the dataset's own). Every fifth of those other classes is
 held out of training, so the judge's false-positive rate is measured on kinds
 of drawing it never saw. Classes are weighted by inverse frequency.
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qdsketch.data import Dataset
+from qdsketch.data.dataset import Dataset
 from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.files import atomic_path
 
@@ -140,7 +140,7 @@ def even_subset(labels: np.ndarray, at_most: int, seed: int) -> np.ndarray:
 def _others_file() -> dict:
     from importlib import resources
 
-    with resources.files("qdsketch").joinpath("data/others.npz").open("rb") as handle:
+    with resources.files("qdsketch").joinpath("assets/others.npz").open("rb") as handle:
         with np.load(handle, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
@@ -310,7 +310,7 @@ def bundled_judge() -> Path:
 
 
 def shipped_judges() -> list[Path]:
-    """The judges that ship with qdsketch (``data/judge*.pt``)."""
+    """The judges that ship with qdsketch (``assets/judge*.pt``)."""
     return sorted(bundled_judge().parent.glob("judge*.pt"))
 
 

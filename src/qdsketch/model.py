@@ -17,21 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qdsketch.config import PRESETS, ModelConfig, preset
+from qdsketch.config import ModelConfig
 
 __all__ = [
     "ARCHS",
     "HEADS",
-    "PRESETS",
     "GMMHead",
     "MSEHead",
-    "ModelConfig",
     "SketchModel",
     "SketchTransformer",
     "StrokeModel",
     "build_model",
     "count_parameters",
-    "preset",
 ]
 
 

@@ -38,8 +38,8 @@ def runs_dir() -> Path:
 
 
 def shipped(name: str) -> Path:
-    """A file that ships inside the package's ``data/`` folder."""
-    return Path(str(resources.files("qdsketch") / "data" / name))
+    """A file that ships inside the package's ``assets/`` folder."""
+    return Path(str(resources.files("qdsketch") / "assets" / name))
 
 
 def bundled_model() -> Path:

@@ -25,13 +25,18 @@ alone or in a batch of any size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from qdsketch import strokes as S
-from qdsketch.checkpoint import Checkpoint
+from qdsketch import strokes
+from qdsketch.checkpoint import Checkpoint, load_checkpoint
+from qdsketch.classes import resolve_class
+from qdsketch.errors import CheckpointError
+from qdsketch.paths import checkpoint_file
 from qdsketch.seeds import derive_seed
+from qdsketch.shipped import judge_for, known_classes, model_for
 
 NOISE = 4  # per sketch and step: a uniform for the pen, then a uniform and two normals for the head
 
@@ -107,9 +112,9 @@ def generate(
     mean = torch.tensor(ckpt.mean, device=device)
     std = torch.tensor(ckpt.std, device=device)
     prefix = None if prefix is None or len(prefix) == 0 else np.asarray(prefix, np.float32)
-    start = torch.as_tensor(S.SOS, device=device).expand(len(labels), 1, 5)
+    start = torch.as_tensor(strokes.SOS, device=device).expand(len(labels), 1, 5)
     if prefix is not None:
-        pre = torch.as_tensor(S.stroke3_to_stroke5(prefix), device=device)
+        pre = torch.as_tensor(strokes.stroke3_to_stroke5(prefix), device=device)
         pre[:, :2] = (pre[:, :2] - mean) / std
         start = torch.cat([start, pre.expand(len(labels), -1, -1)], dim=1)
     emb = model.class_embedding(torch.as_tensor(labels, device=device))
@@ -202,7 +207,7 @@ def ndjson_lines(rows: list[np.ndarray], words: list[str], seeds: list[int]) -> 
     import json
     import time
 
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime())
+    stamp = time.strftime("%Y-%m-%d %H:%M:%strokes.000000 UTC", time.gmtime())
     return [
         json.dumps(
             {
@@ -211,7 +216,7 @@ def ndjson_lines(rows: list[np.ndarray], words: list[str], seeds: list[int]) -> 
                 "timestamp": stamp,
                 "recognized": False,
                 "key_id": key_id(s),
-                "drawing": S.stroke3_to_drawing(r),
+                "drawing": strokes.stroke3_to_drawing(r),
             },
             separators=(",", ":"),
         )
@@ -253,11 +258,6 @@ def draw(
     whole call has seed ``sketch_seeds(seed, ...)[i]``, whichever model draws it, so
     a seed draws the same sketches however the classes are shared among models.
     ``progress(done, total)`` hears how many tries are finished."""
-    from qdsketch.checkpoint import load_checkpoint
-    from qdsketch.classes import resolve_class
-    from qdsketch.paths import checkpoint_file
-    from qdsketch.shipped import model_for
-
     routes: dict[str, tuple] = {}  # class -> (checkpoint file, the model's name in reports)
     loaded: dict = {}  # checkpoint file -> Checkpoint
     if checkpoint is None:
@@ -304,12 +304,18 @@ def draw(
     return Drawn(names, words, kept, [seeds[i] for i in keep], seed, {n: routes[n][1] for n in names})
 
 
+def model_classes(checkpoint: Path | None) -> dict[str, str]:
+    """The classes a model draws, each with what draws it: the shipped models' (each class
+    by the one that draws it best, ``shipped.model_for``), or a checkpoint's own."""
+    if checkpoint is None:
+        return {name: model_for(name).name for name in known_classes()}
+    return {name: str(checkpoint) for name in load_checkpoint(checkpoint).class_names}
+
+
 def _judge_picks(checkpoint, names: list[str], rows, words: list[str], best_of: int, device) -> list[int]:
     """The index of the try the judge likes most, for each sketch (``best_of`` tries in a row)."""
-    from qdsketch.errors import CheckpointError
-    from qdsketch.judge import best_of as pick
+    from qdsketch.judge import best_of as pick  # the judge and its rasteriser load only for --best-of
     from qdsketch.judge import load_judge
-    from qdsketch.shipped import judge_for
 
     judge_path = judge_for(names)
     if judge_path is None:

@@ -1,6 +1,6 @@
 """The models that ship with qdsketch, and which one draws each class.
 
-``data/models.json`` lists them in order of preference, each with its checkpoint,
+``assets/models.json`` lists them in order of preference, each with its checkpoint,
 the judge that knows its classes (for ``--best-of``), and its classes. A class is
 drawn by the first model that knows it: a model trained on a few classes, which
 draws them better, comes before one that knows them all (docs/model-card.md).

@@ -108,13 +108,18 @@ def truncate(rows: np.ndarray, max_len: int) -> np.ndarray:
     return out
 
 
-def stroke3_to_stroke5(rows: np.ndarray) -> np.ndarray:
-    """``[dx, dy, pen]`` -> ``[dx, dy, p_down, p_up, eos]`` (no EOS row added)."""
-    rows = np.asarray(rows, dtype=np.float32)
+def stroke3_to_stroke5(rows: np.ndarray, mean=None, std=None) -> np.ndarray:
+    """``[dx, dy, pen]`` -> ``[dx, dy, p_down, p_up, eos]`` (no EOS row added), dx and dy
+    standard-scaled by ``mean`` and ``std`` where given: the one place the model's input
+    is encoded (training batches, a sampling prefix)."""
+    rows = np.asarray(rows)
     out = np.zeros((len(rows), 5), dtype=np.float32)
     out[:, :2] = rows[:, :2]
+    if mean is not None:
+        out[:, :2] -= np.asarray(mean, np.float32)
+        out[:, :2] /= np.asarray(std, np.float32)
     out[:, 3] = rows[:, 2]
-    out[:, 2] = 1 - rows[:, 2]
+    out[:, 2] = 1 - out[:, 3]
     return out
 
 
@@ -192,43 +197,3 @@ def simplify_drawing(drawing: list) -> list[np.ndarray]:
     extent = float((every - low).max())
     scale = SIMPLIFIED_MAX / extent if extent > 0 else 1.0
     return [np.rint(rdp(resample((s - low) * scale))).astype(np.int64) for s in strokes]
-
-
-# --- reference forms, for the tests ----------------------------------------------
-# One drawing at a time, as the reference report writes them. Nothing in the
-# package calls these: the tests check the batched code against them
-# (batching.DeviceSplit builds every model pair at once; sample.generate
-# denormalises on the device).
-
-
-def stroke5_to_stroke3(rows: np.ndarray) -> np.ndarray:
-    """Stroke-5 back to stroke-3, stopping before the first ``eos`` row (tests only)."""
-    rows = np.asarray(rows, dtype=np.float32)
-    eos = np.flatnonzero(rows[:, 4] > 0.5)
-    if len(eos):
-        rows = rows[: eos[0]]
-    out = np.zeros((len(rows), 3), dtype=np.float32)
-    out[:, :2] = rows[:, :2]
-    out[:, 2] = rows[:, 3]
-    return out
-
-
-def model_pair(rows: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's training pair for one drawing of ``n`` stroke-3 rows (tests only).
-
-    ``input`` is ``SOS`` then the drawing, ``target`` the drawing then ``EOS``;
-    both ``(n + 1, 5)``, with dx and dy standard-scaled (SOS and EOS stay 0).
-    """
-    s5 = stroke3_to_stroke5(rows)
-    s5[:, :2] = normalize(s5[:, :2], mean, std)
-    return np.vstack([SOS, s5]), np.vstack([s5, EOS])
-
-
-def normalize(xy: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Standard-scaled dx, dy (tests only)."""
-    return (np.asarray(xy, dtype=np.float32) - mean) / std
-
-
-def denormalize(xy: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """The inverse of ``normalize`` (tests only)."""
-    return np.asarray(xy, dtype=np.float32) * std + mean

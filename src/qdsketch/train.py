@@ -32,7 +32,8 @@ import torch
 from qdsketch.batching import DeviceSplit, StreamSplit, balanced_weights, batch_order
 from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from qdsketch.config import ModelConfig, TrainConfig
-from qdsketch.data import Dataset, load_dataset
+from qdsketch.data.dataset import Dataset
+from qdsketch.data.preprocess import load_dataset
 from qdsketch.devices import autocast, pick_device
 from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.evaluate import METRICS, Sums, evaluate_split
@@ -225,32 +226,39 @@ class Run:
         ds = self.ds
         val = {} if last or not state.history else {k: state.history[-1][f"val_{k}"] for k in METRICS}
         return Checkpoint(
-            self.model,
-            self.model.cfg,
-            ds.class_names,
-            ds.mean.tolist(),
-            ds.std.tolist(),
-            ds.max_seq_len,
-            self.cfg,
-            state.epoch - 1,
-            val,
-            state.to_checkpoint(self.device) if last else None,
-            {"steps": state.steps, "cpu_hours": self.cpu_seconds() / 3600},
+            model=self.model,
+            config=self.model.cfg,
+            class_names=ds.class_names,
+            mean=ds.mean.tolist(),
+            std=ds.std.tolist(),
+            max_seq_len=ds.max_seq_len,
+            train=self.cfg,
+            epoch=state.epoch - 1,
+            val=val,
+            state=state.to_checkpoint(self.device) if last else None,
+            trained={"steps": state.steps, "cpu_hours": self.cpu_seconds() / 3600},
         )
 
-    def save(self, name: str, state: TrainState) -> None:
+    def save_last(self, state: TrainState) -> None:
+        """``last.pt``: the weights and everything that resumes the run exactly."""
         if self.dist.main:
             state.cpu_seconds = self.cpu_seconds()
-            save_checkpoint(self.run_dir / name, self.checkpoint(state, name == "last.pt"))
+            save_checkpoint(self.run_dir / "last.pt", self.checkpoint(state, last=True))
+
+    def save_best(self, state: TrainState) -> None:
+        """``best.pt``: the weights of the best epoch so far, with its validation losses."""
+        if self.dist.main:
+            state.cpu_seconds = self.cpu_seconds()
+            save_checkpoint(self.run_dir / "best.pt", self.checkpoint(state, last=False))
 
     def save_snapshot(self, state: TrainState) -> None:
         """Within an epoch (``--save-every``): ``last.pt`` at the next batch, and the weights
         alone as ``snapshots/steps-<N>.pt``, a point on the run's curve that sample and
         evaluate read like any checkpoint."""
-        self.save("last.pt", state)
+        self.save_last(state)
         if self.dist.main:
             (self.run_dir / "snapshots").mkdir(exist_ok=True)
-            save_checkpoint(self.run_dir / "snapshots" / f"steps-{state.steps}.pt", self.checkpoint(state, False))
+            save_checkpoint(self.run_dir / "snapshots" / f"steps-{state.steps}.pt", self.checkpoint(state, last=False))
 
     def cpu_seconds(self) -> float:
         """CPU time spent training this run so far, every resumed part included."""
@@ -350,24 +358,24 @@ def close_epoch(run: Run, state: TrainState, sums: Sums, t0: float) -> dict:
     d = run.dist
     mine = np.arange(d.rank, len(run.val_split), d.world) if d.world > 1 else None  # each rank reads its own part
     val = all_reduce_sums(evaluate_split(run.model, run.val_split, cfg.batch_size * 2, cfg.amp, mine), run.device, d)
-    tm, vm = sums.means(), val.means()
-    if not (math.isfinite(tm["total"]) and math.isfinite(vm["total"])):  # nothing of this epoch is saved
+    train_means, val_means = sums.means(), val.means()
+    if not (math.isfinite(train_means["total"]) and math.isfinite(val_means["total"])):  # this epoch is not saved
         kept = f"last.pt and best.pt keep epoch {state.epoch - 1}" if state.epoch > 1 else "nothing was saved"
         raise QdsketchError(
-            f"training diverged: the loss became {tm['total']:g} in epoch {state.epoch}",
+            f"training diverged: the loss became {train_means['total']:g} in epoch {state.epoch}",
             f"lower --lr (it is {cfg.lr:g}) or the loss weights; {kept}",
         )
-    improved = vm["total"] < state.best
+    improved = val_means["total"] < state.best
     if improved:
-        state.best, state.best_epoch, state.bad_epochs = vm["total"], state.epoch, 0
+        state.best, state.best_epoch, state.bad_epochs = val_means["total"], state.epoch, 0
     else:
         state.bad_epochs += 1
     lr = state.optimizer.param_groups[0]["lr"]
-    state.scheduler.step(vm["total"])
+    state.scheduler.step(val_means["total"])
     row = {
         "epoch": state.epoch,
-        **{f"train_{k}": tm[k] for k in METRICS},
-        **{f"val_{k}": vm[k] for k in METRICS},
+        **{f"train_{k}": train_means[k] for k in METRICS},
+        **{f"val_{k}": val_means[k] for k in METRICS},
         "lr": lr,
         "seconds": time.perf_counter() - t0,  # the epoch, validation included
         "train_seconds": train_seconds,  # the batches alone
@@ -379,8 +387,8 @@ def close_epoch(run: Run, state: TrainState, sums: Sums, t0: float) -> dict:
     state.history.append(row)
     state.epoch, state.batch, state.partial = state.epoch + 1, 0, None
     if improved:
-        run.save("best.pt", state)
-    run.save("last.pt", state)
+        run.save_best(state)
+    run.save_last(state)
     if run.dist.main:
         write_history(run.run_dir, state.history)
     return row
@@ -396,7 +404,7 @@ def fit(run: Run, state: TrainState, should_stop: Callable[[], bool] = lambda: F
             t0 = time.perf_counter()
             sums = run_epoch(run, state, should_stop)
             if sums is None:
-                run.save("last.pt", state)
+                run.save_last(state)
                 interrupted = True
                 break
             row = close_epoch(run, state, sums, t0)
@@ -468,19 +476,41 @@ def train(
         return fit(run, state, should_stop)
 
 
+#: what a resumed run may change: how long it trains, where, where its dataset moved
+#: (it must hold the same classes), and how often it saves within an epoch
+MAY_CHANGE = ("epochs", "device", "data", "save_every")
+
+
+def latest_run(runs: Path) -> Path:
+    """The run in folder ``runs`` whose ``last.pt`` was written last: what ``--resume``
+    continues when no ``--run-dir`` is given."""
+    found = sorted((p.stat().st_mtime, p.parent) for p in Path(runs).glob("*/last.pt") if p.is_file())
+    if not found:
+        raise CheckpointError(f"no run to resume in {runs}/", "pass the --run-dir of the run to continue")
+    return found[-1][1]
+
+
+def settings(cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
+    """Every setting of a run by its option's name (``batch_size``, ``augment_scale``,
+    ``hidden``), the class count aside: what ``--resume`` compares."""
+    flat = {k: v for k, v in cfg.to_dict().items() if k != "augment"}
+    flat |= {f"augment_{k}": v for k, v in cfg.to_dict()["augment"].items()}
+    return flat | {k: v for k, v in model_cfg.to_dict().items() if k != "n_classes"}
+
+
 def resume(
     run_dir: Path,
-    epochs: int | None = None,
-    device: str | None = None,
+    asked: dict | None = None,
     reporter: Reporter | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    data: str | None = None,
-    save_every: float | None = None,
 ) -> dict:
-    """Continue the run in ``run_dir`` from its ``last.pt``, with its own config;
-    ``epochs`` may raise its total, ``device`` move it, ``data`` point at
-    its dataset where that moved (it must hold the same classes), and
-    ``save_every`` set how often it saves within an epoch."""
+    """Continue the run in ``run_dir`` from its ``last.pt``, with its own settings.
+
+    ``asked`` holds the settings given again, by option name (``settings``'s names):
+    ``epochs`` may raise its total, ``device`` move it, ``data`` point at its dataset
+    where that moved, ``save_every`` set how often it saves. Any other is accepted
+    when it is the run's own value, so the command that started a run, given again
+    with ``--resume``, continues it; a changed one is refused with both values."""
     run_dir = Path(run_dir)
     last = run_dir / "last.pt"
     if not last.is_file():
@@ -488,13 +518,18 @@ def resume(
     ckpt = load_checkpoint(last)
     if ckpt.state is None:
         raise CheckpointError(f"{last} holds no training state", "resume from the last.pt that training wrote")
-    cfg = replace(
-        ckpt.train,
-        epochs=epochs or ckpt.train.epochs,
-        device=device or ckpt.train.device,
-        data=data or ckpt.train.data,
-        save_every=save_every or ckpt.train.save_every,
-    )
+    asked = dict(asked or {})
+    own = settings(ckpt.train, ckpt.config)
+    changed = [name for name, value in asked.items() if name not in MAY_CHANGE and own.get(name, value) != value]
+    if changed:
+        flag = lambda name: "--" + name.replace("_", "-")
+        said = ", ".join(f"{flag(n)} {asked[n]} (the run has {own[n]})" for n in changed)
+        raise QdsketchError(
+            f"{run_dir} was trained with other settings: {said}",
+            f"drop {', '.join(map(flag, changed))} to continue it as it was, or start a new run with another "
+            "--run-dir (only --epochs, --device, --data and --save-every may change on --resume)",
+        )
+    cfg = replace(ckpt.train, **{k: v for k, v in asked.items() if k in MAY_CHANGE and v is not None})
     run = _setup(cfg, ckpt.config, run_dir, reporter or SilentReporter(), ckpt.class_names)
     run.model.load_state_dict(ckpt.model.state_dict())
     state = TrainState.new(run.model, cfg)

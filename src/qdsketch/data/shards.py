@@ -22,29 +22,21 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qdsketch.data import (
-    SPLITS,
-    Dataset,
-    Moments,
-    Plan,
-    Shard,
-    Split,
-    check_class,
-    iter_class,
-    read_classes_twice,
-    split_indices,
-)
+from qdsketch.data import pool
+from qdsketch.data.dataset import SPLITS, Dataset, Shard, Split, check
+from qdsketch.data.drawings import Drawings, Skipped, select_rows, take_ragged
+from qdsketch.data.plan import Moments, Plan, check_class, split_indices
+from qdsketch.data.sources import iter_class
 from qdsketch.errors import DataError
-from qdsketch.files import _umask, atomic_path, part_prefix, sweep_parts
-from qdsketch.readers import Drawings, Skipped, select_rows, take_ragged
+from qdsketch.files import atomic_path, sweep_parts, temp_dir
 
 FORMAT = "qdsketch-shards"
 VERSION = 1
@@ -127,7 +119,7 @@ class NpyAppender:
         self.handle.flush()
         try:
             self.wait()
-            os.fsync(self.handle.fileno())  # what the background ones left: little
+            os.fsync(self.handle.fileno())  # little is left to flush: the background fsyncs did the rest
         finally:
             size = self.handle.seek(0, os.SEEK_END)
             self.handle.close()
@@ -191,7 +183,7 @@ class ShardWriter:
         self.done.append({"name": name, "drawings": n, "rows": rows, "bytes": sizes})
 
 
-def encode_keys(keys: list[str]) -> tuple[bytes, np.ndarray]:
+def encode_keys(keys: Sequence[str]) -> tuple[bytes, np.ndarray]:
     """Keys as UTF-8 back to back, and where each ends."""
     text = "".join(keys)
     if text.isascii():  # Google's key_ids: a byte a character, no per-key work
@@ -273,8 +265,7 @@ def write_shards(
             raise DataError(f"{output} exists and is not a qdsketch dataset", "pass another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
     sweep_parts(output)  # what a killed preprocess left: gigabytes, for large data
-    work = Path(tempfile.mkdtemp(dir=output.parent, prefix=part_prefix(output), suffix=".part"))
-    os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes 0700; give what mkdir would
+    work = temp_dir(output)
     syncer = Syncer()
     try:
         manifest = _write(plan, work, workers, shard_drawings, progress, syncer)
@@ -380,7 +371,8 @@ def _write(plan: Plan, work: Path, workers: int, shard_drawings: int, progress=N
             lengths["max"] = max(lengths["max"], int(steps.max(initial=0)))
         return spilled, index, plan.max_seq_len, places
 
-    for label, (spilled, split_moments) in enumerate(read_classes_twice(jobs, workers, spill_class, split, cut_class)):
+    plan.preload(workers)
+    for label, (spilled, split_moments) in enumerate(pool.ordered(jobs, workers, spill_class, split, cut_class)):
         skipped.merge(spilled.skipped)
         truncated += int((np.diff(spilled.offsets) > plan.max_seq_len).sum())
         moments.merge(split_moments)
@@ -442,7 +434,8 @@ class KeyView(Sequence):
 
 
 def load_shards(folder: Path) -> Dataset:
-    """A sharded dataset, memory-mapped; every file is checked against the manifest first."""
+    """A sharded dataset, memory-mapped: the manifest checked for its structure, every
+    file against the manifest, and the whole against ``dataset.check``."""
     folder = Path(folder)
     fix = f"run `qdsketch preprocess -o {folder}` again"
     path = folder / MANIFEST
@@ -450,21 +443,73 @@ def load_shards(folder: Path) -> Dataset:
         raise DataError(f"{folder} holds no {MANIFEST}: not a complete sharded dataset", fix)
     try:
         m = json.loads(path.read_text())
-        assert m["format"] == FORMAT
-        version = int(m["version"])
-    except Exception:
-        raise DataError(f"{path} is not a qdsketch dataset manifest", fix) from None
-    if version > VERSION:
-        raise DataError(f"{path} was written by a newer qdsketch (format {version})", "upgrade qdsketch")
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise DataError(f"{path} is not a qdsketch dataset manifest ({type(exc).__name__})", fix) from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT or not _is_int(m.get("version")):
+        raise DataError(f"{path} is not a qdsketch dataset manifest", fix)
+    if m["version"] > VERSION:
+        raise DataError(f"{path} was written by a newer qdsketch (format {m['version']})", "upgrade qdsketch")
+    problem = _manifest_problem(m)
+    if problem:
+        raise DataError(f"{path} is damaged: {problem}", fix)
     splits = {s: Split([_open_shard(folder, info, fix) for info in m["splits"][s]]) for s in SPLITS}
     for s in SPLITS:
         expected = sum(c[s] for c in m["counts"].values())
         if len(splits[s]) != expected:
             raise DataError(f"{folder}: the {s} shards hold {len(splits[s])} drawings, the manifest {expected}", fix)
     meta = {**m["meta"], "manifest": m}
-    mean, std = np.asarray(m["mean"], np.float32), np.asarray(m["std"], np.float32)
+    mean, std = np.asarray(m["mean"], np.float64), np.asarray(m["std"], np.float64)
     names = list(m["class_names"])
-    return Dataset(names, splits, mean, std, int(m["max_seq_len"]), int(m["seed"]), meta, sharded=True)
+    ds = Dataset(names, splits, mean.astype(np.float32), std.astype(np.float32), m["max_seq_len"], m["seed"], meta, True)
+    try:
+        check(ds)
+    except ValueError as exc:
+        raise DataError(f"{folder} is not a usable dataset ({exc})", fix) from None
+    return ds
+
+
+#: a shard's name, as ``ShardWriter`` makes it: a plain file name, never a path
+SHARD_NAME = re.compile(r"(train|val|test)-\d{5}")
+
+
+def _is_int(value) -> bool:
+    return type(value) is int  # not bool, not float
+
+
+def _manifest_problem(m: dict) -> str | None:
+    """What is wrong with the structure of manifest ``m`` (its format and version
+    already checked), or ``None``: every field ``load_shards`` reads, of its type."""
+    names = m.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        return "class_names is not a list of names"
+    for key in ("mean", "std"):
+        value = m.get(key)
+        if not isinstance(value, list) or len(value) != 2 or not all(type(v) in (int, float) for v in value):
+            return f"{key} is not two numbers"
+    for key in ("max_seq_len", "seed"):
+        if not _is_int(m.get(key)):
+            return f"{key} is not an integer"
+    if not isinstance(m.get("meta"), dict):
+        return "meta is not an object"
+    counts = m.get("counts")
+    if not isinstance(counts, dict) or set(counts) != set(names):
+        return "counts does not list the classes"
+    for c in counts.values():
+        if not isinstance(c, dict) or not all(_is_int(c.get(s)) and c[s] >= 0 for s in SPLITS):
+            return "counts are not counts of each split"
+    splits = m.get("splits")
+    if not isinstance(splits, dict) or not all(isinstance(splits.get(s), list) for s in SPLITS):
+        return "splits does not list the shards of train, val and test"
+    for s in SPLITS:
+        for info in splits[s]:
+            if not isinstance(info, dict) or not SHARD_NAME.fullmatch(str(info.get("name"))):
+                return f"a {s} shard has no shard name"
+            sizes = info.get("bytes")
+            if not (_is_int(info.get("drawings")) and _is_int(info.get("rows")) and isinstance(sizes, dict)):
+                return f"shard {info['name']} does not say its size"
+            if not all(_is_int(sizes.get(k)) for k in ARRAYS):
+                return f"shard {info['name']} does not give the bytes of each file"
+    return None
 
 
 def _open_shard(folder: Path, info: dict, fix: str) -> Shard:
@@ -483,8 +528,12 @@ def _open_shard(folder: Path, info: dict, fix: str) -> Shard:
             raise DataError(f"{path} holds {a.dtype} {a.shape}, not {dtype} (n, {tail})", fix)
         arrays[key] = a
     n, rows = info["drawings"], info["rows"]
-    offsets = arrays["offsets"]
+    offsets, key_offsets = arrays["offsets"], arrays["key_offsets"]
     if len(arrays["labels"]) != n or len(offsets) != n + 1 or len(arrays["rows"]) != rows or offsets[-1] != rows:
         raise DataError(f"{folder / info['name']}.*.npy disagree with the manifest", fix)
-    keys = KeyView(arrays["keys"], arrays["key_offsets"])
-    return Shard(Drawings(arrays["rows"], offsets, keys), arrays["labels"])  # type: ignore[arg-type]
+    if len(key_offsets) != n + 1 or key_offsets[0] != 0 or key_offsets[-1] != len(arrays["keys"]):
+        raise DataError(f"{folder / info['name']}.key_offsets.npy does not cut its keys", fix)
+    if n and (np.diff(key_offsets) < 0).any():
+        raise DataError(f"{folder / info['name']}.key_offsets.npy does not cut its keys", fix)
+    keys = KeyView(arrays["keys"], key_offsets)
+    return Shard(Drawings(arrays["rows"], offsets, keys), arrays["labels"])

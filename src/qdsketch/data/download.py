@@ -28,7 +28,10 @@ from urllib.parse import urlsplit
 from qdsketch.classes import resolve_class, url_name
 from qdsketch.errors import DataError, DownloadError, UnknownClassError
 from qdsketch.files import atomic_path
-from qdsketch.readers import FORMATS, class_file, class_name_of, keep_line, load_sketchrnn, open_ndjson
+from qdsketch.data.lines import keep_line
+from qdsketch.data.ndjson import open_ndjson
+from qdsketch.data.sketchrnn import load_sketchrnn
+from qdsketch.data.sources import FORMATS, class_file, class_name_of
 
 GOOGLE_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/"
 #: the longest wait between two tries, however many retries are asked for
