@@ -18,11 +18,13 @@ demo: $(STAMP)
 	$(BIN)/qdsketch animate house -o house.gif --best-of 4
 	@echo "open it: $(CURDIR)/house.gif"
 
+# test files run in parallel processes, one a core (pytest-xdist; a file's tests stay together,
+# so a module's costly fixture is made once); `pytest` alone runs them one by one
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 # ruff (lint and format) and mypy, as configured in pyproject.toml
 lint: $(STAMP)

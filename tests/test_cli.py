@@ -362,6 +362,28 @@ def test_a_checkpoints_classes_are_read_without_running_its_code(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+def test_a_tab_on_a_hostile_checkpoint_answers_at_once_with_nothing(tmp_path, monkeypatch):
+    """A FIFO, /dev/zero, a run whose best.pt is a FIFO, a pickle too big to be a
+    checkpoint's: each used to hang a TAB or take gigabytes; now nothing is offered,
+    within the timeout of ``complete``, as a real process. So is a garbled COMP_CWORD."""
+    import os
+    import pickle
+    import zipfile
+
+    os.mkfifo(tmp_path / "fifo.pt")
+    (tmp_path / "run").mkdir()
+    os.mkfifo(tmp_path / "run" / "best.pt")
+    (tmp_path / "zero.pt").symlink_to("/dev/zero")
+    with zipfile.ZipFile(tmp_path / "big.pt", "w", zipfile.ZIP_DEFLATED) as z:  # 2 MB of pickle, a few KB zipped
+        z.writestr("big/data.pkl", pickle.dumps({"class_names": ["cat"], "blob": "x" * (2 << 20)}))
+    monkeypatch.chdir(tmp_path)
+    for checkpoint in ("fifo.pt", "run", "zero.pt", "big.pt"):
+        assert complete(f"qdsketch sample --checkpoint {checkpoint} ca") == []
+    env = {**os.environ, "_QDSKETCH_COMPLETE": "bash_complete", "COMP_WORDS": "qdsketch sa", "COMP_CWORD": "abc"}
+    out = subprocess.run([sys.executable, "-m", "qdsketch"], env=env, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+
+
 def test_preprocess_verbose_says_what_it_read_and_why_it_skipped(run, tmp_path):
     folder = tmp_path / "d" / "simplified"
     folder.mkdir(parents=True)
@@ -407,3 +429,44 @@ def test_options_made_from_a_config_read_every_spelling_of_an_optional_type():
     assert isinstance(kinds["new_style"], click.FloatRange) and kinds["new_style"].min == 0
     assert next(p for p in command.params if p.name == "flag").is_flag
     assert CliRunner().invoke(command, ["--old-style", "x"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args, limit",
+    [
+        (["train", "--data", "ds.npz", "--preset", "tiny", "--epochs", "1", "--run-dir", "run"], 4000),
+        (["animate", "house", "-o", "house.gif"], 300),
+        (["sample", "house", "-n", "4", "-o", "houses.png"], 300),
+    ],
+)
+def test_a_full_disk_is_one_line_whoever_writes(dataset_path, tmp_path, args, limit):
+    """torch's writer (a RuntimeError of its own) and imageio's (which wrote again when it was
+    collected, printing a traceback after the error) write to memory; qdsketch writes the file,
+    so a full disk is one OSError, one line, and no part file. A real failing write: files
+    may grow to ``limit`` bytes (RLIMIT_FSIZE)."""
+    import os
+    import resource
+    import shutil
+    import signal
+
+    shutil.copy(dataset_path, tmp_path / "ds.npz")
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "qdsketch", *args, "-q"],
+        cwd=tmp_path,
+        env=env,
+        preexec_fn=small_files,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout + proc.stderr == (
+        "Error: File too large: nothing was written. Free some disk space or write somewhere else\n"
+    )
+    assert not [p for p in tmp_path.rglob("*") if ".part" in p.name or p.suffix in (".pt", ".gif", ".png")]

@@ -48,6 +48,18 @@ def test_unrecognized_drawings_are_skipped_unless_all_drawings(mirror, tmp_path)
     ).read_bytes()
 
 
+def test_a_file_that_keeps_almost_nothing_is_given_up_not_read_to_the_cap(mirror, tmp_path, monkeypatch):
+    """Real cats, every one marked unrecognized, without end: once SURE_AFTER lines kept
+    less than 1% of them, the download stops with an error and writes nothing."""
+    monkeypatch.setattr(dl, "SURE_AFTER", 1000)
+    lines = [json.loads(line) | {"recognized": False} for line in repeated_lines("cat", 5000).splitlines()]
+    mirror.add("simplified", "cat", b"".join(json.dumps(obj).encode() + b"\n" for obj in lines))
+    with pytest.raises(DownloadError, match=r"of the first 1,000 lines of the simplified file of 'cat', 0 were worth"):
+        dl.download_class("cat", "simplified", tmp_path / "d", limit=10, base=mirror.url, policy=FAST)
+    assert list((tmp_path / "d").rglob("*")) in ([], [tmp_path / "d" / "simplified"])
+    assert mirror.sent[mirror.path_of("simplified", "cat")] < len(b"".join(json.dumps(o).encode() for o in lines))
+
+
 @pytest.mark.parametrize("honour_range", [True, False])
 @pytest.mark.parametrize("fault", ["drop", "500"])
 def test_transient_failure_gives_a_byte_identical_file(mirror, tmp_path, fault, honour_range):
@@ -354,6 +366,7 @@ def test_each_retry_is_shown_with_its_reason_and_delay(run, mirror, tmp_path):
 def slow_download(mirror, data, **popen):
     """``qdsketch download`` of 3,000 real cats as a real process from a slow mirror, once
     its temporary file exists: ``(process, the command's arguments)``."""
+    import signal
     import subprocess
     import sys
     import time
@@ -372,7 +385,10 @@ def slow_download(mirror, data, **popen):
         "--max-per-class",
         "3000",
     ]
-    proc = subprocess.Popen([sys.executable, "-m", "qdsketch", *args, "-q"], **popen)
+    # Ctrl-C's default, whatever this process inherited: a shell starts background jobs with
+    # SIGINT ignored, and a child would inherit that and never see the SIGINT sent below
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    proc = subprocess.Popen([sys.executable, "-m", "qdsketch", *args, "-q"], preexec_fn=default_sigint, **popen)
     deadline = time.time() + 30
     while not list(data.rglob("*.part")) and time.time() < deadline:
         time.sleep(0.02)

@@ -156,6 +156,71 @@ def test_dataset_files(dataset_arrays, changes, seed):
             assert len(split.labels) == len(split) and (split.labels < len(ds.class_names)).all()
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _manifest_paths(value, path=()):
+    """Every place in a manifest: ``(key, key, ...)`` down to each value."""
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _manifest_paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _manifest_paths(v, (*path, i))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(["set", "drop"]), json_values), min_size=1, max_size=3),
+    st.lists(st.tuples(st.integers(0, 100), mutations), max_size=2),
+    st.integers(0, 2**32 - 1),
+)
+def test_sharded_datasets(sharded_path, manifest_changes, array_changes, seed):
+    """A real sharded dataset with any of its manifest's values replaced by any JSON value or
+    dropped, and any of its shard files rewritten as the dataset-file fuzz mutates arrays:
+    either one DataError, or a dataset that passes the same checks as any other."""
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ds"
+        folder.mkdir()
+        for original in sharded_path.iterdir():  # links: a file is copied only to be changed
+            (folder / original.name).symlink_to(original)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").unlink()
+        for which, how, value in manifest_changes:
+            places = [p for p in _manifest_paths(manifest) if p]
+            *parent_path, key = places[which % len(places)]
+            parent = manifest
+            for step in parent_path:
+                parent = parent[step]
+            if how == "drop" and isinstance(parent, dict):
+                parent.pop(key)
+            else:
+                parent[key] = value
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        files = sorted(folder.glob("*.npy"))
+        for which, how in array_changes:
+            path = files[which % len(files)]
+            if how == "drop":
+                path.unlink(missing_ok=True)
+            elif path.exists():
+                array = np.load(path, allow_pickle=True)  # the test's own object arrays, from an earlier change
+                path.unlink()  # the link, never the dataset it points to
+                np.save(path, _mutate(array, how, rng), allow_pickle=True)
+        try:
+            ds = load_dataset(folder)
+        except QdsketchError:
+            return
+        for split in ds.splits.values():  # what loads is consistent
+            _valid_drawings(split.drawings) if len(split) else None
+            assert len(split.labels) == len(split) and (split.labels < len(ds.class_names)).all()
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A real checkpoint of a tiny model (the shipped one, shrunk), quick to save and load."""

@@ -108,6 +108,19 @@ def test_sketchrnn_npz_is_read_without_trusting_pickle(tmp_path):
         sketchrnn.read_npz(tmp_path / "evil.npz")
 
 
+@pytest.mark.parametrize(
+    "train, why",
+    [
+        (np.array(5), "train.npy is not a list of drawings"),  # a 0-d array
+        (np.array(None, dtype=object), "train.npy is not a list of drawings"),  # a 0-d pickled one
+    ],
+)
+def test_a_sketchrnn_file_of_the_wrong_shape_is_one_clear_error(tmp_path, train, why):
+    np.savez(tmp_path / "odd.npz", train=train)
+    with pytest.raises(DataError, match=rf"odd.npz is not a sketchrnn .npz file \(.*{why}"):
+        sketchrnn.read_npz(tmp_path / "odd.npz")
+
+
 def test_sketchrnn_bad_arrays_are_skipped(tmp_path):
     real = drawing_to_stroke3(json.loads(real_lines("nail")[0])["drawing"]).astype(np.int16)
     pen2 = real.copy()

@@ -83,6 +83,24 @@ def test_a_long_drawing_animates_in_linear_time_with_at_most_max_frames():
     assert any(np.array_equal(f, np.asarray(half)) for f in frame_list)
 
 
+def test_one_stroke_of_100000_points_animates_drawing_each_point_a_bounded_number_of_times(monkeypatch):
+    """A frame used to redraw the stroke under way from its start: one stroke of 100,000
+    points took minutes. Now a long stroke gets only its new piece each frame, so the points
+    drawn are about the stroke's length twice (its pieces, then once whole), and the last
+    frame is still exactly the raster of the whole drawing."""
+    tent = drawing_to_stroke3(json.loads(real_lines("tent")[0])["drawing"])
+    rows = np.tile(tent, (-(-100_000 // len(tent)), 1))[:100_000]
+    rows[:, 2] = 0
+    rows[-1, 2] = 1  # one stroke
+    drawn = []
+    real_stroke = render._stroke
+    monkeypatch.setattr(render, "_stroke", lambda draw, s, width: (drawn.append(len(s)), real_stroke(draw, s, width)))
+    frame_list = render.frames(rows, 96, points_per_frame=2)
+    assert len(frame_list) <= render.MAX_FRAMES + 1
+    assert sum(drawn) <= 2 * 100_001 + render.MAX_FRAMES
+    assert np.array_equal(frame_list[-1], render.render_static(rows, 96))
+
+
 def test_gif_frames_size_loop_first_blank_last_static(ckpt, tmp_path):
     rows = drawing_to_stroke3(json.loads(real_lines("tent")[0])["drawing"])
     frame_list = render.frames(rows, 128, points_per_frame=3)

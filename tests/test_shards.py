@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -359,6 +360,70 @@ def test_a_kill_mid_preprocess_leaves_nothing_trusted_and_the_old_dataset_whole(
     for part in tmp_path.glob(".out.*.part"):  # what the killed run left
         with pytest.raises(DataError, match="holds no manifest.json"):
             load_dataset(part)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended, and waits for its reaper
+
+
+def _preprocess_under_way(tmp_path):
+    """``preprocess -o DIR --workers 2`` as a real process, once its workers are reading."""
+    data = tmp_path / "data" / "simplified"
+    data.mkdir(parents=True)
+    for name in ("cat", "clock", "tent", "nail"):
+        (data / f"{name}.ndjson").write_bytes(repeated_lines(name, 30000))
+    proc = _preprocess(["--data-dir", tmp_path / "data", "-o", tmp_path / "out", "--workers", 2])
+    deadline = time.time() + 60
+    while len(_children(proc.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    while not list(tmp_path.glob(".out.*.part/.spill-*")) and time.time() < deadline:
+        time.sleep(0.02)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    return proc, workers
+
+
+def test_sigterm_stops_preprocess_and_its_workers_as_ctrl_c_does(tmp_path):
+    """kill, timeout, systemd and docker send SIGTERM: one line, exit 130, nothing left,
+    and no worker printing a BrokenPipeError traceback on its way out."""
+    proc, workers = _preprocess_under_way(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out.decode(), err.decode()) == (130, "", "interrupted: nothing half-written was left\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    deadline = time.time() + 10
+    while any(map(_alive, workers)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, workers))
+
+
+def test_the_workers_die_with_a_parent_killed_with_9(tmp_path):
+    proc, workers = _preprocess_under_way(tmp_path)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while any(map(_alive, workers)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, workers))
+    err = proc.stderr.read().decode()  # the workers' output, had they written any
+    assert "Traceback" not in err
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):

@@ -500,3 +500,51 @@ def test_the_command_that_started_a_run_continues_it_with_resume(run, tmp_path):
     assert latest.exit_code == 0, latest.output
     assert json.loads((tmp_path / "runs/b/history.json").read_text())[-1]["epoch"] == 2
     assert len(json.loads((tmp_path / "runs/a/history.json").read_text())) == 2
+
+
+def test_the_run_dir_is_locked_before_anything_is_read(run, tmp_path):
+    """A second train on a folder in use is refused before it reads anything, its dataset
+    included (it used to load the dataset first and take the lock after, so a finished run
+    could be overwritten); a folder it made for nothing is gone again."""
+    rd = tmp_path / "busy"
+    rd.mkdir()
+    (rd / ".lock").write_text(str(os.getpid()))  # a live process holds it: this one
+    for args in (["--data", tmp_path / "none.npz"], ["--resume"]):
+        result = run("train", "--preset", "tiny", "--run-dir", rd, *args)
+        assert result.exit_code == 1
+        assert result.output.startswith(f"Error: {rd} is in use by another qdsketch train (pid {os.getpid()})")
+    assert [p.name for p in rd.iterdir()] == [".lock"] and (rd / ".lock").read_text() == str(os.getpid())
+    refused = run("train", "--data", tmp_path / "none.npz", "--run-dir", tmp_path / "new")
+    assert refused.exit_code == 1 and "no dataset file at" in refused.output
+    assert not (tmp_path / "new").exists()
+
+
+def _other_size_optimizer(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=1), preset("tiny", hidden=16), tmp_path / "other")
+    return torch.load(tmp_path / "other" / "last.pt", weights_only=True)["state"]["optimizer"]
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (lambda state, other: state.update(optimizer=other), "ValueError: its optimizer state is for a model of"),
+        (lambda state, other: state.update(epoch="2"), "ValueError: epoch is '2', not a count"),
+        (lambda state, other: state.clear(), "KeyError"),
+        (lambda state, other: state.update(partial=[1, 2]), "AttributeError"),
+        (lambda state, other: state.update(history=None), "ValueError: the early-stopping state or the history"),
+    ],
+)
+def test_resume_from_a_state_that_does_not_fit_is_one_line(run, dataset_path, tmp_path, change, why):
+    rd = tmp_path / "run"
+    train(cfg(dataset_path, epochs=1), TINY, rd)
+    payload = torch.load(rd / "last.pt", weights_only=True)
+    change(payload["state"], _other_size_optimizer(dataset_path, tmp_path))
+    torch.save(payload, rd / "last.pt")
+    before = (rd / "last.pt").read_bytes()
+    result = run("train", "--run-dir", rd, "--resume", "--epochs", 2)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {rd / 'last.pt'} holds a training state that does not fit its run ({why}")
+    assert result.output.endswith(
+        "Resume from the last.pt that training wrote, or start a new run with another --run-dir\n"
+    )
+    assert (rd / "last.pt").read_bytes() == before and len(result.output.splitlines()) == 1

@@ -12,15 +12,16 @@ dict; it still loads, through ``_from_version_1``.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from qdsketch.config import ModelConfig, TrainConfig
+from qdsketch.config import ModelConfig, TrainConfig, field_type
 from qdsketch.errors import CheckpointError
-from qdsketch.files import atomic_path
+from qdsketch.files import write_atomically
 from qdsketch.model import StrokeModel, build_model
 from qdsketch.paths import checkpoint_file
 
@@ -60,8 +61,9 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "state": ckpt.state,
         "trained": {k: float(v) for k, v in ckpt.trained.items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()  # torch's own writer turns a full disk into a RuntimeError
+    torch.save(payload, buffer)
+    write_atomically(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Checkpoint:
@@ -87,6 +89,7 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
         _check(payload, config)
         model = build_model(config)
         model.load_state_dict(payload["model"])
+        train = TrainConfig.from_dict(payload["train_config"])  # inside: None or a string is a clear error too
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
@@ -99,7 +102,7 @@ def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Ch
         mean=payload["mean"],
         std=payload["std"],
         max_seq_len=payload["max_seq_len"],
-        train=TrainConfig.from_dict(payload["train_config"]),
+        train=train,
         epoch=payload["epoch"],
         val=payload["val"],
         state=payload["state"],
@@ -115,7 +118,7 @@ def _check(payload: dict, config: ModelConfig) -> None:
     """What must hold before a checkpoint is built and sampled from; ``ValueError`` says what does not."""
     for f in fields(ModelConfig):
         value, m = getattr(config, f.name), f.metadata
-        if f.type in ("int", "float") and (type(value) not in (int, float) or not math.isfinite(value)):
+        if field_type(ModelConfig, f) in (int, float) and (type(value) not in (int, float) or not math.isfinite(value)):
             raise ValueError(f"{f.name} is {value!r}")
         if ("min" in m and value < m["min"]) or ("max" in m and value > m["max"]):
             raise ValueError(f"{f.name} {value!r} is out of range")

@@ -10,6 +10,7 @@ import dataclasses
 import errno
 import functools
 import os
+import sys
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import click
 
 from qdsketch import __version__, completion, paths
-from qdsketch.config import PRESETS, ModelConfig, TrainConfig
+from qdsketch.config import PRESETS, ModelConfig, TrainConfig, field_type
 from qdsketch.errors import QdsketchError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -96,7 +97,26 @@ def cli():
 
 
 def main() -> None:
+    if os.environ.get("_QDSKETCH_COMPLETE") and not _is_int(os.environ.get("COMP_CWORD", "0")):
+        return  # a TAB from a broken completion script: no suggestions, rather than Click's traceback
+    import signal
+
+    # SIGTERM (kill, timeout, systemd, docker) stops a command as Ctrl-C does: what it was
+    # writing is removed, and it exits 130 in one line (train saves last.pt first)
+    signal.signal(signal.SIGTERM, _terminated)
     cli(prog_name="qdsketch")
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 # --- shared options ----------------------------------------------------------------
@@ -290,7 +310,8 @@ def _console(quiet: bool = False, stderr: bool = False):
     type=FiniteRange(0.1, 600),
     default=30.0,
     show_default=True,
-    help="Seconds to connect, and between bytes.",
+    help="Seconds to connect, and between bytes; a transfer slower than 1 KB/s for twice this long "
+    "(a server that trickles) is cut and retried.",
 )
 @click.option(
     "--jobs", type=click.IntRange(min=1, max=64), default=4, show_default=True, help="Files downloaded at once."
@@ -349,7 +370,7 @@ def download(
             results = [dl.import_class(source, name, f, reporter=reporter, **kw) for name, f in pairs]
         else:
             max_bytes = None if max_file_size is None else int(max_file_size * 1e9)
-            policy = dl.RetryPolicy(attempts=retries, timeout=timeout, max_bytes=max_bytes)
+            policy = dl.RetryPolicy(attempts=retries, timeout=timeout, max_bytes=max_bytes, slow_seconds=2 * timeout)
             base = dl.base_url(base_url)
             assert classes is not None
             results = dl.download_classes(
@@ -430,6 +451,8 @@ def preprocess(
         seed=seed,
         recognized_only=not all_drawings,
     )
+    if output.is_symlink():  # a loop cannot be resolved, and a link to a dataset would be replaced, not followed
+        raise click.ClickException(f"{output} is a symbolic link: pass the path it points to, or another --output")
     sources = plan.sources()
     inputs = {Path(p).resolve() for files in sources.values() for p in files}
     if output.resolve() in inputs or any(output.resolve() in p.parents for p in inputs):
@@ -492,21 +515,6 @@ def _with_note(help_text: str, note: str) -> str:
     """``"Say this."`` and ``"x"`` -> ``"Say this [x]."``."""
     body = help_text[:-1] if help_text.endswith(".") else help_text
     return f"{body} [{note}]." if body else f"[{note}]"
-
-
-def field_type(cls, f: dataclasses.Field) -> type:
-    """The type of field ``f`` of ``cls``, resolved from its annotation (a string, under
-    ``from __future__ import annotations``), ``X | None`` and ``Optional[X]`` read as ``X``."""
-    import types
-    import typing
-
-    hint = typing.get_type_hints(cls)[f.name]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(kinds) != 1:
-            raise TypeError(f"{cls.__name__}.{f.name}: a CLI option has one type, not {hint}")
-        hint = kinds[0]
-    return hint
 
 
 def _click_type(cls, f: dataclasses.Field):
@@ -930,6 +938,8 @@ def sample(
         raise click.UsageError("Missing option '-o' / '--output'.")
     fmt = _sample_format(output, fmt, out.as_json)
     to_stdout = _is_stdout(output)
+    if to_stdout and sys.stdout is None:  # `>&-`: Python starts with no stdout at all
+        raise click.ClickException("stdout is closed: nothing can be written there. Pass -o FILE")
     if not classes and class_names is None:
         raise click.UsageError("give the classes to draw: CLASSES... or --classes a,b")
     if classes and class_names is not None:
@@ -970,7 +980,11 @@ def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt:
         return
     text = "\n".join(ndjson_lines(rows, words, seeds)) + "\n" if fmt == "ndjson" else render.svg_text(rows, words)
     if _is_stdout(output):
-        click.echo(text, nl=False)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:  # a pipe closed by its reader, a full disk behind a redirect
+            raise click.ClickException(f"could not write the sketches to stdout ({exc.strerror or exc})") from None
         return
     from qdsketch.files import atomic_path
 

@@ -7,11 +7,15 @@ plain containers replaced by a stub that runs no code.
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
 
 from click.shell_completion import CompletionItem
+
+#: the largest pickle of a checkpoint a TAB reads (the weights are stored beside it, not in it)
+MAX_PICKLE = 1 << 20
 
 
 class _Stub:
@@ -38,10 +42,15 @@ def checkpoint_classes(path: Path | None) -> list[str]:
     from qdsketch.paths import checkpoint_file
 
     try:
-        with zipfile.ZipFile(checkpoint_file(path)) as z:
-            name = next(n for n in z.namelist() if n.endswith("data.pkl"))
-            with z.open(name) as handle:
-                payload = _Peek(handle).load()
+        file = checkpoint_file(path)
+        if not file.is_file():  # a FIFO, /dev/zero, a folder: opening or reading it would never end
+            return []
+        with zipfile.ZipFile(file) as z:
+            info = next(i for i in z.infolist() if i.filename.endswith("data.pkl"))
+            if info.file_size > MAX_PICKLE:  # the names are in a few kilobytes; a huge one is not a checkpoint
+                return []
+            with z.open(info) as handle:
+                payload = _Peek(io.BytesIO(handle.read(MAX_PICKLE + 1))).load()
         names = payload["class_names"]
         return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
     except Exception:  # a TAB never fails loudly: no suggestions instead

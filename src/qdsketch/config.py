@@ -13,13 +13,27 @@ default"); ``cli=False`` keeps a field off the command line.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+import types
+import typing
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
 
 def opt(default: Any, help: str = "", **spec: Any) -> Any:
     """A dataclass field with its CLI help and bounds in the metadata."""
     return field(default=default, metadata={"help": help, **spec})
+
+
+def field_type(cls, f: Field) -> type:
+    """The type of field ``f`` of ``cls``, resolved from its annotation (a string, under
+    ``from __future__ import annotations``), ``X | None`` and ``Optional[X]`` read as ``X``."""
+    hint = typing.get_type_hints(cls)[f.name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(kinds) != 1:
+            raise TypeError(f"{cls.__name__}.{f.name}: a CLI option has one type, not {hint}")
+        hint = kinds[0]
+    return hint
 
 
 def _known(cls, d: dict) -> dict:

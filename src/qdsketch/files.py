@@ -41,6 +41,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_atomically(path: str | os.PathLike, data: bytes | memoryview) -> None:
+    """``data`` at ``path``, whole or not at all (``atomic_path``). What libraries serialise
+    (torch, imageio) is made in memory and written here, so a full disk is one ``OSError``
+    with its errno, whatever the library would have raised or retried."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 OLD_PART_AGE = 24 * 3600  # seconds: a temporary of a version that did not record its writer
 
 

@@ -33,6 +33,7 @@ classes):
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,7 +44,7 @@ from torch import nn
 
 from qdsketch.data.dataset import Dataset
 from qdsketch.errors import CheckpointError, QdsketchError
-from qdsketch.files import atomic_path
+from qdsketch.files import write_atomically
 
 NONE = "none of these"
 VERSION = 3  # of how a judge is trained: a cached judge of another version is trained again
@@ -204,8 +205,12 @@ def typical(rows_list: list[np.ndarray], labels: np.ndarray, fraction: float = 0
 def fingerprint(ds: Dataset, cfg: JudgeConfig) -> str:
     """What a cached judge was trained on: the training drawings, the other
     classes and the config."""
+    config = asdict(cfg)
+    for limit in ("max_train", "max_pool"):  # a limit the dataset is under changed nothing: judges
+        if len(ds.splits["train"]) <= config[limit]:  # trained before it existed still match
+            config.pop(limit)
     h = hashlib.sha256()
-    h.update(repr((ds.class_names, asdict(cfg), NONE, VERSION)).encode())
+    h.update(repr((ds.class_names, config, NONE, VERSION)).encode())
     h.update("\n".join(ds.splits["train"].drawings.keys).encode())
     h.update(_others_file()["offsets"].tobytes())
     return h.hexdigest()[:16]
@@ -286,16 +291,15 @@ def _net_from(saved: dict, n_classes: int, cfg: JudgeConfig, device: str) -> Jud
 
 def save_judge(path: Path, net: JudgeNet, ds: Dataset, cfg: JudgeConfig, key: str | None = None) -> None:
     """Save a judge with what it was trained on (``key``: its fingerprint, if known)."""
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "fingerprint": key or fingerprint(ds, cfg),
-                "config": asdict(cfg),
-                "class_names": list(ds.class_names),
-                "model": {k: v.cpu() for k, v in net.state_dict().items()},
-            },
-            tmp,
-        )
+    buffer = io.BytesIO()  # as checkpoints: torch's own writer turns a full disk into a RuntimeError
+    payload = {
+        "fingerprint": key or fingerprint(ds, cfg),
+        "config": asdict(cfg),
+        "class_names": list(ds.class_names),
+        "model": {k: v.cpu() for k, v in net.state_dict().items()},
+    }
+    torch.save(payload, buffer)
+    write_atomically(path, buffer.getbuffer())
 
 
 # --- the judge that ships, for --best-of --------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qdsketch.files import atomic_path
+from qdsketch.files import atomic_path, write_atomically
 from qdsketch.strokes import stroke3_to_strokes
 
 XY_LOSS = {"mse": ("mse", "MSE loss (dx, dy)"), "gmm": ("nll", "Mixture negative log-likelihood (dx, dy)")}
@@ -169,6 +169,9 @@ def render_static(rows: np.ndarray, size: int = 256) -> np.ndarray:
 
 #: the most frames one GIF gets: a longer drawing adds more points a frame
 MAX_FRAMES = 1000
+#: a stroke longer than this is drawn a piece a frame while it is under way (its joints between
+#: pieces may differ by a pixel from one polyline); shorter ones are redrawn whole each frame
+LONG_STROKE = 256
 
 
 def frames(rows: np.ndarray, size: int = 256, points_per_frame: int = 2) -> list[np.ndarray]:
@@ -190,15 +193,23 @@ def frames(rows: np.ndarray, size: int = 256, points_per_frame: int = 2) -> list
     base = raster([], size, width)
     out = [np.asarray(base)]
     drawn = 0  # strokes on the base image
+    under_way = None  # (stroke, points drawn, image): a long stroke drawn a piece a frame
     for shown in list(range(step, total, step)) + [total]:
         whole = int(np.searchsorted(counts, shown, side="right"))  # strokes shown to their end
         while drawn < whole:
             _stroke(ImageDraw.Draw(base), strokes[drawn], width)
             drawn += 1
         image = base
-        if whole < len(strokes) and shown > counts[whole] - len(strokes[whole]):
+        part = shown - (counts[whole] - len(strokes[whole])) if whole < len(strokes) else 0
+        if part > 0 and len(strokes[whole]) <= LONG_STROKE:  # redrawn whole: the pixels raster gives
             image = base.copy()
-            _stroke(ImageDraw.Draw(image), strokes[whole][: shown - (counts[whole] - len(strokes[whole]))], width)
+            _stroke(ImageDraw.Draw(image), strokes[whole][:part], width)
+        elif part > 0:  # only the new piece, from the last point drawn: linear in the stroke's length
+            if under_way is None or under_way[0] != whole:
+                under_way = (whole, 1, base.copy())
+            _, done, image = under_way
+            _stroke(ImageDraw.Draw(image), strokes[whole][done - 1 : part], width)
+            under_way = (whole, part, image)
         frame = np.asarray(image)
         if not np.array_equal(frame, out[-1]):
             out.append(frame)
@@ -211,5 +222,6 @@ def save_gif(frame_list: list[np.ndarray], path: Path, fps: float = 20, hold: fl
 
     durations = [1000 / fps] * len(frame_list)
     durations[-1] = max(hold * 1000, durations[-1])
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frame_list), extension=".gif", duration=durations, loop=0)
+    # encoded in memory, then written by us: a failed write (a full disk) is one OSError here,
+    # not a retry from imageio's writer when it is collected, printing a traceback after the error
+    write_atomically(path, iio.imwrite("<bytes>", np.stack(frame_list), extension=".gif", duration=durations, loop=0))

@@ -19,9 +19,10 @@ import io
 import json
 import math
 import os
+import signal
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +41,7 @@ from qdsketch.evaluate import METRICS, Sums, evaluate_split
 from qdsketch.files import atomic_path, folder_lock
 from qdsketch.model import StrokeModel, build_model, count_parameters
 from qdsketch.seeds import derive_seed
+from qdsketch.signals import die_with_parent
 
 __all__ = ["TrainConfig", "TrainState", "fit", "resume", "train"]
 
@@ -115,6 +117,9 @@ def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        # a launcher killed with -9 must not leave its trainers writing into the run directory:
+        # they get SIGTERM, which saves last.pt and stops them, as Ctrl-C does
+        die_with_parent(signal.SIGTERM)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size()), device
 
@@ -186,12 +191,26 @@ class TrainState:
     def load(self, saved: dict, device: torch.device) -> None:
         """Take up ``saved`` (``to_checkpoint()``), torch's random state included."""
         self.optimizer.load_state_dict(saved["optimizer"])
+        for group in self.optimizer.param_groups:  # load_state_dict checks counts, not shapes
+            for param in group["params"]:
+                for value in self.optimizer.state.get(param, {}).values():
+                    if torch.is_tensor(value) and value.dim() and value.shape != param.shape:
+                        raise ValueError(f"its optimizer state is for a model of another shape ({tuple(value.shape)})")
         self.scheduler.load_state_dict(saved["scheduler"])
         early = saved["early"]
         self.best, self.best_epoch, self.bad_epochs = early["best"], early["best_epoch"], early["bad_epochs"]
         self.history, self.epoch, self.batch = saved["history"], saved["epoch"], saved["batch"]
         self.partial, self.steps = saved["partial"], saved["steps"]
         self.cpu_seconds = float(saved.get("cpu_seconds", 0.0))  # earlier runs did not count it
+        counts = {"epoch": self.epoch, "batch": self.batch, "steps": self.steps}
+        counts |= {"best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+        for name, value in counts.items():  # checked now: a wrong one would fail an hour into the run
+            if type(value) is not int or value < (1 if name == "epoch" else 0):
+                raise ValueError(f"{name} is {value!r}, not a count")
+        if type(self.best) not in (int, float) or not isinstance(self.history, list):
+            raise ValueError("the early-stopping state or the history is not what training writes")
+        if self.partial is not None:
+            Sums(device, self.partial)  # raises on sums that are not numbers
         torch.set_rng_state(saved["rng"]["torch"])
         if device.type == "cuda" and saved["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
@@ -467,13 +486,31 @@ def train(
 ) -> dict:
     """Train a new run into ``run_dir``; returns ``fit``'s summary."""
     run_dir = Path(run_dir)
-    if (run_dir / "last.pt").exists():
-        raise QdsketchError(f"{run_dir} already holds a run", "pass --resume to continue it, or another --run-dir")
-    run = _setup(cfg, model_cfg, run_dir, reporter or SilentReporter())
-    state = TrainState.new(run.model, cfg)
-    with folder_lock(run_dir) if run.dist.main else nullcontext():
+    with run_dir_lock(run_dir):
+        if (run_dir / "last.pt").exists():
+            raise QdsketchError(f"{run_dir} already holds a run", "pass --resume to continue it, or another --run-dir")
+        run = _setup(cfg, model_cfg, run_dir, reporter or SilentReporter())
+        state = TrainState.new(run.model, cfg)
         _start(run, None)
         return fit(run, state, should_stop)
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """``run_dir``, locked before anything in it is read or written, for the whole run:
+    two trainings never share a folder, and the second to come finds what the first
+    left (a finished run it must not overwrite). A folder made here and left empty by a
+    failure is removed. Under torchrun, the first process holds it for all."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    existed = run_dir.exists()
+    try:
+        with folder_lock(run_dir):
+            yield
+    finally:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
 
 
 #: what a resumed run may change: how long it trains, where, where its dataset moved
@@ -512,13 +549,20 @@ def resume(
     when it is the run's own value, so the command that started a run, given again
     with ``--resume``, continues it; a changed one is refused with both values."""
     run_dir = Path(run_dir)
+    with run_dir_lock(run_dir):
+        run, state = _resumed(run_dir, dict(asked or {}), reporter or SilentReporter())
+        _start(run, (state.epoch, state.batch))
+        return fit(run, state, should_stop)
+
+
+def _resumed(run_dir: Path, asked: dict, reporter: Reporter) -> tuple[Run, TrainState]:
+    """The run in ``run_dir`` and its state, as its ``last.pt`` left them (``resume``'s rules)."""
     last = run_dir / "last.pt"
     if not last.is_file():
         raise CheckpointError(f"nothing to resume: no {last}", f"start it with `qdsketch train --run-dir {run_dir}`")
     ckpt = load_checkpoint(last)
     if ckpt.state is None:
         raise CheckpointError(f"{last} holds no training state", "resume from the last.pt that training wrote")
-    asked = dict(asked or {})
     own = settings(ckpt.train, ckpt.config)
     changed = [name for name, value in asked.items() if name not in MAY_CHANGE and own.get(name, value) != value]
     if changed:
@@ -530,11 +574,16 @@ def resume(
             "--run-dir (only --epochs, --device, --data and --save-every may change on --resume)",
         )
     cfg = replace(ckpt.train, **{k: v for k, v in asked.items() if k in MAY_CHANGE and v is not None})
-    run = _setup(cfg, ckpt.config, run_dir, reporter or SilentReporter(), ckpt.class_names)
-    run.model.load_state_dict(ckpt.model.state_dict())
-    state = TrainState.new(run.model, cfg)
-    state.load(ckpt.state, run.device)
+    run = _setup(cfg, ckpt.config, run_dir, reporter, ckpt.class_names)
+    try:  # a state written for another model, or edited by hand, is refused here, not mid-step
+        run.model.load_state_dict(ckpt.model.state_dict())
+        state = TrainState.new(run.model, cfg)
+        state.load(ckpt.state, run.device)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]
+        raise CheckpointError(
+            f"{last} holds a training state that does not fit its run ({why})",
+            "resume from the last.pt that training wrote, or start a new run with another --run-dir",
+        ) from None
     run.cpu_before, run.cpu_at_start = state.cpu_seconds, time.process_time()
-    with folder_lock(run_dir) if run.dist.main else nullcontext():
-        _start(run, (state.epoch, state.batch))
-        return fit(run, state, should_stop)
+    return run, state

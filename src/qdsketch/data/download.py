@@ -181,6 +181,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: lines read before a file that keeps less than 1% of them is given up (no real file comes close:
+#: Google's recognise most of their drawings), rather than read to the size cap
+SURE_AFTER = 100_000
+
+
 class LineKeeper:
     """Consumes ndjson bytes, writing the lines worth keeping verbatim.
 
@@ -193,7 +198,7 @@ class LineKeeper:
         self.limit, self.recognized_only = limit, recognized_only
         self.pending = bytearray()  # the start of a line whose newline has not come yet
         self.overlong = 0  # bytes of a line past MAX_LINE, dropped as they come
-        self.consumed = self.kept = self.bytes_kept = self.bad = 0
+        self.consumed = self.kept = self.bytes_kept = self.bad = self.lines = 0
 
     @property
     def done(self) -> bool:
@@ -244,6 +249,13 @@ class LineKeeper:
         self.consumed += len(line)
         if not line.strip():
             return
+        self.lines += 1
+        if self.lines == SURE_AFTER and self.kept * 100 < self.lines:  # Google's files keep most of theirs
+            raise DownloadError(
+                f"of the first {self.lines:,} lines of the {self.fmt} file of {self.word!r}, {self.kept:,} were "
+                "worth keeping: it is not a Quick, Draw! file",
+                "check --base-url, or the folder of --from (--all-drawings keeps unrecognized drawings too)",
+            )
         verdict = keep_line(line, self.fmt, self.word, self.recognized_only)
         if verdict is None:
             self.bad += 1

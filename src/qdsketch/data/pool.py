@@ -15,6 +15,19 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 
 
+def _worker_start() -> None:
+    """In each worker, first: Ctrl-C is the parent's to handle (it reaches the whole process
+    group; the parent stops the pool), the pool's ``terminate()`` ends it quietly, and it
+    dies with its parent, even a parent killed with -9 (``signals.die_with_parent``)."""
+    import signal
+
+    from qdsketch.signals import die_with_parent
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a fork inherits the CLI's handler, which raises
+    die_with_parent(signal.SIGTERM)
+
+
 def start_method() -> str:
     """``fork`` starts a worker in milliseconds, but is unsafe once torch (and its threads) is loaded."""
     import multiprocessing as mp
@@ -36,7 +49,7 @@ def ordered(
         return
     import multiprocessing as mp
 
-    with mp.get_context(start_method()).Pool(workers) as pool:
+    with mp.get_context(start_method()).Pool(workers, initializer=_worker_start) as pool:
         firsts: deque = deque()  # results of first, in job order
         seconds: deque = deque()  # (first's result, second's), in job order
         queue = iter(jobs)

@@ -68,10 +68,14 @@ def load_sketchrnn(path: Path) -> dict[str, list[np.ndarray]]:
             out = {}
             for member in archive.namelist():
                 with archive.open(member) as handle:
-                    out[member.removesuffix(".npy")] = list(_load_npy(io.BytesIO(handle.read())))
-    except (zipfile.BadZipFile, ValueError, EOFError, pickle.UnpicklingError, OSError) as exc:
+                    drawings = _load_npy(io.BytesIO(handle.read()))
+                if not isinstance(drawings, np.ndarray) or drawings.ndim == 0:  # a 0-d array, a pickled int
+                    raise ValueError(f"{member} is not a list of drawings")
+                out[member.removesuffix(".npy")] = list(drawings)
+    # TypeError, KeyError...: what a crafted header or pickle raises inside numpy
+    except (zipfile.BadZipFile, ValueError, TypeError, KeyError, AttributeError, EOFError, pickle.UnpicklingError, OSError) as exc:
         raise DataError(
-            f"{path} is not a sketchrnn .npz file ({exc})",
+            f"{path} is not a sketchrnn .npz file ({str(exc)[:120] or type(exc).__name__})",
             "download it again with `qdsketch download --format sketchrnn --force`",
         ) from None
     if not out:
