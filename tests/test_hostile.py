@@ -8,6 +8,7 @@ them, each as its own process, two at a time, once for the module; each case is 
 test, and fails alone."""
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import real_lines
+from helpers import DATA, FIVE, real_lines
 
+from qdsketch.data.dataset import SPLITS
 from qdsketch.paths import bundled_model
 
 BASES = {  # a command that would work, but for the option under test
@@ -120,12 +122,51 @@ def file_cases():
         ("version", lambda p: p.update(version="2")),
         ("format", lambda p: p.update(format="other")),
         ("model", lambda p: p.pop("model")),
+        ("train config none", lambda p: p.update(train_config=None)),  # issue 21's reproductions from here
+        ("train config text", lambda p: p.update(train_config="epochs=3")),
     ]:
         cases.append(("sample", ["sample", "cat", "--checkpoint", "bad.pt", "-o", "y.png"], ("pt", change)))
         cases.append(("animate", ["animate", "cat", "--checkpoint", "bad.pt", "-o", "y.gif"], ("pt", change)))
     for text in [b"", b"\n\n", b"[1, 2]\n", b'{"drawing": "x"}\n', b"\xff\xfe\x00garbage\n", b"[" * 50_000 + b"\n"]:
         cases.append(("animate", ["animate", "--from", "bad.ndjson", "-o", "z.gif"], ("ndjson", text)))
         cases.append(("sample", ["sample", "cat", "--prefix", "bad.ndjson", "-o", "z.png"], ("ndjson", text)))
+    for _, change in [  # a sharded dataset (issue 21): its manifest ...
+        ("no splits", lambda m: m.pop("splits")),
+        ("splits text", lambda m: m.update(splits="train")),
+        ("counts list", lambda m: m.update(counts=[1, 2])),
+        ("no meta", lambda m: m.pop("meta")),
+        ("no names", lambda m: m.update(class_names=[])),
+        ("few names", lambda m: m.update(class_names=m["class_names"][:2])),
+        ("seq -1", lambda m: m.update(max_seq_len=-1)),
+        ("seq huge", lambda m: m.update(max_seq_len=10**12)),
+        ("mean nan", lambda m: m.update(mean=[float("nan"), 0.0])),
+        ("std 0", lambda m: m.update(std=[0.0, 1.0])),
+        ("escape", lambda m: m["splits"]["train"][0].update(name="../ds")),
+        ("absolute", lambda m: m["splits"]["train"][0].update(name="/etc/passwd")),
+        ("empty class", lambda m: (m["class_names"].append("dog"), m["counts"].update(dog=dict.fromkeys(SPLITS, 0)))),
+    ]:
+        cases.append(
+            ("train", ["train", "--data", "bad-shards", "--preset", "tiny", "--run-dir", "r3"], ("shards", change))
+        )
+        if _ in ("no splits", "escape", "empty class"):  # evaluate loads it the same way: a few suffice
+            cases.append(("evaluate", ["evaluate", "run", "--data", "bad-shards"], ("shards", change)))
+    for name, change in [  # ... and its arrays
+        ("train-00000.labels", lambda a: a + 99),
+        ("val-00000.labels", lambda a: a - 9),
+        ("train-00000.offsets", lambda a: np.concatenate([a[:1], a[1:][::-1]])),
+        ("train-00000.rows", lambda a: np.where(a == 1, 7, a).astype(a.dtype)),
+    ]:
+        cases.append(
+            (
+                "train",
+                ["train", "--data", "bad-shards", "--preset", "tiny", "--run-dir", "r3"],
+                ("shard", (name, change)),
+            )
+        )
+    for train in (np.array(5), np.array(None, dtype=object)):  # a sketchrnn file of a 0-d array
+        cases.append(("preprocess", ["preprocess", "--data-dir", "rnn", "-o", "new.npz"], ("sketchrnn", train)))
+    cases.append(("preprocess", ["preprocess", "--data-dir", "data", "-o", "loop"], ("link", ("loop", "loop"))))
+    cases.append(("preprocess", ["preprocess", "--data-dir", "data", "-o", "linked"], ("link", ("linked", "mine"))))
     for args in (
         ["preprocess", "--data-dir", "data", "-o", "data/simplified/cat.ndjson"],  # its own input
         ["preprocess", "--data-dir", "data", "-o", "mine"],  # a folder that is not a dataset
@@ -172,6 +213,10 @@ def world(tmp_path_factory, dataset_path):
     (root / "mine").mkdir()
     (root / "mine" / "keep.txt").write_text("mine too")
     (root / "empty").mkdir()
+    from qdsketch.data.plan import Plan
+    from qdsketch.data.shards import write_shards
+
+    write_shards(Plan.of(DATA, FIVE), root / "shards", shard_drawings=40)
     args = ["train", "--data", root / "ds.npz", "--preset", "tiny", "--epochs", "1", "--run-dir", root / "run", "-q"]
     made = CliRunner().invoke(cli, [str(a) for a in args])
     assert made.exit_code == 0, made.output
@@ -199,6 +244,27 @@ def _prepare(folder: Path, spec, dataset: Path):
         payload = torch.load(bundled_model(), weights_only=True)
         change(payload)
         torch.save(payload, folder / "bad.pt")
+    elif kind == "shards":
+        shutil.copytree(folder / "shards", folder / "bad-shards")
+        manifest = json.loads((folder / "bad-shards" / "manifest.json").read_text())
+        change(manifest)
+        (folder / "bad-shards" / "manifest.json").write_text(json.dumps(manifest))
+    elif kind == "shard":
+        name, change_array = change
+        shutil.copytree(folder / "shards", folder / "bad-shards")
+        path = folder / "bad-shards" / f"{name}.npy"
+        np.save(path, change_array(np.load(path)))
+        manifest = json.loads((folder / "bad-shards" / "manifest.json").read_text())
+        shard, key = name.rsplit(".", 1)
+        info = next(i for s in manifest["splits"].values() for i in s if i["name"] == shard)
+        info["bytes"][key] = path.stat().st_size  # the sizes agree: only the values are wrong
+        (folder / "bad-shards" / "manifest.json").write_text(json.dumps(manifest))
+    elif kind == "sketchrnn":
+        (folder / "rnn" / "sketchrnn").mkdir(parents=True)
+        np.savez(folder / "rnn" / "sketchrnn" / "cat.npz", train=change)
+    elif kind == "link":
+        link, target = change
+        (folder / link).symlink_to(target)
     else:
         (folder / "bad.ndjson").write_bytes(change)
 

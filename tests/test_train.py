@@ -548,3 +548,43 @@ def test_resume_from_a_state_that_does_not_fit_is_one_line(run, dataset_path, tm
         "Resume from the last.pt that training wrote, or start a new run with another --run-dir\n"
     )
     assert (rd / "last.pt").read_bytes() == before and len(result.output.splitlines()) == 1
+
+
+def test_torchrun_killed_with_9_leaves_no_trainer_running(dataset_path, tmp_path):
+    """Its trainers get SIGTERM when the launcher is gone (signals.die_with_parent), which
+    stops them as Ctrl-C does, instead of training on as orphans in the run directory."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rd = tmp_path / "ddp"
+    args = ["--data", dataset_path, "--preset", "tiny", "--epochs", 100000, "--early-stop", 100000]
+    args += ["--batch-size", 16, "--device", "cpu", "--run-dir", rd]
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", *args]
+    launcher = subprocess.Popen([str(a) for a in cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (rd / "history.json").exists() and time.time() < deadline:  # both are training
+        time.sleep(0.1)
+    trainers = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline") if _trains_in(p, rd)]
+    launcher.kill()
+    assert len(trainers) == 2
+    launcher.wait()
+    deadline = time.time() + 60
+    while any(_running(pid) for pid in trainers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in trainers)
+    assert not (rd / ".lock").exists()  # they let go of the run directory on their way out
+
+
+def _trains_in(cmdline: Path, run_dir: Path) -> bool:
+    try:
+        words = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    launcher = any(word.endswith(b"/torchrun") for word in words)
+    return b"train" in words and str(run_dir).encode() in words and not launcher
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -675,7 +675,13 @@ def _train_done(out: Output, summary: dict, run_dir: Path) -> None:
 
     if summary["history"]:
         plot_history(summary["history"], run_dir, summary["head"])  # the run's own head, also on --resume
-    if summary["interrupted"]:
+    if summary["interrupted"] and summary.get("processes", 1) > 1:
+        text = (
+            f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: {run_dir / 'last.pt'} keeps "
+            f"the end of epoch {summary['epoch'] - 1} (with several processes, a stop within an epoch is not saved)\n"
+            f"resume with: qdsketch train --run-dir {run_dir} --resume"
+        )
+    elif summary["interrupted"]:
         text = (
             f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: saved {run_dir / 'last.pt'}\n"
             f"resume with: qdsketch train --run-dir {run_dir} --resume"

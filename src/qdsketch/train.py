@@ -338,7 +338,7 @@ def run_epoch(run: Run, state: TrainState, should_stop: Callable[[], bool]) -> S
     t0 = shown = saved = time.perf_counter()
     seqs_done = 0
     for i in range(state.batch, len(batches)):
-        if d.world == 1 and should_stop():  # under torchrun, last.pt of the last epoch serves
+        if _stop_agreed(should_stop, d, device):
             state.batch, state.partial = i, sums.state()
             return None
         if cfg.save_every is not None and i > state.batch and time.perf_counter() - saved > 60 * cfg.save_every:
@@ -413,6 +413,20 @@ def close_epoch(run: Run, state: TrainState, sums: Sums, t0: float) -> dict:
     return row
 
 
+def _stop_agreed(should_stop: Callable[[], bool], d: Dist, device: torch.device) -> bool:
+    """Whether to stop before this batch: this process's Ctrl-C or SIGTERM, or under torchrun
+    any process's. Every process must stop at the same batch, or the others would wait for
+    it forever in the next gradient exchange (a launcher killed with -9 sends each of them a
+    SIGTERM of its own, at its own batch)."""
+    if d.world == 1:
+        return should_stop()
+    import torch.distributed as dist
+
+    flag = torch.tensor([float(should_stop())], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
 def fit(run: Run, state: TrainState, should_stop: Callable[[], bool] = lambda: False) -> dict:
     """The loop: epochs until done or early stop; Ctrl-C (``should_stop``) saves
     ``last.pt`` at the exact batch. Returns the summary, history included."""
@@ -423,7 +437,8 @@ def fit(run: Run, state: TrainState, should_stop: Callable[[], bool] = lambda: F
             t0 = time.perf_counter()
             sums = run_epoch(run, state, should_stop)
             if sums is None:
-                run.save_last(state)
+                if run.dist.world == 1:  # several processes' losses so far are not gathered: under
+                    run.save_last(state)  # torchrun, last.pt keeps the last whole epoch
                 interrupted = True
                 break
             row = close_epoch(run, state, sums, t0)
@@ -432,13 +447,13 @@ def fit(run: Run, state: TrainState, should_stop: Callable[[], bool] = lambda: F
     finally:  # an error prints alone, after the bar
         if run.dist.main:
             run.reporter.close()
-    if not interrupted:
-        finish_distributed(run.dist)
+    finish_distributed(run.dist)  # a stop is agreed by every process: they leave together
     return {
         "interrupted": interrupted,
         "head": run.model.cfg.head,
         "epoch": state.epoch,
         "batch": state.batch,
+        "processes": run.dist.world,
         "stopped_early": state.bad_epochs >= run.cfg.early_stop,
         "best_epoch": state.best_epoch,
         "best_val": state.best,
