@@ -129,6 +129,17 @@ def _mutate(a: np.ndarray, how: str, rng: np.random.Generator):
     return np.array([1, None], dtype=object)
 
 
+def _loads_whole_or_refuses(path: Path) -> None:
+    """A dataset file or folder either is refused with a QdsketchError, or loads consistent."""
+    try:
+        ds = load_dataset(path)
+    except QdsketchError:
+        return
+    for split in ds.splits.values():
+        _valid_drawings(split.drawings) if len(split) else None
+        assert len(split.labels) == len(split) and (split.labels < len(ds.class_names)).all()
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, 100), mutations), min_size=1, max_size=3), st.integers(0, 2**32 - 1))
 def test_dataset_files(dataset_arrays, changes, seed):
@@ -147,13 +158,7 @@ def test_dataset_files(dataset_arrays, changes, seed):
             np.savez(path, **arrays)
         except ValueError:
             return
-        try:
-            ds = load_dataset(path)
-        except QdsketchError:
-            return
-        for split in ds.splits.values():  # what loads is consistent
-            _valid_drawings(split.drawings) if len(split) else None
-            assert len(split.labels) == len(split) and (split.labels < len(ds.class_names)).all()
+        _loads_whole_or_refuses(path)
 
 
 json_values = st.recursive(
@@ -212,13 +217,7 @@ def test_sharded_datasets(sharded_path, manifest_changes, array_changes, seed):
                 array = np.load(path, allow_pickle=True)  # the test's own object arrays, from an earlier change
                 path.unlink()  # the link, never the dataset it points to
                 np.save(path, _mutate(array, how, rng), allow_pickle=True)
-        try:
-            ds = load_dataset(folder)
-        except QdsketchError:
-            return
-        for split in ds.splits.values():  # what loads is consistent
-            _valid_drawings(split.drawings) if len(split) else None
-            assert len(split.labels) == len(split) and (split.labels < len(ds.class_names)).all()
+        _loads_whole_or_refuses(folder)
 
 
 @pytest.fixture(scope="module")
