@@ -403,3 +403,18 @@ def test_generation_reports_finished_sketches_and_draws_the_same(ckpt):
     done = [d for d, _ in heard]
     assert {t for _, t in heard} == {10} and done == sorted(done) and done[-1] == 10
     assert done[0] < 4  # heard step by step, not only at the end of a chunk
+
+
+def test_ndjson_timestamps_are_written_as_googles_are():
+    """Google's form, "2017-03-08 21:12:07.266040 UTC", as the real drawings beside the tests
+    have it (a rename once turned the seconds into a word, and nothing noticed)."""
+    import re
+
+    from qdsketch.sample import ndjson_lines
+
+    form = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{1,6} UTC")
+    real = json.loads(real_lines("cat")[0])["timestamp"]
+    assert form.fullmatch(real)
+    rows = [drawing_to_stroke3(json.loads(real_lines("cat")[0])["drawing"])]
+    (line,) = ndjson_lines(rows, ["cat"], [7])
+    assert form.fullmatch(json.loads(line)["timestamp"])

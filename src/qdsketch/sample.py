@@ -207,7 +207,7 @@ def ndjson_lines(rows: list[np.ndarray], words: list[str], seeds: list[int]) -> 
     import json
     import time
 
-    stamp = time.strftime("%Y-%m-%d %H:%M:%strokes.000000 UTC", time.gmtime())
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime())
     return [
         json.dumps(
             {
