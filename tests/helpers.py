@@ -166,3 +166,22 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def checkpoint_of(model, class_names, mean=(0.0, 0.0), std=(30.0, 30.0), max_seq_len=150, epoch=0, train=None):
+    """A ``Checkpoint`` of ``model`` (its own config) for ``class_names``, as training would
+    write it, with the normalisation, length limit and training config given (by default
+    the default ``TrainConfig``)."""
+    from qdsketch.checkpoint import Checkpoint
+    from qdsketch.config import TrainConfig
+
+    return Checkpoint(
+        model=model,
+        config=model.cfg,
+        class_names=list(class_names),
+        mean=list(mean),
+        std=list(std),
+        max_seq_len=max_seq_len,
+        train=train if train is not None else TrainConfig(),
+        epoch=epoch,
+    )

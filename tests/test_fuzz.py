@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import DATA, real_lines
+from helpers import DATA, checkpoint_of, real_lines
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -223,7 +223,7 @@ def test_sharded_datasets(sharded_path, manifest_changes, array_changes, seed):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A real checkpoint of a tiny model (the shipped one, shrunk), quick to save and load."""
-    from qdsketch.checkpoint import Checkpoint, save_checkpoint
+    from qdsketch.checkpoint import save_checkpoint
     from qdsketch.config import preset
     from qdsketch.model import SketchModel
 
@@ -232,16 +232,7 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "tiny.pt"
     save_checkpoint(
         path,
-        Checkpoint(
-            model=model,
-            config=model.cfg,
-            class_names=shipped.class_names,
-            mean=shipped.mean,
-            std=shipped.std,
-            max_seq_len=150,
-            train=shipped.train,
-            epoch=1,
-        ),
+        checkpoint_of(model, shipped.class_names, mean=shipped.mean, std=shipped.std, epoch=1, train=shipped.train),
     )
     return path
 

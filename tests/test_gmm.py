@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import checkpoint_of
 
 from qdsketch.config import ModelConfig, preset
 from qdsketch.model import GMMHead, SketchModel, count_parameters
@@ -119,23 +120,12 @@ def test_training_the_gmm_head_names_its_loss(run, dataset_path, tmp_path):
 def test_the_pen_keeps_its_own_probabilities_by_default_for_the_mixture_head():
     """Sharpening the pen makes the end of a sketch rarer than the model says, so
     sketches run on (docs/sampling.md): the mixture head samples the pen at 1."""
-    from qdsketch.checkpoint import Checkpoint
-    from qdsketch.config import TrainConfig
     from qdsketch.sample import generate, sketch_seeds
 
     def ckpt(head):
         torch.manual_seed(0)
         cfg = ModelConfig(n_classes=2, embed_dim=4, hidden=8, layers=1, dropout=0.0, head=head, mixtures=3)
-        return Checkpoint(
-            model=SketchModel(cfg),
-            config=cfg,
-            class_names=["a", "b"],
-            mean=[1.0, 1.0],
-            std=[30.0, 30.0],
-            max_seq_len=150,
-            train=TrainConfig(),
-            epoch=0,
-        )
+        return checkpoint_of(SketchModel(cfg), ["a", "b"], mean=[1.0, 1.0])
 
     seeds = sketch_seeds(0, 16)
     gmm = ckpt("gmm")

@@ -5,7 +5,7 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from helpers import DATA, real_lines
+from helpers import DATA, checkpoint_of, real_lines
 
 from qdsketch import render
 from qdsketch.checkpoint import load_checkpoint
@@ -298,8 +298,8 @@ def test_best_of_keeps_the_try_the_shipped_judge_likes_most(run, ckpt, tmp_path)
 def test_best_of_needs_a_judge_of_the_models_classes(run, tmp_path):
     import torch
 
-    from qdsketch.checkpoint import Checkpoint, save_checkpoint
-    from qdsketch.config import TrainConfig, preset
+    from qdsketch.checkpoint import save_checkpoint
+    from qdsketch.config import preset
     from qdsketch.model import SketchModel
 
     path = tmp_path / "other.pt"
@@ -308,16 +308,7 @@ def test_best_of_needs_a_judge_of_the_models_classes(run, tmp_path):
     names = ["cat", "The Eiffel Tower"]
     save_checkpoint(
         path,
-        Checkpoint(
-            model=model,
-            config=model.cfg,
-            class_names=names,
-            mean=[0.0, 0.0],
-            std=[30.0, 30.0],
-            max_seq_len=150,
-            train=TrainConfig(),
-            epoch=0,
-        ),
+        checkpoint_of(model, names),
     )
     result = run("sample", "The Eiffel Tower", "--checkpoint", path, "--best-of", 2, "-o", tmp_path / "x.png")
     assert result.exit_code == 1

@@ -5,11 +5,12 @@ import shutil
 
 import pytest
 import torch
+from helpers import checkpoint_of
 
 from qdsketch import shipped
-from qdsketch.checkpoint import Checkpoint, save_checkpoint
+from qdsketch.checkpoint import save_checkpoint
 from qdsketch.completion import model_class
-from qdsketch.config import TrainConfig, preset
+from qdsketch.config import preset
 from qdsketch.model import SketchModel
 
 
@@ -31,16 +32,7 @@ def two_models(tmp_path, monkeypatch):
     names = ["cat", "The Eiffel Tower"]
     save_checkpoint(
         folder / "more.pt",
-        Checkpoint(
-            model=model,
-            config=model.cfg,
-            class_names=names,
-            mean=[0.0, 0.0],
-            std=[30.0, 30.0],
-            max_seq_len=40,
-            train=TrainConfig(),
-            epoch=0,
-        ),
+        checkpoint_of(model, names, max_seq_len=40),
     )
     entries = [
         {

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import DATA
+from helpers import DATA, checkpoint_of
 
-from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from qdsketch.checkpoint import load_checkpoint, save_checkpoint
 from qdsketch.config import Augment, ModelConfig, preset
 from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.model import SketchModel
@@ -125,16 +125,7 @@ def test_a_checkpoint_older_than_0_2_is_refused_with_the_fix(tmp_path):
     model = SketchModel(preset("tiny", n_classes=2))
     save_checkpoint(
         tmp_path / "x.pt",
-        Checkpoint(
-            model=model,
-            config=model.cfg,
-            class_names=["a", "b"],
-            mean=[0, 0],
-            std=[1, 1],
-            max_seq_len=150,
-            train=TrainConfig(),
-            epoch=1,
-        ),
+        checkpoint_of(model, ["a", "b"], mean=[0, 0], std=[1, 1], epoch=1),
     )
     p = torch.load(tmp_path / "x.pt", weights_only=True)
     keep = ("format", "model_config", "model", "class_names", "mean", "std")
@@ -194,16 +185,7 @@ def test_bad_checkpoint_files(tmp_path):
     model = SketchModel(preset("tiny", n_classes=2))
     save_checkpoint(
         tmp_path / "good.pt",
-        Checkpoint(
-            model=model,
-            config=model.cfg,
-            class_names=["cat", "dog"],
-            mean=[0, 0],
-            std=[1, 1],
-            max_seq_len=150,
-            train=TrainConfig(),
-            epoch=0,
-        ),
+        checkpoint_of(model, ["cat", "dog"], mean=[0, 0], std=[1, 1]),
     )
     data = (tmp_path / "good.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
