@@ -207,7 +207,7 @@ class Output:
 
         return StepBar(console, description)
 
-    def result(self, data, text: str | None = None, show=None, stderr: bool = False) -> None:
+    def result(self, data, text: str | None = None, show=None) -> None:
         """A command's last word: ``data`` as JSON with ``--json``; else ``show(console)``
         (tables) or the line ``text``, unless ``-q``."""
         if self.as_json:
@@ -216,9 +216,9 @@ class Output:
             click.echo(json.dumps(_json_safe(data), indent=2, allow_nan=False))
         elif not self.quiet:
             if show is not None:
-                show(self.stderr if stderr else self.console)
+                show(self.console)
             elif text is not None:
-                click.echo(text, err=stderr)
+                click.echo(text)
 
     def say(self, text: str, stderr: bool = False) -> None:
         """A line on the way (not the result), unless ``-q`` or ``--json``."""
@@ -675,15 +675,15 @@ def _train_done(out: Output, summary: dict, run_dir: Path) -> None:
 
     if summary["history"]:
         plot_history(summary["history"], run_dir, summary["head"])  # the run's own head, also on --resume
-    if summary["interrupted"] and summary.get("processes", 1) > 1:
+    if summary["interrupted"]:
+        kept = f"saved {run_dir / 'last.pt'}"
+        if summary["processes"] > 1:
+            kept = (
+                f"{run_dir / 'last.pt'} keeps the end of epoch {summary['epoch'] - 1} "
+                "(with several processes, a stop within an epoch is not saved)"
+            )
         text = (
-            f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: {run_dir / 'last.pt'} keeps "
-            f"the end of epoch {summary['epoch'] - 1} (with several processes, a stop within an epoch is not saved)\n"
-            f"resume with: qdsketch train --run-dir {run_dir} --resume"
-        )
-    elif summary["interrupted"]:
-        text = (
-            f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: saved {run_dir / 'last.pt'}\n"
+            f"interrupted at epoch {summary['epoch']}, batch {summary['batch']}: {kept}\n"
             f"resume with: qdsketch train --run-dir {run_dir} --resume"
         )
     else:
