@@ -36,6 +36,10 @@ def same_state(a: Path, b: Path):
     for i in sa:
         for k in sa[i]:
             assert torch.equal(sa[i][k], sb[i][k]), (i, k)
+    assert ka["state"].keys() == kb["state"].keys()
+    for name, t in ka["state"].get("trained_weights", {}).items():  # --ema: the trained weights beside the average
+        assert torch.equal(t, kb["state"]["trained_weights"][name]), name
+    assert ka["state"].get("average_updates") == kb["state"].get("average_updates")
     assert ka["state"]["scheduler"] == kb["state"]["scheduler"]
     assert ka["state"]["early"] == kb["state"]["early"]
     assert torch.equal(ka["state"]["rng"]["torch"], kb["state"]["rng"]["torch"])
@@ -58,10 +62,13 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(dataset_path, tmp_path):
     assert strip(h1) == strip(h2)
 
 
-def test_interrupted_mid_epoch_and_resumed_is_bit_identical(dataset_path, tmp_path):
-    train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "straight")
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_interrupted_mid_epoch_and_resumed_is_bit_identical(dataset_path, tmp_path, ema):
+    train(cfg(dataset_path, epochs=2, ema=ema), DROPPY, tmp_path / "straight")
     polls = iter(range(1000))
-    summary = train(cfg(dataset_path, epochs=2), DROPPY, tmp_path / "cut", should_stop=lambda: next(polls) == 9)
+    summary = train(
+        cfg(dataset_path, epochs=2, ema=ema), DROPPY, tmp_path / "cut", should_stop=lambda: next(polls) == 9
+    )
     assert summary["interrupted"] and (summary["epoch"], summary["batch"]) == (2, 1)  # 8 batches an epoch
     assert len(summary["history"]) == 1  # the history comes back on an interrupt too
     resume(tmp_path / "cut")  # the run's own 2 epochs
@@ -90,6 +97,47 @@ def test_save_every_keeps_last_pt_within_the_epoch_so_a_killed_run_resumes_bit_i
     same_state(tmp_path / "straight" / "last.pt", tmp_path / "killed" / "last.pt")
     cpu = [row["cpu_hours"] for row in summary["history"]]
     assert 0 < cpu[0] < cpu[1]  # CPU time adds up over the resumed parts
+
+
+def test_ema_saves_the_average_of_the_weights_after_every_step_and_trains_as_without(dataset_path, tmp_path):
+    """Under --ema, best.pt, last.pt and snapshots hold the moving average of the trained
+    weights; those (last.pt's state) are the ones a run without it trains, bit for bit."""
+    one_epoch = cfg(dataset_path, epochs=1, save_every=1e-9)  # 8 batches; snapshots after steps 1-7
+    train(one_epoch, DROPPY, tmp_path / "plain")
+    train(replace(one_epoch, ema=0.5), DROPPY, tmp_path / "ema")
+    plain = torch.load(tmp_path / "plain" / "last.pt", weights_only=True)
+    averaged = torch.load(tmp_path / "ema" / "last.pt", weights_only=True)
+    for name, t in plain["model"].items():
+        assert torch.equal(averaged["state"]["trained_weights"][name], t), name
+    assert averaged["state"]["average_updates"] == 8 and "trained_weights" not in plain["state"]
+    # the average, step by step, from the initial weights and each step's trained weights
+    torch.manual_seed(0)
+    expected = SketchModel(replace(DROPPY, n_classes=5)).state_dict()
+    steps = [torch.load(tmp_path / "plain" / "snapshots" / f"steps-{i}.pt", weights_only=True) for i in range(1, 8)]
+    for n, step in enumerate([*steps, plain], start=1):
+        rate = min(0.5, (1 + n) / (10 + n))  # 2/11, 3/12, ... then 0.5 from step 8
+        expected = {k: rate * v + (1 - rate) * step["model"][k] for k, v in expected.items()}
+    for name, t in expected.items():
+        torch.testing.assert_close(averaged["model"][name], t, rtol=0, atol=1e-6)
+        assert not torch.allclose(averaged["model"][name], plain["model"][name], atol=1e-4), name
+    best = torch.load(tmp_path / "ema" / "best.pt", weights_only=True)
+    assert all(torch.equal(best["model"][k], averaged["model"][k]) for k in expected)
+    assert best["val"]["total"] == json.loads((tmp_path / "ema" / "history.json").read_text())[0]["val_total"]
+    assert best["val"]["total"] != plain_val(tmp_path / "plain")  # validated on the average
+
+
+def plain_val(run_dir: Path) -> float:
+    return json.loads((run_dir / "history.json").read_text())[0]["val_total"]
+
+
+def test_ema_given_on_resume_starts_from_the_trained_weights_and_can_be_dropped_again(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=3), DROPPY, tmp_path / "straight")
+    train(cfg(dataset_path, epochs=1), DROPPY, tmp_path / "later")
+    resume(tmp_path / "later", {"epochs": 2, "ema": 0.9})
+    saved = torch.load(tmp_path / "later" / "last.pt", weights_only=True)
+    assert saved["train_config"]["ema"] == 0.9 and saved["state"]["average_updates"] == 8
+    resume(tmp_path / "later", {"epochs": 3, "ema": 0.0})  # the trained weights go on as before
+    same_state(tmp_path / "straight" / "last.pt", tmp_path / "later" / "last.pt")
 
 
 def as_version_1(path: Path) -> None:
@@ -468,7 +516,7 @@ def test_the_command_that_started_a_run_continues_it_with_resume(run, tmp_path):
     assert changed.output == (
         "Error: runs/a was trained with other settings: --batch-size 16 (the run has 8), --hidden 9 (the run has 8). "
         "Drop --batch-size, --hidden to continue it as it was, or start a new run with another --run-dir "
-        "(only --epochs, --device, --data and --save-every may change on --resume)\n"
+        "(only --epochs, --device, --data, --save-every and --ema may change on --resume)\n"
     )
     other_preset = run("train", "--preset", "seed", "--run-dir", "runs/a", "--resume", "--epochs", "3")
     assert other_preset.exit_code == 1 and "--hidden 512 (the run has 8)" in other_preset.output

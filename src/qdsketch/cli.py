@@ -604,7 +604,7 @@ def _preset_help() -> str:
     "--resume",
     is_flag=True,
     help="Continue the run in --run-dir (by default the latest in runs/) from its last.pt, with its own settings: "
-    "the same options again are accepted; only --epochs, --device, --data and --save-every may change.",
+    "the same options again are accepted; only --epochs, --device, --data, --save-every and --ema may change.",
 )
 @config_options(TrainConfig)
 @config_options(ModelConfig, note="preset's")

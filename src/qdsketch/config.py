@@ -154,6 +154,15 @@ class TrainConfig:
         min=0,
         min_open=True,
     )
+    ema: float = opt(
+        0.0,
+        "Also keep an exponential moving average of the weights, with this decay per optimizer step "
+        "(0.999 averages about the last thousand steps); validation, best.pt, last.pt and snapshots then hold "
+        "the average, which smooths out the noise of single steps. 0: off.",
+        min=0,
+        max=1,
+        max_open=True,
+    )
     augment: Augment = field(default_factory=Augment)
 
     @classmethod

@@ -139,6 +139,7 @@ class RichTrainReporter:
         c.print(
             "train: "
             + ", ".join(f"{k}={train[k]}" for k in ("data", "epochs", "batch_size", "lr", "weight_decay", "seed"))
+            + (f", ema={train['ema']} (validated and saved: the weight average)" if train.get("ema") else "")
             + f"; device {info['device']}"
             + (f" x {info['world']} processes" if info["world"] > 1 else "")
         )

@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from qdsketch.averaging import WeightAverage
 from qdsketch.batching import DeviceSplit, StreamSplit, balanced_weights, batch_order
 from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from qdsketch.config import ModelConfig, TrainConfig
@@ -237,15 +238,26 @@ class Run:
     dist: Dist
     run_dir: Path
     reporter: Reporter
+    average: WeightAverage | None = None  # --ema: the weights that are validated and saved
     cpu_before: float = 0.0  # CPU seconds of the parts of the run before a resume
     cpu_at_start: float = field(default_factory=time.process_time)
 
+    @property
+    def weights(self) -> StrokeModel:
+        """The model that is validated and saved: the weight average under ``--ema``."""
+        return self.average.model if self.average is not None else self.model
+
     def checkpoint(self, state: TrainState, last: bool) -> Checkpoint:
-        """``last.pt`` (``last``: the state to resume from) or ``best.pt``."""
+        """``last.pt`` (``last``: the state to resume from) or ``best.pt``. Under ``--ema``
+        the weights are the average, and last.pt's state also holds the trained weights."""
         ds = self.ds
         val = {} if last or not state.history else {k: state.history[-1][f"val_{k}"] for k in METRICS}
+        saved = state.to_checkpoint(self.device) if last else None
+        if saved is not None and self.average is not None:
+            saved["trained_weights"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            saved["average_updates"] = self.average.updates
         return Checkpoint(
-            model=self.model,
+            model=self.weights,
             config=self.model.cfg,
             class_names=ds.class_names,
             mean=ds.mean.tolist(),
@@ -254,7 +266,7 @@ class Run:
             train=self.cfg,
             epoch=state.epoch - 1,
             val=val,
-            state=state.to_checkpoint(self.device) if last else None,
+            state=saved,
             trained={"steps": state.steps, "cpu_hours": self.cpu_seconds() / 3600},
         )
 
@@ -317,13 +329,14 @@ def _setup(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, reporter: Re
                 "preprocess with a --split that keeps some of each, e.g. 70,15,15, and enough drawings a class",
             )
     val_split = make_split(ds, "val", cfg.stream, device)
+    average = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
     net: torch.nn.Module = model
     if dist_info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     train_split = make_split(ds, "train", cfg.stream, device)
-    return Run(cfg, model, net, ds, train_split, val_split, device, dist_info, run_dir, reporter)
+    return Run(cfg, model, net, ds, train_split, val_split, device, dist_info, run_dir, reporter, average)
 
 
 def run_epoch(run: Run, state: TrainState, should_stop: Callable[[], bool]) -> Sums | None:
@@ -353,6 +366,8 @@ def run_epoch(run: Run, state: TrainState, should_stop: Callable[[], bool]) -> S
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
         state.optimizer.step()
+        if run.average is not None:
+            run.average.update(run.model)
         state.steps += 1
         sums.add(losses, batch)
         seqs_done += len(batch.labels)
@@ -376,7 +391,7 @@ def close_epoch(run: Run, state: TrainState, sums: Sums, t0: float) -> dict:
     sums = all_reduce_sums(sums, run.device, run.dist)
     d = run.dist
     mine = np.arange(d.rank, len(run.val_split), d.world) if d.world > 1 else None  # each rank reads its own part
-    val = all_reduce_sums(evaluate_split(run.model, run.val_split, cfg.batch_size * 2, cfg.amp, mine), run.device, d)
+    val = all_reduce_sums(evaluate_split(run.weights, run.val_split, cfg.batch_size * 2, cfg.amp, mine), run.device, d)
     train_means, val_means = sums.means(), val.means()
     if not (math.isfinite(train_means["total"]) and math.isfinite(val_means["total"])):  # this epoch is not saved
         kept = f"last.pt and best.pt keep epoch {state.epoch - 1}" if state.epoch > 1 else "nothing was saved"
@@ -529,8 +544,9 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
 
 
 #: what a resumed run may change: how long it trains, where, where its dataset moved
-#: (it must hold the same classes), and how often it saves within an epoch
-MAY_CHANGE = ("epochs", "device", "data", "save_every")
+#: (it must hold the same classes), how often it saves within an epoch, and whether it
+#: keeps a weight average (which leaves the trained weights as they would have been)
+MAY_CHANGE = ("epochs", "device", "data", "save_every", "ema")
 
 
 def latest_run(runs: Path) -> Path:
@@ -586,12 +602,20 @@ def _resumed(run_dir: Path, asked: dict, reporter: Reporter) -> tuple[Run, Train
         raise QdsketchError(
             f"{run_dir} was trained with other settings: {said}",
             f"drop {', '.join(map(flag, changed))} to continue it as it was, or start a new run with another "
-            "--run-dir (only --epochs, --device, --data and --save-every may change on --resume)",
+            "--run-dir (only --epochs, --device, --data, --save-every and --ema may change on --resume)",
         )
     cfg = replace(ckpt.train, **{k: v for k, v in asked.items() if k in MAY_CHANGE and v is not None})
     run = _setup(cfg, ckpt.config, run_dir, reporter, ckpt.class_names)
     try:  # a state written for another model, or edited by hand, is refused here, not mid-step
-        run.model.load_state_dict(ckpt.model.state_dict())
+        trained = ckpt.state.get("trained_weights")  # under --ema: ckpt.model is the average
+        run.model.load_state_dict(trained if trained is not None else ckpt.model.state_dict())
+        if run.average is not None:  # the run's average, or on a newly given --ema, the trained weights
+            updates = ckpt.state.get("average_updates", 0) if trained is not None else 0
+            if type(updates) is not int or updates < 0:
+                raise ValueError(f"average_updates is {updates!r}, not a count")
+            run.average = WeightAverage(run.model, cfg.ema, updates)
+            if trained is not None:
+                run.average.model.load_state_dict(ckpt.model.state_dict())
         state = TrainState.new(run.model, cfg)
         state.load(ckpt.state, run.device)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
