@@ -3,9 +3,10 @@ exit, exactly one `Error:` line, no traceback, and every file that was there bef
 (docs/reliability.md).
 
 A bad option value is refused by Click before any command runs, so those cases run in-process
-(milliseconds each). Bad files reach the library, so those run as the user's shell would run
-them, each as its own process, two at a time, once for the module; each case is still its own
-test, and fails alone."""
+(milliseconds each). Bad files reach the library, so those run as real processes, each its
+own, two at a time, once for the module, forked from one that imported torch once
+(``tests/forker.py``; a case of each kind also runs as a fresh `python -m qdsketch`, and must
+end the same); each case is still its own test, and fails alone."""
 
 import hashlib
 import json
@@ -325,23 +326,60 @@ def test_a_bad_option_value_is_one_error_line(world, tmp_path, monkeypatch, args
     assert _problems(result.exit_code, result.output, before, folder) == []
 
 
+def _case_folder(root: Path, name: str, world: Path, spec) -> Path:
+    folder = root / name
+    shutil.copytree(world, folder, symlinks=True)
+    _prepare(folder, spec, world / "ds.npz")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def file_case_results(world, tmp_path_factory):
-    """Every file case run as its own process, two at a time (the machine's two cores):
+    """Every file case run as its own process, two at a time (the machine's two cores), each
+    forked from one process that imported torch once (``tests/forker.py``):
     ``{case index: (exit code or None if it hung, output, files before, folder)}``."""
     root = tmp_path_factory.mktemp("file-cases")
-    folders = []
+    outputs = tmp_path_factory.mktemp("file-case-outputs")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    folders, cases = [], []
     for i, (_, args, spec) in enumerate(FILE_CASES):
-        folder = root / f"case{i}"
-        shutil.copytree(world, folder, symlinks=True)
-        _prepare(folder, spec, world / "ds.npz")
-        folders.append((folder, args, _snapshot(folder)))
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda f: _run(f[0], f[1]), folders))
+        folder = _case_folder(root, f"case{i}", world, spec)
+        folders.append((folder, _snapshot(folder)))
+        cases.append({"args": args, "cwd": str(folder), "env": env, "output": str(outputs / f"{i}.txt")})
+    (outputs / "cases.json").write_text(json.dumps(cases))
+    forker = [
+        sys.executable,
+        str(Path(__file__).with_name("forker.py")),
+        outputs / "cases.json",
+        outputs / "codes.json",
+    ]
+    subprocess.run(forker, env=env, check=True, timeout=60 + 10 * len(cases))
+    codes = json.loads((outputs / "codes.json").read_text())
     return {
-        i: (code, output, before, folder)
-        for i, ((folder, _, before), (code, output)) in enumerate(zip(folders, results))
+        i: (codes[i], (outputs / f"{i}.txt").read_text(), before, folder) for i, (folder, before) in enumerate(folders)
     }
+
+
+#: a case of each command, run again as a fresh `python -m qdsketch` (what a fork could change
+#: is the process, not the file: its start, environment, streams, exit and tracebacks)
+FRESH = sorted({command: i for i, (command, _, _) in reversed(list(enumerate(FILE_CASES)))}.values())
+
+
+@pytest.mark.slow
+def test_a_forked_case_ends_exactly_as_a_fresh_process_does(world, file_case_results, tmp_path):
+    """The instrument: what the forked runner reports is what `python -m qdsketch` does, to
+    the byte, for a case of every command."""
+    assert len(FRESH) == 6
+    folders = {i: _case_folder(tmp_path, f"case{i}", world, FILE_CASES[i][2]) for i in FRESH}
+    with ThreadPoolExecutor(2) as pool:
+        fresh = dict(zip(FRESH, pool.map(lambda i: _run(folders[i], FILE_CASES[i][1]), FRESH)))
+    for i, (code, output) in fresh.items():
+        args, folder = FILE_CASES[i][1], folders[i]
+        forked_code, forked_output, _, forked_folder = file_case_results[i]
+        assert (code, output.replace(str(folder), "CASE")) == (
+            forked_code,
+            forked_output.replace(str(forked_folder), "CASE"),
+        ), args
 
 
 @pytest.mark.slow
