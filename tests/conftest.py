@@ -3,22 +3,26 @@ HTTP mirror on 127.0.0.1, and no test ever touching a developer's own QDSKETCH_H
 
 from __future__ import annotations
 
+import os
 import shutil
 
-import pytest
-import torch
-from helpers import DATA, FIVE, Mirror
+# one thread a process, read by torch as it loads, here and in every process a test starts: the
+# suite runs on as many workers as cores, and a second thread on a busy core only spins
+os.environ["OMP_NUM_THREADS"] = "1"
 
-from qdsketch.paths import HOME_ENV
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from helpers import DATA, FIVE, Mirror  # noqa: E402
 
-# tiny models run fastest on one thread, and the suite should not fight whatever else runs
-torch.set_num_threads(1)
+from qdsketch.paths import HOME_ENV  # noqa: E402
+
+torch.set_num_threads(1)  # as it says, should torch have been loaded before
 
 
-#: the files whose module fixtures take longest (a judge trained, 68 processes run): first, so
+#: the files whose module fixtures take longest (a judge trained, 96 cases run): first, so
 #: that in parallel (`make test` runs pytest-xdist by file) each starts at once on a worker of
 #: its own and the rest of the suite fills in around them
-SLOWEST_FIRST = ("test_hostile.py", "test_judge.py")
+SLOWEST_FIRST = ("test_judge.py", "test_hostile.py")
 
 
 def pytest_collection_modifyitems(items):

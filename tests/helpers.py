@@ -8,11 +8,11 @@ import socket
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,21 +153,6 @@ def corrupt(line: bytes, how: str) -> bytes:
     return json.dumps(obj).encode() + b"\n"
 
 
-@contextmanager
-def torch_threads(n: int):
-    """torch on ``n`` threads inside, as before after. The suite runs tiny models on one
-    (conftest.py); a judge's convolutions are not tiny, and train twice as fast on the
-    machine's two cores (in parallel runs too: measured, 230 s for the suite, 248 s on one)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def checkpoint_of(model, class_names, mean=(0.0, 0.0), std=(30.0, 30.0), max_seq_len=150, epoch=0, train=None):
     """A ``Checkpoint`` of ``model`` (its own config) for ``class_names``, as training would
     write it, with the normalisation, length limit and training config given (by default
@@ -185,3 +170,20 @@ def checkpoint_of(model, class_names, mean=(0.0, 0.0), std=(30.0, 30.0), max_seq
         train=train if train is not None else TrainConfig(),
         epoch=epoch,
     )
+
+
+def degenerate() -> dict[str, np.ndarray]:
+    """What a broken generator draws: a straight line, a scribble, one shape over and over."""
+    rng = np.random.default_rng(0)
+    line = np.array([[5, 5, 0]] * 30 + [[0, 0, 1]], np.float32)
+    walk = np.c_[rng.normal(0, 40, (120, 2)), np.zeros(120)].astype(np.float32)
+    walk[-1, 2] = 1
+    circle = np.c_[20 * np.cos(np.linspace(0, 2 * np.pi, 13)), 20 * np.sin(np.linspace(0, 2 * np.pi, 13))]
+    points, pen = [], []
+    for x in (0, 60, 120):
+        for y in (0, 60, 120):
+            points += (circle + [x, y]).tolist()
+            pen += [0] * 12 + [1]
+    points = np.array(points)
+    circles = np.c_[np.diff(points, axis=0), pen[1:]].astype(np.float32)
+    return {"line": line, "scribble": walk, "circles": circles}

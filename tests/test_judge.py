@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from helpers import FIVE, ROOT, SHARED, needs_shared, torch_threads
+from helpers import FIVE, ROOT, SHARED, degenerate
 
 from qdsketch import judge as J
 from qdsketch.config import preset
@@ -99,23 +99,6 @@ def test_other_drawings_leave_out_the_dataset_classes_and_hold_out_whole_classes
 # --- a judge trained on real drawings (slow: about a minute) ----------------------------------
 
 
-def degenerate() -> dict[str, np.ndarray]:
-    """What a broken generator draws: a straight line, a scribble, one shape over and over."""
-    rng = np.random.default_rng(0)
-    line = np.array([[5, 5, 0]] * 30 + [[0, 0, 1]], np.float32)
-    walk = np.c_[rng.normal(0, 40, (120, 2)), np.zeros(120)].astype(np.float32)
-    walk[-1, 2] = 1
-    circle = np.c_[20 * np.cos(np.linspace(0, 2 * np.pi, 13)), 20 * np.sin(np.linspace(0, 2 * np.pi, 13))]
-    points, pen = [], []
-    for x in (0, 60, 120):
-        for y in (0, 60, 120):
-            points += (circle + [x, y]).tolist()
-            pen += [0] * 12 + [1]
-    points = np.array(points)
-    circles = np.c_[np.diff(points, axis=0), pen[1:]].astype(np.float32)
-    return {"line": line, "scribble": walk, "circles": circles}
-
-
 @pytest.fixture(scope="module")
 def real_judge(tmp_path_factory):
     """The judge that ships (assets/judge.pt), and the dataset it learned: `make data`'s, built
@@ -180,23 +163,35 @@ def tiny_run(dataset_path, tmp_path_factory):
     return rd
 
 
+#: the judge these CLI tests train: the default, in one epoch instead of eight (what they check
+#: is the command's path, not the judge's quality, which the tests above and docs/results.md
+#: measure); a judge is cached by its config too, so every test that reuses it asks for this
+ONE_EPOCH = J.JudgeConfig(epochs=1)
+
+
+@pytest.fixture
+def one_epoch_judge(monkeypatch):
+    monkeypatch.setattr(J, "DEFAULT_CONFIG", ONE_EPOCH)
+
+
 @pytest.fixture(scope="module")
 def judged(tiny_run, tmp_path_factory):
-    """`evaluate --judge --json` on the tiny run, training the judge (about a minute): its
-    output and the cached judge, shared by the tests below so that one judge is trained."""
+    """`evaluate --judge --json` on the tiny run, training the judge: its output and the
+    cached judge, shared by the tests below so that one judge is trained."""
     from click.testing import CliRunner
 
     from qdsketch.cli import cli
 
     judge_path = tmp_path_factory.mktemp("judged") / "judge.pt"
     args = ["evaluate", tiny_run, "--judge", "-n", 6, "--temperature", 0.3, "--temperature", 1.0, "--json"]
-    with torch_threads(2):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(J, "DEFAULT_CONFIG", ONE_EPOCH)
         result = CliRunner().invoke(cli, [str(a) for a in [*args, "--judge-path", judge_path]])
     return result, judge_path
 
 
 @pytest.mark.slow
-def test_evaluate_judge_json_on_a_tiny_run(run, tiny_run, judged):
+def test_evaluate_judge_json_on_a_tiny_run(run, tiny_run, judged, one_epoch_judge):
     result, judge_path = judged
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -229,7 +224,7 @@ def test_evaluate_judge_json_on_a_tiny_run(run, tiny_run, judged):
 
 
 @pytest.mark.slow
-def test_evaluate_judge_table(run, tiny_run, judged, tmp_path):
+def test_evaluate_judge_table(run, tiny_run, judged, one_epoch_judge, tmp_path):
     shutil.copy(judged[1], tmp_path / "j.pt")  # a cached judge of this dataset: not trained again
     result = run("evaluate", str(tiny_run), "--judge", "-n", "4", "--judge-path", str(tmp_path / "j.pt"))
     assert result.exit_code == 0, result.output
@@ -263,38 +258,9 @@ def test_even_subset_takes_as_many_of_each_class():
 
 
 @pytest.mark.slow
-@needs_shared
-def test_a_judge_of_every_class_has_no_none_and_real_drawings_score_as_real(tmp_path):
-    """344 classes (Google's first 25 of each): no other class is left to learn "none of
-    these" from. The instrument, checked both ways: the real test drawings themselves,
-    passed as sketches, score exactly what real drawings score (ratio 1); one straight
-    line for every class scores nothing."""
-    ds = build_dataset(SHARED, [c.stem for c in sorted((SHARED / "simplified").glob("*.ndjson"))])
-    assert len(ds.class_names) == 344
-    assert J.other_drawings(ds.class_names) == ([], [])
-    cfg = J.JudgeConfig(epochs=3)
-    with torch_threads(2):
-        net = J.train_judge(ds, cfg)
-    test = ds.splits["test"]
-    rows = J.split_rows(ds, "test")
-    real = {label: [r for r, y in zip(rows, test.labels) if y == label] for label in range(344)}
-    line = degenerate()["line"]
-    result = J.judge_generator(net, ds, {1.0: real, 0.5: {label: [line] * 4 for label in range(344)}}, cfg=cfg)
-    o = result["overall"]
-    assert o["held_out_drawings"] == 0 and o["false_positive"] is None
-    assert 0.01 < o["accuracy"] < o["accuracy_top3"]  # 17 drawings a class, 3 epochs: weak, but 10x chance (1/344)
-    for c in result["classes"].values():
-        assert c["recognised@1.0"] == c["accuracy"] and c["recognised_top3@1.0"] == c["accuracy_top3"]
-        assert c["none@1.0"] == 0
-    assert o["median_ratio@1.0"] == 1.0
-    assert o["median_ratio@0.5"] == 0.0 and o["top3_zero@0.5"] >= 340 / 344
-    assert len(o["worst@1.0"]) == 20 and len(o["worst@0.5"]) == 20
-    ratios = [result["classes"][n]["ratio@0.5"] for n in o["worst@0.5"]]
-    assert ratios == sorted(ratios)
-
-
-@pytest.mark.slow
-def test_a_shipped_judge_of_the_same_dataset_is_used_not_trained_again(run, tiny_run, judged, tmp_path, monkeypatch):
+def test_a_shipped_judge_of_the_same_dataset_is_used_not_trained_again(
+    run, tiny_run, judged, one_epoch_judge, tmp_path, monkeypatch
+):
     shipped = tmp_path / "judge-of-this.pt"
     shutil.copy(judged[1], shipped)
     monkeypatch.setattr(J, "shipped_judges", lambda: [J.bundled_judge(), shipped])  # the five-class one does not fit

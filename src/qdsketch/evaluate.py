@@ -177,7 +177,7 @@ def run_judge(
     from qdsketch import judge
     from qdsketch.sample import default_temperature, generate_many, sketch_seeds
 
-    cfg = config or judge.JudgeConfig()
+    cfg = config or judge.DEFAULT_CONFIG
     temperatures = tuple(temperatures or (default_temperature(ckpt.config.head),))
     path = Path(path) if path else data.with_name(data.stem + ".judge.pt")
     net, trained = judge.load_or_train(ds, path, cfg, str(device), progress)
