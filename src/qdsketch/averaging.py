@@ -37,5 +37,5 @@ class WeightAverage:
         rate = self.rate()
         for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
             mine.lerp_(theirs, 1 - rate)
-        for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
-            mine.copy_(theirs)
+        for buffer, trained in zip(self.model.buffers(), model.buffers(), strict=True):
+            buffer.copy_(trained)
