@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -618,3 +619,46 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+FIX = "Unset WORLD_SIZE and RANK to train in one process, or start them all with torchrun --nproc-per-node N\n"
+
+
+@pytest.mark.parametrize(
+    "env, error",
+    [
+        ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is not a process count"),
+        ({"WORLD_SIZE": "0"}, "WORLD_SIZE='0' is not a process count"),
+        ({"RANK": "-1", "WORLD_SIZE": "2"}, "RANK='-1' is not a process count"),
+        ({"RANK": "3", "WORLD_SIZE": "2"}, "RANK=3 is not below WORLD_SIZE=2"),
+        ({"RANK": "0", "WORLD_SIZE": "2"}, "WORLD_SIZE=2 asks for 2 processes, but MASTER_ADDR and MASTER_PORT do not"),
+    ],
+)
+def test_process_counts_that_make_no_group_are_one_line(run, tmp_path, monkeypatch, dataset_path, env, error):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = run("train", "--data", dataset_path, "--preset", "tiny")
+    assert result.exit_code == 1 and result.output.startswith(f"Error: {error}"), result.output
+    assert result.output.endswith(FIX) and len(result.output.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # not even runs/
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_process_whose_peers_never_come_stops_after_the_rendezvous_timeout(run, tmp_path, monkeypatch, rank):
+    """RANK and WORLD_SIZE without the other processes: one line after the timeout
+    ($QDSKETCH_RENDEZVOUS_TIMEOUT, here 1 s), where torch alone waits 30 minutes."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"RANK": rank, "WORLD_SIZE": 2, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    for name, value in {**env, "QDSKETCH_RENDEZVOUS_TIMEOUT": 1}.items():
+        monkeypatch.setenv(name, str(value))
+    started = time.monotonic()
+    result = run("train", "--data", tmp_path / "never-read.npz", "--preset", "tiny", "--run-dir", "r")
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(
+        f"Error: the 2 processes of this run did not all meet at 127.0.0.1:{port} within 1 s (this is rank {rank}: "
+    )
+    assert result.output.endswith(FIX) and len(result.output.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -645,7 +645,7 @@ def train(ctx, preset, run_dir, resume, out, **params):
             typed |= set(model_cfg.to_dict()) | (set(PRESETS[preset].train) - set(training.MAY_CHANGE))
         asked = {name: value for name, value in training.settings(cfg, model_cfg).items() if name in typed}
     run_dir = run_dir or paths.runs_dir() / f"{preset}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = training.dist_env().main
     if not main:  # under torchrun, only the first process speaks
         out = Output(quiet=True)
     reporter: training.Reporter = training.SilentReporter()

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -106,10 +107,84 @@ class Dist:
         return self.rank == 0
 
 
+#: how long the processes of a run started without a launcher wait for each other
+#: (``$QDSKETCH_RENDEZVOUS_TIMEOUT`` seconds overrides it), where torch would wait 30 minutes
+RENDEZVOUS_SECONDS = 120.0
+
+_ONE_PROCESS = "unset WORLD_SIZE and RANK to train in one process, or start them all with torchrun --nproc-per-node N"
+
+
+def dist_env() -> Dist:
+    """This process's place among a run's processes, from ``RANK`` and ``WORLD_SIZE`` as
+    torchrun sets them (the only process of one when they are unset)."""
+    counts = {}
+    for name, default, least in (("RANK", "0", 0), ("WORLD_SIZE", "1", 1)):
+        text = os.environ.get(name, default)
+        if not (text.strip().isdigit() and int(text) >= least):
+            raise QdsketchError(f"{name}={text!r} is not a process count", _ONE_PROCESS)
+        counts[name] = int(text)
+    if counts["RANK"] >= counts["WORLD_SIZE"]:
+        raise QdsketchError(f"RANK={counts['RANK']} is not below WORLD_SIZE={counts['WORLD_SIZE']}", _ONE_PROCESS)
+    return Dist(counts["RANK"], counts["WORLD_SIZE"])
+
+
+def _rendezvous(me: Dist):
+    """Where no launcher started the processes (torchrun meets them itself), they meet at
+    ``MASTER_ADDR:MASTER_PORT``: the store that says so, once every one has come, or an
+    error after ``RENDEZVOUS_SECONDS`` that says who is missing."""
+    import torch.distributed as dist
+
+    addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    if not addr or not port.isdigit():
+        raise QdsketchError(
+            f"WORLD_SIZE={me.world} asks for {me.world} processes, but MASTER_ADDR and MASTER_PORT do not say "
+            "where they meet",
+            _ONE_PROCESS,
+        )
+    text = os.environ.get("QDSKETCH_RENDEZVOUS_TIMEOUT", str(RENDEZVOUS_SECONDS))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < 1e6:
+        raise QdsketchError(
+            f"QDSKETCH_RENDEZVOUS_TIMEOUT={text!r} is not a number of seconds", "unset it, or give e.g. 120"
+        )
+    try:
+        if not me.main:  # first the first process's port, by hand: torch's client logs every try in C++
+            _wait_for_port(addr, int(port), seconds)
+        return dist.TCPStore(
+            addr, int(port), me.world, is_master=me.main, timeout=timedelta(seconds=seconds), wait_for_workers=True
+        )
+    except (RuntimeError, OSError, ValueError, OverflowError) as exc:  # torch's DistStoreError is a RuntimeError
+        why = str(exc).strip().splitlines()[0][:120].rstrip(".") if str(exc).strip() else type(exc).__name__
+        raise QdsketchError(
+            f"the {me.world} processes of this run did not all meet at {addr}:{port} within {seconds:g} s "
+            f"(this is rank {me.rank}: {why})",
+            _ONE_PROCESS,
+        ) from None
+
+
+def _wait_for_port(addr: str, port: int, seconds: float) -> None:
+    """Until ``addr:port`` takes a connection; ``TimeoutError`` after ``seconds``."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((addr, port), timeout=max(0.1, min(1.0, deadline - time.monotonic()))).close()
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"nothing listens at {addr}:{port}") from None
+            time.sleep(0.2)
+
+
 def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
-    """Join the process group that ``torchrun`` describes, if there is one."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """Join the process group that ``torchrun`` (or RANK, WORLD_SIZE, MASTER_ADDR and
+    MASTER_PORT) describe, if there is one."""
+    me = dist_env()
+    if me.world <= 1:
         return Dist(), device
     import torch.distributed as dist
 
@@ -121,7 +196,11 @@ def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
         # a launcher killed with -9 must not leave its trainers writing into the run directory:
         # they get SIGTERM, which saves last.pt and stops them, as Ctrl-C does
         die_with_parent(signal.SIGTERM)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: its agent has met the processes already
+            dist.init_process_group(backend)
+        else:
+            dist.init_process_group(backend, store=_rendezvous(me), rank=me.rank, world_size=me.world)
     return Dist(dist.get_rank(), dist.get_world_size()), device
 
 
@@ -346,6 +425,12 @@ def run_epoch(run: Run, state: TrainState, should_stop: Callable[[], bool]) -> S
     weights = balanced_weights(run.train_split.labels_np) if cfg.balance else None
     batches = batch_order(run.train_split.steps_np, cfg.batch_size, epoch_rng(cfg.seed, state.epoch), cfg.pool, weights)
     if d.world > 1:  # every rank takes the same number of batches
+        if len(batches) < d.world:
+            raise QdsketchError(
+                f"the training split makes {len(batches)} batch(es) of {cfg.batch_size}, fewer than the "
+                f"{d.world} processes: none would train",
+                "lower --batch-size, or start fewer processes",
+            )
         batches = batches[d.rank : len(batches) - len(batches) % d.world : d.world]
     sums = Sums(device, state.partial)
     t0 = shown = saved = time.perf_counter()
@@ -529,18 +614,19 @@ def train(
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
     """``run_dir``, locked before anything in it is read or written, for the whole run:
     two trainings never share a folder, and the second to come finds what the first
-    left (a finished run it must not overwrite). A folder made here and left empty by a
-    failure is removed. Under torchrun, the first process holds it for all."""
-    if int(os.environ.get("RANK", "0")) != 0:
+    left (a finished run it must not overwrite). The folders made here and left empty by a
+    failure (``runs/`` too) are removed. Under torchrun, the first process holds it for all."""
+    if not dist_env().main:
         yield
         return
-    existed = run_dir.exists()
+    made = [p for p in [run_dir, *run_dir.parents] if not p.exists()]  # deepest first
     try:
         with folder_lock(run_dir):
             yield
     finally:
-        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
+        for folder in made:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 #: what a resumed run may change: how long it trains, where, where its dataset moved
