@@ -297,6 +297,18 @@ def test_evaluate_takes_the_model_as_sample_does(run, dataset_path, tmp_path):
     )
     shipped = run("evaluate", "--data", "ship.npz", "--json")  # the shipped model's classes, in its order
     assert shipped.exit_code == 0 and json.loads(shipped.output)["checkpoint"].endswith("default.pt")
+    # with nothing given: the shipped model's own dataset is this project's build, not the user's
+    alone = run("evaluate")
+    assert alone.exit_code == 1 and alone.output == (
+        "Error: this model was trained on data-shared/dataset.npz, which is not here, and there is no "
+        "data/dataset.npz. Pass --data, or make a dataset of its classes: qdsketch download --classes "
+        "cat,clock,tent,house,nail && qdsketch preprocess\n"
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "ship.npz").rename(tmp_path / "data" / "dataset.npz")  # where preprocess puts it
+    own = run("evaluate", "--json")
+    assert own.exit_code == 0 and json.loads(own.output)["data"] == "data/dataset.npz"
+    assert json.loads(own.output)["overall"] == json.loads(shipped.output)["overall"]
     old = run("animate", "--from", DATA / "simplified" / "clock.ndjson", "-o", "c.gif")  # the old name still works
     new = run("animate", "--drawing", DATA / "simplified" / "clock.ndjson", "-o", "d.gif")
     assert old.exit_code == new.exit_code == 0

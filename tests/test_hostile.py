@@ -171,6 +171,7 @@ def file_cases():
     for args in (
         ["preprocess", "--data-dir", "data", "-o", "data/simplified/cat.ndjson"],  # its own input
         ["preprocess", "--data-dir", "data", "-o", "mine"],  # a folder that is not a dataset
+        ["preprocess", "--data-dir", "data", "-o", "x.txt"],  # neither a .npz nor a folder's name (issue 22)
         ["evaluate", "run", "--judge", "--judge-path", "run/best.pt"],  # not a judge
         ["train", "--data", "ds.npz", "--preset", "tiny", "--run-dir", "run"],  # a run is there
         ["train", "--run-dir", "nothing", "--resume"],

@@ -17,7 +17,7 @@ from qdsketch.data.preprocess import load_dataset
 from qdsketch.devices import autocast, pick_device
 from qdsketch.errors import DataError
 from qdsketch.model import StrokeModel
-from qdsketch.paths import checkpoint_file
+from qdsketch.paths import checkpoint_file, dataset_file
 
 METRICS = ("total", "xy", "pen")
 
@@ -79,6 +79,20 @@ def evaluate_split(
     return sums
 
 
+def default_data(trained_on: str, class_names: list[str]) -> Path:
+    """The dataset a checkpoint is evaluated on when none is given: the one it was trained
+    on, or where that is not on this machine (the shipped models were trained on this
+    project's own build), the user's own ``data/dataset.npz``."""
+    for path in (Path(trained_on), dataset_file()):
+        if path.exists():
+            return path
+    shown = ",".join(class_names) if len(class_names) <= 8 else "all"
+    raise DataError(
+        f"this model was trained on {trained_on}, which is not here, and there is no {dataset_file()}",
+        f"pass --data, or make a dataset of its classes: qdsketch download --classes {shown} && qdsketch preprocess",
+    )
+
+
 def evaluate(
     checkpoint: Path | None,
     data: Path | None = None,
@@ -96,7 +110,7 @@ def evaluate(
         raise DataError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
     dev = pick_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
-    data = Path(data or ckpt.train.data)
+    data = Path(data) if data is not None else default_data(ckpt.train.data, ckpt.class_names)
     ds = load_dataset(data)
     if ds.class_names != ckpt.class_names:
         raise DataError(

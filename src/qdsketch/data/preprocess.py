@@ -68,6 +68,12 @@ def preprocess(plan: Plan, output: Path, workers: int = 1, progress=None) -> dic
     dataset file (``.npz``, built in memory) or else a sharded directory (streamed);
     returns the summary."""
     output = Path(output)
+    if output.suffix and output.suffix.lower() != ".npz" and not output.is_dir():  # x.txt: made a folder
+        raise DataError(
+            f"-o {output}: a dataset is a .npz file or a folder of shards, not a {output.suffix} file",
+            f"name a .npz file (built in memory), or a folder without a suffix, e.g. {output.with_suffix('')} "
+            "(shards, streamed: for large data)",
+        )
     if output.suffix.lower() == ".npz":
         ds = build(plan, workers, progress)
         npz.save_npz(ds, output)
