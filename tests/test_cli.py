@@ -43,7 +43,14 @@ def test_help_imports_nothing_heavy():
 
 def test_python_dash_m():
     proc = subprocess.run([sys.executable, "-m", "qdsketch", "--version"], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout.startswith("qdsketch, version ")
+    import torch
+
+    from qdsketch import __version__
+
+    assert proc.returncode == 0, proc.stderr
+    name, devices = proc.stdout.splitlines()
+    assert name == f"qdsketch, version {__version__}"
+    assert devices.startswith(f"torch {torch.__version__}; devices: cpu")  # and any GPU it sees
 
 
 @pytest.mark.parametrize(

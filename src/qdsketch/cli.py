@@ -65,8 +65,29 @@ class Group(click.Group):
             raise
 
 
+def _show_version(ctx, param, value):
+    """``--version``: qdsketch's, and torch's with the devices it sees (torch loads only here)."""
+    if not value or ctx.resilient_parsing:
+        return
+    import torch
+
+    from qdsketch.devices import visible_devices
+
+    click.echo(f"qdsketch, version {__version__}")
+    click.echo(f"torch {torch.__version__}; devices: {', '.join(visible_devices())}")
+    ctx.exit()
+
+
 @click.group(cls=Group, context_settings=CONTEXT)
-@click.version_option(__version__, "-V", "--version", prog_name="qdsketch")
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show qdsketch's version, torch's, and the devices it sees, and exit.",
+)
 def cli():
     """Draw like people do: learn Quick, Draw! sketches stroke by stroke.
 

@@ -31,6 +31,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def visible_devices() -> list[str]:
+    """What ``--device`` can name here, each GPU with its model: ``["cpu", "cuda:0 (NVIDIA H100)"]``."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        found.append("mps")
+    return found
+
+
 def amp_works(device: torch.device) -> bool:
     """Whether bf16 autocast runs here (CUDA with bf16 support)."""
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
