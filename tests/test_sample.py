@@ -164,6 +164,23 @@ def test_sample_writes_each_format(run, tmp_path, suffix):
         assert words == ["cat"] * 2 + ["clock"] * 2 + ["tent"] * 2 + ["house"] * 2 + ["nail"] * 2
 
 
+def test_the_same_seed_writes_the_same_ndjson_under_source_date_epoch(run, tmp_path, monkeypatch):
+    """ndjson carries when it was drawn; SOURCE_DATE_EPOCH fixes that, and then the same
+    seed gives the same bytes."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
+    for name in ("a", "b"):
+        assert run("sample", "house", "-n", 2, "--seed", 5, "-o", tmp_path / f"{name}.ndjson").exit_code == 0
+    a = (tmp_path / "a.ndjson").read_bytes()
+    assert a == (tmp_path / "b.ndjson").read_bytes()
+    assert {json.loads(line)["timestamp"] for line in a.splitlines()} == {"1970-01-02 00:00:00.000000 UTC"}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    bad = run("sample", "house", "-o", tmp_path / "c.ndjson")
+    assert bad.exit_code == 1 and bad.output == (
+        "Error: SOURCE_DATE_EPOCH='yesterday' is not a count of seconds. Unset it, or give e.g. 0\n"
+    )
+    assert not (tmp_path / "c.ndjson").exists()
+
+
 def test_seed_reproducibility(run, tmp_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         assert run("sample", "house", "-n", 3, "--seed", seed, "-o", tmp_path / f"{name}.svg").exit_code == 0

@@ -33,7 +33,7 @@ import torch
 from qdsketch import strokes
 from qdsketch.checkpoint import Checkpoint, load_checkpoint
 from qdsketch.classes import resolve_class
-from qdsketch.errors import CheckpointError
+from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.paths import checkpoint_file
 from qdsketch.seeds import derive_seed
 from qdsketch.shipped import judge_for, known_classes, model_for
@@ -205,9 +205,16 @@ def ndjson_lines(rows: list[np.ndarray], words: list[str], seeds: list[int]) -> 
     training data). ``countrycode`` is ``ZZ``, "unknown".
     """
     import json
+    import os
     import time
 
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime())
+    # when they were drawn; SOURCE_DATE_EPOCH (the reproducible-builds convention) fixes it, so
+    # that the same seed gives the same file byte for byte
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and not epoch.strip().isdigit():
+        raise QdsketchError(f"SOURCE_DATE_EPOCH={epoch!r} is not a count of seconds", "unset it, or give e.g. 0")
+    when = time.gmtime(None if epoch is None else int(epoch))
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", when)
     return [
         json.dumps(
             {
