@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import DATA, needs_shared
 
+from qdsketch.checkpoint import load_checkpoint
 from qdsketch.cli import cli
 from qdsketch.config import opt
 
@@ -270,6 +271,7 @@ def test_every_command_that_reports_takes_json_and_quiet(run, mirror, data_copy,
         "evaluate": ["evaluate", "--data", dataset_path],
         "sample": ["sample", "cat", "-n", 2, "--seed", 1, "-o", "s.png"],
         "animate": ["animate", "cat", "--seed", 1, "-o", "a.gif"],
+        "info": ["info"],
     }
     for name, args in commands.items():
         extra = ["--run-dir", f"{name}-json"] if name == "train" else []
@@ -489,3 +491,32 @@ def test_a_full_disk_is_one_line_whoever_writes(dataset_path, tmp_path, args, li
         "Error: File too large: nothing was written. Free some disk space or write somewhere else\n"
     )
     assert not [p for p in tmp_path.rglob("*") if ".part" in p.name or p.suffix in (".pt", ".gif", ".png")]
+
+
+def test_info_says_what_a_checkpoint_is(run, dataset_path, tmp_path):
+    """A run's best.pt and last.pt, and the model that ships, as JSON and as lines."""
+    from qdsketch.config import Augment, preset
+    from qdsketch.train import TrainConfig, train
+
+    cfg = TrainConfig(data=str(dataset_path), epochs=2, batch_size=16, ema=0.9, augment=Augment(scale=0.1))
+    summary = train(cfg, preset("tiny"), tmp_path / "r")
+    best = json.loads(run("info", tmp_path / "r", "--json").output)
+    assert best["checkpoint"] == str(tmp_path / "r" / "best.pt")
+    assert best["classes"] == ["cat", "clock", "house", "nail", "tent"] and best["preset"] == "tiny"
+    assert best["parameters"] == sum(p.numel() for p in load_checkpoint(tmp_path / "r").model.parameters())
+    assert best["epoch"] == summary["best_epoch"] and best["val"]["total"] == summary["best_val"]
+    assert best["trained"]["steps"] == 8 * summary["best_epoch"]  # 8 batches an epoch
+    assert best["train"]["ema"] == 0.9 and best["train"]["augment"]["scale"] == 0.1
+    assert best["data"] == str(dataset_path) and not best["resumable"]
+    assert best["history"]["epochs"] == 2 and best["history"]["best_val"] == summary["best_val"]
+    last = json.loads(run("info", tmp_path / "r" / "last.pt", "--json").output)
+    assert last["resumable"] and last["resumes_at"] == {"epoch": 3, "batch": 0} and last["trained"]["steps"] == 16
+    lines = run("info", tmp_path / "r" / "last.pt").output.splitlines()
+    assert lines[1].split() == ["classes", "5:", "cat,", "clock,", "house,", "nail,", "tent"]
+    assert lines[2].startswith("model") and lines[2].rstrip().endswith("preset tiny")
+    assert lines[-1].split() == "resumable yes: train --resume continues at epoch 3, batch 0".split()
+    shipped = json.loads(run("info", "--json").output)
+    assert shipped["classes"] == ["cat", "clock", "tent", "house", "nail"] and shipped["preset"] == "mixture"
+    assert shipped["history"] is None
+    missing = run("info", tmp_path / "none.pt")
+    assert missing.exit_code == 1 and missing.output.startswith(f"Error: no checkpoint at {tmp_path / 'none.pt'}")

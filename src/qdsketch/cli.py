@@ -797,6 +797,30 @@ def evaluate(run_path, checkpoint, data, split, device, use_judge, count, temper
     out.result(report, show=lambda console: evaluate_tables(console, report, split))
 
 
+# --- info ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", metavar="[RUN_DIR_OR_CHECKPOINT]", type=click.Path(path_type=Path), required=False)
+@report_options
+def info(path, out):
+    """Say what a checkpoint is: its classes, model, training and losses.
+
+    A run directory means its best.pt; no argument, the model that ships.
+    Beside a run's history.json, also its epochs and best validation loss.
+
+    \b
+    Example:
+        qdsketch info runs/mixture-20261125-101500
+        qdsketch info runs/try/last.pt --json
+    """
+    from qdsketch.info import describe
+    from qdsketch.reporting import info_table
+
+    report = describe(path)
+    out.result(report, show=lambda console: info_table(console, report))
+
+
 # --- sample and animate ----------------------------------------------------------------------
 
 

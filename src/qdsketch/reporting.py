@@ -380,3 +380,51 @@ def judge_tables(console: Console, j: dict) -> None:
         "distance to the nearest training drawing over the nearest validation drawing (never trained on), "
         "about 1 when nothing is copied, 0 for copies"
     )
+
+
+def info_table(console: Console, report: dict) -> None:
+    """``qdsketch info``: one line a fact."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    classes = report["classes"]
+    shown = ", ".join(classes[:12]) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
+    model = report["model"]
+    arch = f"{model['arch']}, {model['layers']} x {model['hidden']}, {model['head']} head"
+    preset = f"; preset {report['preset']}" if report["preset"] else ""
+    trained = report["trained"]
+    how = [f"epoch {report['epoch']}"]
+    if "steps" in trained:
+        how.append(f"{trained['steps']:,.0f} optimizer steps")
+    if trained.get("cpu_hours"):
+        how.append(f"{trained['cpu_hours']:.2f} CPU hours")
+    train = report["train"]
+    recipe = f"batch {train['batch_size']}, lr {train['lr']:g}, seed {train['seed']}"
+    recipe += "".join(f", augment {k} {v:g}" for k, v in train["augment"].items() if v)
+    if train["ema"]:
+        recipe += f", weight average {train['ema']:g}"
+    rows = [
+        ("checkpoint", report["checkpoint"]),
+        ("classes", f"{len(classes)}: {shown}"),
+        ("model", f"{report['parameters']:,} parameters ({arch}){preset}"),
+        ("weights", ", ".join(how)),
+        ("trained on", f"{report['data']} ({recipe})"),
+    ]
+    if report["val"]:
+        rows.append(("validation", ", ".join(f"{k} {v:.4f}" for k, v in report["val"].items())))
+    history = report["history"]
+    if history:
+        rows.append(
+            (
+                "run",
+                f"{history['epochs']} epoch{'s' if history['epochs'] != 1 else ''}, best validation "
+                f"{history['best_val']:.4f} at epoch "
+                f"{history['best_epoch']}, last {history['last_val']:.4f}",
+            )
+        )
+    if report["resumable"]:
+        at = report["resumes_at"]
+        rows.append(("resumable", f"yes: train --resume continues at epoch {at['epoch']}, batch {at['batch']}"))
+    for key, value in rows:
+        grid.add_row(key, value)
+    console.print(grid)
