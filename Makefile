@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-fast lint data data-all bench clean
 
 $(STAMP): pyproject.toml
+	@echo "setting up $(VENV): torch 2.13.0 (CPU), then qdsketch and its test tools; a few minutes the first time"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+	@echo "set up: $(VENV)"
 
 demo: $(STAMP)
 	$(BIN)/qdsketch animate house -o house.gif --best-of 4
