@@ -605,6 +605,33 @@ def test_torchrun_killed_with_9_leaves_no_trainer_running(dataset_path, tmp_path
     assert not (rd / ".lock").exists()  # they let go of the run directory on their way out
 
 
+def test_ctrl_c_under_torchrun_stops_every_trainer_in_one_message_and_keeps_a_resumable_run(dataset_path, tmp_path):
+    """A terminal's Ctrl-C (SIGINT to the whole process group): the trainers agree on the stop,
+    say so once and where to resume, and leave no process and no lock. (torchrun's own agent
+    then prints its SignalException: the launcher's code, not qdsketch's.)"""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rd = tmp_path / "ddp"
+    args = ["--data", dataset_path, "--preset", "tiny", "--epochs", 100000, "--early-stop", 100000]
+    args += ["--batch-size", 16, "--device", "cpu", "--run-dir", rd]
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", *args]
+    launcher = subprocess.Popen(
+        [str(a) for a in cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.time() + 120
+    while not (rd / "history.json").exists() and time.time() < deadline:  # both are training
+        time.sleep(0.1)
+    os.killpg(launcher.pid, signal.SIGINT)
+    output, _ = launcher.communicate(timeout=60)
+    said = [line for line in output.decode().splitlines() if line.startswith("interrupted at epoch")]
+    assert len(said) == 1 and "(with several processes, a stop within an epoch is not saved)" in said[0], output
+    assert f"resume with: qdsketch train --run-dir {rd} --resume" in output.decode()
+    assert not any(_trains_in(p, rd) for p in Path("/proc").glob("[0-9]*/cmdline"))
+    assert not (rd / ".lock").exists()
+    last = load_checkpoint(rd / "last.pt")
+    assert last.state["batch"] == 0 and last.state["epoch"] == last.epoch + 1 >= 2  # a whole epoch
+
+
 def _trains_in(cmdline: Path, run_dir: Path) -> bool:
     try:
         words = cmdline.read_bytes().split(b"\0")
