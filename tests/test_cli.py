@@ -515,6 +515,10 @@ def test_info_says_what_a_checkpoint_is(run, dataset_path, tmp_path):
     assert lines[1].split() == ["classes", "5:", "cat,", "clock,", "house,", "nail,", "tent"]
     assert lines[2].startswith("model") and lines[2].rstrip().endswith("preset tiny")
     assert lines[-1].split() == "resumable yes: train --resume continues at epoch 3, batch 0".split()
+    polls = iter(range(1000))
+    train(cfg, preset("tiny"), tmp_path / "cut", should_stop=lambda: next(polls) == 11)  # epoch 2, batch 3
+    cut = run("info", tmp_path / "cut" / "last.pt").output.splitlines()
+    assert cut[3].split()[:12] == "weights epoch 1 and 3 batches of epoch 2, 11 optimizer steps,".split()
     shipped = json.loads(run("info", "--json").output)
     assert shipped["classes"] == ["cat", "clock", "tent", "house", "nail"] and shipped["preset"] == "mixture"
     assert shipped["history"] is None

@@ -394,6 +394,9 @@ def info_table(console: Console, report: dict) -> None:
     preset = f"; preset {report['preset']}" if report["preset"] else ""
     trained = report["trained"]
     how = [f"epoch {report['epoch']}"]
+    at = report.get("resumes_at")
+    if at and at["batch"]:  # a last.pt saved within an epoch
+        how = [f"epoch {report['epoch']} and {at['batch']:,} batches of epoch {at['epoch']}"]
     if "steps" in trained:
         how.append(f"{trained['steps']:,.0f} optimizer steps")
     if trained.get("cpu_hours"):
