@@ -695,13 +695,12 @@ def _resumed(run_dir: Path, asked: dict, reporter: Reporter) -> tuple[Run, Train
     try:  # a state written for another model, or edited by hand, is refused here, not mid-step
         trained = ckpt.state.get("trained_weights")  # under --ema: ckpt.model is the average
         run.model.load_state_dict(trained if trained is not None else ckpt.model.state_dict())
-        if run.average is not None:  # the run's average, or on a newly given --ema, the trained weights
+        if run.average is not None:  # the run's average; on a newly given --ema, ckpt.model is the trained weights
             updates = ckpt.state.get("average_updates", 0) if trained is not None else 0
             if type(updates) is not int or updates < 0:
                 raise ValueError(f"average_updates is {updates!r}, not a count")
-            run.average = WeightAverage(run.model, cfg.ema, updates)
-            if trained is not None:
-                run.average.model.load_state_dict(ckpt.model.state_dict())
+            run.average.model.load_state_dict(ckpt.model.state_dict())
+            run.average.updates = updates
         state = TrainState.new(run.model, cfg)
         state.load(ckpt.state, run.device)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
