@@ -584,16 +584,8 @@ def test_resume_from_a_state_that_does_not_fit_is_one_line(run, dataset_path, tm
 def test_torchrun_killed_with_9_leaves_no_trainer_running(dataset_path, tmp_path):
     """Its trainers get SIGTERM when the launcher is gone (signals.die_with_parent), which
     stops them as Ctrl-C does, instead of training on as orphans in the run directory."""
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rd = tmp_path / "ddp"
-    args = ["--data", dataset_path, "--preset", "tiny", "--epochs", 100000, "--early-stop", 100000]
-    args += ["--batch-size", 16, "--device", "cpu", "--run-dir", rd]
-    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", *args]
-    launcher = subprocess.Popen([str(a) for a in cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (rd / "history.json").exists() and time.time() < deadline:  # both are training
-        time.sleep(0.1)
+    launcher = _endless_run_under_torchrun(dataset_path, rd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     trainers = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline") if _trains_in(p, rd)]
     launcher.kill()
     assert len(trainers) == 2
@@ -609,18 +601,10 @@ def test_ctrl_c_under_torchrun_stops_every_trainer_in_one_message_and_keeps_a_re
     """A terminal's Ctrl-C (SIGINT to the whole process group): the trainers agree on the stop,
     say so once and where to resume, and leave no process and no lock. (torchrun's own agent
     then prints its SignalException: the launcher's code, not qdsketch's.)"""
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rd = tmp_path / "ddp"
-    args = ["--data", dataset_path, "--preset", "tiny", "--epochs", 100000, "--early-stop", 100000]
-    args += ["--batch-size", 16, "--device", "cpu", "--run-dir", rd]
-    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", *args]
-    launcher = subprocess.Popen(
-        [str(a) for a in cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    launcher = _endless_run_under_torchrun(
+        dataset_path, rd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
-    deadline = time.time() + 120
-    while not (rd / "history.json").exists() and time.time() < deadline:  # both are training
-        time.sleep(0.1)
     os.killpg(launcher.pid, signal.SIGINT)
     output, _ = launcher.communicate(timeout=60)
     said = [line for line in output.decode().splitlines() if line.startswith("interrupted at epoch")]
@@ -630,6 +614,20 @@ def test_ctrl_c_under_torchrun_stops_every_trainer_in_one_message_and_keeps_a_re
     assert not (rd / ".lock").exists()
     last = load_checkpoint(rd / "last.pt")
     assert last.state["batch"] == 0 and last.state["epoch"] == last.epoch + 1 >= 2  # a whole epoch
+
+
+def _endless_run_under_torchrun(dataset_path, run_dir: Path, **popen) -> subprocess.Popen:
+    """torchrun with two CPU trainers of a run that never ends by itself, returned once both
+    are training (its first epoch is in ``history.json``)."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    args = ["--data", dataset_path, "--preset", "tiny", "--epochs", 100000, "--early-stop", 100000]
+    args += ["--batch-size", 16, "--device", "cpu", "--run-dir", run_dir]
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", *args]
+    launcher = subprocess.Popen([str(a) for a in cmd], env={**os.environ, "OMP_NUM_THREADS": "1"}, **popen)
+    deadline = time.time() + 120
+    while not (run_dir / "history.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    return launcher
 
 
 def _trains_in(cmdline: Path, run_dir: Path) -> bool:

@@ -425,8 +425,7 @@ def info_table(console: Console, report: dict) -> None:
                 f"{history['best_epoch']}, last {history['last_val']:.4f}",
             )
         )
-    if report["resumable"]:
-        at = report["resumes_at"]
+    if at:  # a last.pt
         rows.append(("resumable", f"yes: train --resume continues at epoch {at['epoch']}, batch {at['batch']}"))
     for key, value in rows:
         grid.add_row(key, value)
