@@ -1,6 +1,6 @@
 """Generating 1,000 sketches: batched, one at a time (the reference's way), and
-the bare cost of stepping the same LSTM as many steps with the same batch, all
-in one run.
+the bare cost of stepping the same LSTM over the same sketches (each as many steps as
+it has rows, the batch shrinking as they end, as generation's does), all in one run.
 
     python benchmarks/sample_speed.py [--n 1000] [--checkpoint PATH] [--device cpu] [--single 200]
 """
@@ -25,14 +25,15 @@ def sync(device):
 
 
 @torch.no_grad()
-def bare_steps(model, n, steps, device):
-    """The LSTM alone, stepped ``steps`` times over a batch of ``n``: no head, no sampling."""
+def bare_steps(model, going, device):
+    """The LSTM alone, stepped over a batch of ``going[t]`` rows at step ``t``: no head,
+    no sampling, nothing else."""
     lstm = model.lstm
-    x = torch.zeros(n, 1, lstm.input_size, device=device)
-    h = torch.zeros(lstm.num_layers, n, lstm.hidden_size, device=device)
+    x = torch.zeros(going[0], 1, lstm.input_size, device=device)
+    h = torch.zeros(lstm.num_layers, going[0], lstm.hidden_size, device=device)
     state = (h, h.clone())
-    for _ in range(steps):
-        out, state = lstm(x, state)
+    for n in going:
+        out, state = lstm(x[:n], (state[0][:, :n], state[1][:, :n]))
     sync(device)
 
 
@@ -54,13 +55,15 @@ def main():
     gen = generate(ckpt, labels, seeds, device=device)
     sync(device)
     batched = time.perf_counter() - t
-    steps = max(len(r) for r in gen.rows)  # the batch stepped until its longest sketch ended
+    lengths = [len(r) for r in gen.rows]
+    steps = max(lengths)  # the batch stepped until its longest sketch ended
+    going = [sum(n > t for n in lengths) for t in range(steps)]  # sketches still drawing at step t
 
     bare = float("nan")
     if ckpt.config.arch == "lstm":  # the Transformer has no bare recurrence to compare with
-        bare_steps(ckpt.model, args.n, 2, device)
+        bare_steps(ckpt.model, going[:2], device)
         t = time.perf_counter()
-        bare_steps(ckpt.model, args.n, steps, device)
+        bare_steps(ckpt.model, going, device)
         bare = time.perf_counter() - t
 
     m = min(args.single, args.n)

@@ -426,3 +426,29 @@ def test_ndjson_timestamps_are_written_as_googles_are():
     rows = [drawing_to_stroke3(json.loads(real_lines("cat")[0])["drawing"])]
     (line,) = ndjson_lines(rows, ["cat"], [7])
     assert form.fullmatch(json.loads(line)["timestamp"])
+
+
+def test_sketches_that_have_ended_leave_the_batch(ckpt):
+    """Each step runs only the sketches still drawing (give or take an eighth): a batch
+    no longer steps every sketch until its longest one ends."""
+    labels, seeds = [4] * 16 + [0] * 16, sketch_seeds(5, 32)  # nails end early, cats late
+    batch_sizes = []
+    run = ckpt.model.run
+
+    def counting_run(strokes, emb, state):
+        batch_sizes.append(len(strokes))
+        return run(strokes, emb, state)
+
+    ckpt.model.run = counting_run
+    try:
+        gen = generate(ckpt, labels, seeds)
+    finally:
+        del ckpt.model.run
+    lengths = np.array([len(r) for r in gen.rows])
+    assert batch_sizes == sorted(batch_sizes, reverse=True) and batch_sizes[0] == 32
+    # a sketch of n rows ends at step n (its EOS): the start, then a step for each row
+    assert len(batch_sizes) == lengths.max() + 1
+    for t, size in enumerate(batch_sizes[1:], start=1):
+        still = int((lengths >= t).sum())  # sketches with a row or their end still to draw at step t
+        assert still <= size <= still + max(1, size // 8)
+    assert sum(batch_sizes) < 0.7 * 32 * lengths.max()

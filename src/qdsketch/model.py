@@ -166,6 +166,11 @@ class StrokeModel(nn.Module):
     def step(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         raise NotImplementedError
 
+    def keep_rows(self, state, rows: torch.Tensor):
+        """The state of the batch rows ``rows`` only: sampling drops the sketches that have
+        ended, so they no longer cost a step each."""
+        raise NotImplementedError
+
     def run(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> dict:
         """The backbone and the head over ``strokes``, conditioned on ``emb``, from ``state``."""
         h, state = self.step(strokes, emb, state)
@@ -221,6 +226,10 @@ class SketchModel(StrokeModel):
     def step(self, strokes: torch.Tensor, emb: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         cond = emb.unsqueeze(1).expand(-1, strokes.shape[1], -1)
         return self.lstm(torch.cat([strokes, cond], dim=-1), state)
+
+    def keep_rows(self, state, rows: torch.Tensor):
+        h, c = state
+        return h[:, rows], c[:, rows]
 
 
 class Block(nn.Module):
@@ -281,6 +290,11 @@ class LayerCache:
         self.length = end
         return self.kv[0, :, :, :end], self.kv[1, :, :, :end]
 
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Keep the batch rows ``rows`` only (a copy of the steps so far, not of the spare room)."""
+        if self.kv is not None:
+            self.kv = self.kv[:, rows, :, : self.length]
+
 
 def sinusoids(positions: torch.Tensor, dim: int) -> torch.Tensor:
     """Fixed sine and cosine position codes, ``(T,)`` -> ``(T, dim)``: any length works."""
@@ -327,6 +341,11 @@ class SketchTransformer(StrokeModel):
         for i, block in enumerate(self.blocks):
             x = block(x, state[i] if state else None)
         return self.norm(x), state
+
+    def keep_rows(self, state, rows: torch.Tensor):
+        for cache in state:
+            cache.keep_rows(rows)
+        return state
 
 
 ARCHS: dict[str, type[StrokeModel]] = {"lstm": SketchModel, "transformer": SketchTransformer}

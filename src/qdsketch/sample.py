@@ -144,32 +144,44 @@ def generate_many(
 
 def _steps(model, start, emb, noise, temperature: float, pen_temperature: float, first_may_end: bool, progress=None):
     """The autoregressive loop: normalised (dx, dy) ``(B, T, 2)``, pen states
-    ``(B, T)`` and each sketch's length (``T`` where it never ended)."""
+    ``(B, T)`` and each sketch's length (``T`` where it never ended).
+
+    Sketches that have ended are dropped from the batch once they are an eighth of it:
+    a batch otherwise runs every sketch as long as its longest one (the length limit,
+    often), at several times the cost. ``rows`` maps the batch to the output's rows."""
     b, max_len, device = len(emb), noise.shape[1], emb.device
     out = model.run(start, emb, model.initial_state(emb))
     xy_out = torch.zeros(b, max_len, 2, device=device)
     pen_out = torch.zeros(b, max_len, dtype=torch.long, device=device)
-    finished = torch.zeros(b, dtype=torch.bool, device=device)
     length = torch.full((b,), max_len, dtype=torch.long, device=device)
+    rows = torch.arange(b, device=device)
+    finished = torch.zeros(b, dtype=torch.bool, device=device)  # of the rows still in the batch
+    n_finished = 0
     for t in range(max_len):
-        xy = model.head.sample_xy(out, temperature, noise[:, t, 1:])
+        xy = model.head.sample_xy(out, temperature, noise[rows, t, 1:])
         logits = out["pen"][:, -1]
         if t == 0 and not first_may_end:  # a sketch has at least one row: no EOS straight after SOS
             logits = logits.clone()
             logits[:, 2] = -torch.inf
-        pen = sample_pen(logits, pen_temperature, noise[:, t, 0])
+        pen = sample_pen(logits, pen_temperature, noise[rows, t, 0])
         ends_now = (pen == 2) & ~finished
-        length[ends_now] = t
+        length[rows[ends_now]] = t
         finished |= ends_now
-        xy_out[:, t], pen_out[:, t] = xy, pen
+        n_finished += int(ends_now.sum())
+        xy_out[rows, t], pen_out[rows, t] = xy, pen
         if progress is not None:
-            progress(b if t == max_len - 1 else int(finished.sum()))
-        if bool(finished.all()):
+            progress(b if t == max_len - 1 else n_finished)
+        if n_finished == b:
             break
-        step = torch.zeros(b, 1, 5, device=device)
+        state = out["state"]
+        if 8 * int(finished.sum()) >= len(rows):
+            keep = (~finished).nonzero().squeeze(1)
+            rows, emb, xy, pen, finished = rows[keep], emb[keep], xy[keep], pen[keep], finished[keep]
+            state = model.keep_rows(state, keep)
+        step = torch.zeros(len(rows), 1, 5, device=device)
         step[:, 0, :2] = xy
         step[:, 0, 2:] = torch.nn.functional.one_hot(pen, 3).float()
-        out = model.run(step, emb, out["state"])
+        out = model.run(step, emb, state)
     return xy_out, pen_out, length
 
 
