@@ -187,3 +187,10 @@ def degenerate() -> dict[str, np.ndarray]:
     points = np.array(points)
     circles = np.c_[np.diff(points, axis=0), pen[1:]].astype(np.float32)
     return {"line": line, "scribble": walk, "circles": circles}
+
+
+def train_json(output: str) -> tuple[list[dict], dict]:
+    """``train --json``'s JSON lines: the epochs' rows, and the summary (the last line)."""
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [line["event"] for line in lines] == ["epoch"] * (len(lines) - 1) + ["end"], output
+    return lines[:-1], lines[-1]

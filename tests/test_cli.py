@@ -10,7 +10,7 @@ from typing import Optional
 import click
 import pytest
 from click.testing import CliRunner
-from helpers import DATA, needs_shared
+from helpers import DATA, needs_shared, train_json
 
 from qdsketch.checkpoint import load_checkpoint
 from qdsketch.cli import cli
@@ -279,7 +279,7 @@ def test_every_command_that_reports_takes_json_and_quiet(run, mirror, data_copy,
             args = [args[0], tmp_path / "train-json", *args[1:]]
         result = run(*args, *extra, "--json")
         assert result.exit_code == 0, (name, result.output)
-        data = json.loads(result.output)
+        data = train_json(result.output)[1] if name == "train" else json.loads(result.output)
         assert data, name
         extra = ["--run-dir", f"{name}-quiet"] if name == "train" else []
         quiet = run(*args, *extra, "-q")
@@ -335,7 +335,7 @@ def test_qdsketch_home_holds_data_and_runs(run, tmp_path, monkeypatch):
     assert json.loads(made.output)["output"] == str(home / "data" / "dataset.npz")
     trained = run("train", "--preset", "tiny", "--max-steps", 2, "--json")
     assert trained.exit_code == 0, trained.output
-    run_dir = Path(json.loads(trained.output)["run_dir"])
+    run_dir = Path(train_json(trained.output)[1]["run_dir"])
     assert run_dir.parent == home / "runs" and (run_dir / "best.pt").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing in the current folder
     monkeypatch.setenv("QDSKETCH_HOME", "")  # empty: as if unset
@@ -524,3 +524,30 @@ def test_info_says_what_a_checkpoint_is(run, dataset_path, tmp_path):
     assert shipped["history"] is None
     missing = run("info", tmp_path / "none.pt")
     assert missing.exit_code == 1 and missing.output.startswith(f"Error: no checkpoint at {tmp_path / 'none.pt'}")
+
+
+def test_a_run_stopped_in_its_first_epoch_says_how_to_use_its_last_pt(run, dataset_path, tmp_path):
+    """No best.pt yet: sample, animate and evaluate name last.pt and --resume; info describes last.pt."""
+    from qdsketch.config import preset
+    from qdsketch.train import TrainConfig, train
+
+    polls = iter(range(1000))
+    cfg = TrainConfig(data=str(dataset_path), epochs=2, batch_size=16)
+    train(cfg, preset("tiny"), tmp_path / "cut", should_stop=lambda: next(polls) == 3)  # epoch 1, batch 3
+    assert sorted(p.name for p in (tmp_path / "cut").glob("*.pt")) == ["last.pt"]
+    said = (
+        f"Error: cut has no best.pt yet: the run stopped within its first epoch, before validation chose one. "
+        f"Use its weights so far with --checkpoint {Path('cut') / 'last.pt'}, "
+        "or go on with `qdsketch train --run-dir cut --resume`\n"
+    )
+    for args in (
+        ["sample", "cat", "--checkpoint", "cut", "-o", "s.png"],
+        ["animate", "cat", "--checkpoint", "cut", "-o", "cat.gif"],
+    ):
+        result = run(*args)
+        assert (result.exit_code, result.output) == (1, said), args
+    assert run("evaluate", "cut").output == said
+    assert not (tmp_path / "s.png").exists() and not (tmp_path / "cat.gif").exists()
+    assert run("sample", "cat", "--checkpoint", "cut/last.pt", "-n", 1, "-o", "s.png").exit_code == 0
+    info = json.loads(run("info", "cut", "--json").output)
+    assert info["checkpoint"] == str(Path("cut") / "last.pt") and info["resumes_at"] == {"epoch": 1, "batch": 3}

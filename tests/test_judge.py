@@ -11,7 +11,7 @@ from helpers import FIVE, ROOT, SHARED, degenerate
 
 from qdsketch import judge as J
 from qdsketch.config import preset
-from qdsketch.data.preprocess import build_dataset
+from qdsketch.data.preprocess import build_dataset, load_dataset
 from qdsketch.train import TrainConfig, train
 
 
@@ -267,3 +267,30 @@ def test_a_shipped_judge_of_the_same_dataset_is_used_not_trained_again(
     result = run("evaluate", str(tiny_run), "--judge", "-n", "2", "--judge-path", str(tmp_path / "new.pt"), "--json")
     assert json.loads(result.output)["judge"]["judge_trained_now"] is False
     assert not (tmp_path / "new.pt").exists()
+
+
+def test_evaluate_says_how_far_each_of_its_steps_is(tiny_run, dataset_path, one_epoch_judge, tmp_path):
+    """The loss pass, the judge's training (on first use) and the drawing each report their
+    progress, so the CLI's bar shows every one of them with the time it has left."""
+    from qdsketch.evaluate import evaluate
+
+    heard: dict[str, list[tuple[int, int]]] = {}
+    judge = {"n": 3, "path": tmp_path / "judge.pt"}
+    evaluate(
+        tiny_run, judge=judge, progress=lambda done, total, stage: heard.setdefault(stage, []).append((done, total))
+    )
+    test_drawings = len(load_dataset(dataset_path).splits["test"])
+    assert list(heard) == [
+        f"losses on {test_drawings:,} test drawings",
+        f"training the judge (once: it is kept at {tmp_path / 'judge.pt'})",
+        "drawing 15 sketches",
+    ]
+    for stage, calls in heard.items():
+        done = [d for d, _ in calls]
+        assert done == sorted(done) and calls[-1][0] == calls[-1][1] and len({t for _, t in calls}) == 1, stage
+    assert heard["drawing 15 sketches"][-1] == (15, 15)
+    heard.clear()
+    evaluate(
+        tiny_run, judge=judge, progress=lambda done, total, stage: heard.setdefault(stage, []).append((done, total))
+    )
+    assert len(heard) == 2  # the judge is kept: no training the second time

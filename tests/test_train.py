@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import DATA, checkpoint_of
+from helpers import DATA, checkpoint_of, train_json
 
 from qdsketch.checkpoint import load_checkpoint, save_checkpoint
 from qdsketch.config import Augment, ModelConfig, preset
@@ -510,7 +510,8 @@ def test_the_command_that_started_a_run_continues_it_with_resume(run, tmp_path):
     assert run(*first, "--epochs", "1", "--run-dir", "runs/a", "-q").exit_code == 0
     again = run(*first, "--epochs", "2", "--run-dir", "runs/a", "--resume", "--json")
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output)["epochs"] == 2
+    epochs, summary = train_json(again.output)
+    assert summary["epochs"] == 2 and [row["epoch"] for row in epochs] == [2]  # the one epoch it trained now
     before = (tmp_path / "runs/a/last.pt").read_bytes()
     changed = run(*first, "--epochs", "3", "--batch-size", "16", "--hidden", "9", "--run-dir", "runs/a", "--resume")
     assert changed.exit_code == 1
@@ -687,3 +688,45 @@ def test_a_process_whose_peers_never_come_stops_after_the_rendezvous_timeout(run
     )
     assert result.output.endswith(FIX) and len(result.output.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_json_is_a_json_line_per_epoch_then_the_summary(run, dataset_path, tmp_path):
+    result = run("train", "--data", dataset_path, "--preset", "tiny", "--epochs", 2, "--run-dir", "r", "--json")
+    assert result.exit_code == 0, result.output
+    epochs, summary = train_json(result.output)
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert [{k: v for k, v in row.items() if k != "event"} for row in epochs] == history
+    assert summary["epochs"] == 2 and summary["run_dir"] == "r" and summary["history"] == history
+
+
+def test_the_estimate_of_a_whole_run_counts_every_batch_left_and_validation():
+    from qdsketch.reporting import RunSpeed, estimate_lines
+
+    speed = RunSpeed(epochs=75, val_share=0.2)
+    assert speed.batch(1, 1, 100, now=0.0) is None  # the first batch pays for warming up: not counted
+    assert speed.batch(1, 5, 100, now=4.9) is None  # too soon to say
+    # 0.6 s a batch from batch 1 to 11; 89 batches left in epoch 1, then 74 epochs of 100, and
+    # 75 validation passes over a fifth as many drawings at a third of the cost
+    assert speed.batch(1, 11, 100, now=6.0) == pytest.approx(0.6 * (89 + 7400 + 75 * 100 * 0.2 / 3))
+    assert speed.batch(2, 50, 100, now=90.0) is None  # said once
+    again = RunSpeed(epochs=3)
+    # an epoch of 8 batches per call (a tiny run is heard once an epoch): epoch 2 took 6 s
+    assert again.batch(1, 8, 8, now=0.0) is None and again.batch(2, 8, 8, now=6.0) == pytest.approx(6.0)
+    assert estimate_lines(4793.4, 75, "cuda") == [
+        "estimate: about 80 min to the end of epoch 75 at this speed, validation included "
+        "(early stopping may end it sooner)"
+    ]
+    cpu = estimate_lines(4793.4, 75, "cpu")
+    assert len(cpu) == 2 and cpu[1].startswith("that is long for a CPU: --preset small trains in minutes")
+    assert estimate_lines(59 * 60, 3, "cpu")[0].startswith("estimate: about 59 min to the end of epoch 3 ")
+
+
+def test_train_says_how_long_the_run_will_take(run, dataset_path, monkeypatch):
+    from qdsketch.reporting import RunSpeed
+
+    monkeypatch.setattr(RunSpeed, "AFTER_SECONDS", 0.0)  # at once: a tiny run is over in seconds
+    args = ["--preset", "tiny", "--epochs", 3, "--batch-size", 16, "--run-dir", "r"]  # 8 batches an epoch
+    result = run("train", "--data", dataset_path, *args)
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if line.startswith("estimate: about ")]
+    assert len(said) == 1 and " to the end of epoch 3 at this speed" in said[0], result.output

@@ -67,6 +67,13 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
 
 
 def load_checkpoint(path: Path | None, device: str | torch.device = "cpu") -> Checkpoint:
+    if path is not None and Path(path).is_dir() and not (Path(path) / "best.pt").exists():
+        if (Path(path) / "last.pt").is_file():  # a run stopped before its first validation chose a best
+            raise CheckpointError(
+                f"{path} has no best.pt yet: the run stopped within its first epoch, before validation chose one",
+                f"use its weights so far with --checkpoint {Path(path) / 'last.pt'}, "
+                f"or go on with `qdsketch train --run-dir {path} --resume`",
+            )
     path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}", "train one with `qdsketch train`, or pass --checkpoint")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
+import json
 import os
 import sys
 import tempfile
@@ -232,8 +233,6 @@ class Output:
         """A command's last word: ``data`` as JSON with ``--json``; else ``show(console)``
         (tables) or the line ``text``, unless ``-q``."""
         if self.as_json:
-            import json
-
             click.echo(json.dumps(_json_safe(data), indent=2, allow_nan=False))
         elif not self.quiet:
             if show is not None:
@@ -670,7 +669,9 @@ def train(ctx, preset, run_dir, resume, out, **params):
     if not main:  # under torchrun, only the first process speaks
         out = Output(quiet=True)
     reporter: training.Reporter = training.SilentReporter()
-    if not out.quiet:
+    if out.as_json and main:
+        reporter = _EpochLines()
+    elif not out.quiet:
         from qdsketch.reporting import RichTrainReporter
 
         reporter = RichTrainReporter(out.console)
@@ -682,6 +683,26 @@ def train(ctx, preset, run_dir, resume, out, **params):
             summary = training.train(cfg, model_cfg, run_dir, reporter, stop)
     if main:
         _train_done(out, summary, run_dir)
+
+
+class _EpochLines:
+    """``train --json``: JSON lines on stdout, one as each epoch ends (``"event": "epoch"``,
+    its history row), and the run's summary last (``"event": "end"``)."""
+
+    def start(self, info):
+        pass
+
+    def batch(self, epoch, done, total, loss, seqs_per_s):
+        pass
+
+    def validating(self, epoch, done, total):
+        pass
+
+    def epoch(self, row):
+        click.echo(json.dumps(_json_safe({"event": "epoch", **row}), allow_nan=False))
+
+    def close(self):
+        pass
 
 
 def _given(ctx, name: str) -> bool:
@@ -713,7 +734,11 @@ def _train_done(out: Output, summary: dict, run_dir: Path) -> None:
             f"{how} after {summary['epochs']} epochs; best validation loss {summary['best_val']:.4f} "
             f"at epoch {summary['best_epoch']}: {run_dir / 'best.pt'}"
         )
-    out.result({**summary, "run_dir": str(run_dir), "best": str(run_dir / "best.pt")}, text)
+    result = {**summary, "run_dir": str(run_dir), "best": str(run_dir / "best.pt")}
+    if out.as_json:  # the last of its JSON lines
+        click.echo(json.dumps(_json_safe({"event": "end", **result}), allow_nan=False))
+    else:
+        out.result(result, text)
     if summary["interrupted"]:
         raise SystemExit(130)
 
@@ -786,12 +811,11 @@ def evaluate(run_path, checkpoint, data, split, device, use_judge, count, temper
         raise click.UsageError(f"give the model once: {run_path} or --checkpoint {checkpoint}")
     checkpoint = run_path if run_path is not None else checkpoint  # neither: the model that ships
     judge = None
-    bar = None
-    if use_judge:  # a minute or more on a CPU
-        bar = out.bar("training the judge (cached for next time)")
-        judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path, "progress": bar}
+    if use_judge:
+        judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path}
+    bar = out.bar("evaluating")  # the loss pass, and the judge's steps: each tens of seconds on a CPU
     with bar or nullcontext():
-        report = run_evaluate(checkpoint, data, split, device, judge=judge)
+        report = run_evaluate(checkpoint, data, split, device, judge=judge, progress=bar)
     from qdsketch.reporting import evaluate_tables
 
     out.result(report, show=lambda console: evaluate_tables(console, report, split))

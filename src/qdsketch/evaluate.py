@@ -64,17 +64,23 @@ def evaluate_split(
     batch_size: int,
     amp: bool = False,
     index: np.ndarray | None = None,
+    progress=None,
 ) -> Sums:
-    """Losses over ``split`` (or the drawings at ``index``), in eval mode."""
+    """Losses over ``split`` (or the drawings at ``index``), in eval mode.
+    ``progress(done, total)``, if given, hears the drawings done after each batch."""
     was_training = model.training
     model.eval()
     sums = Sums(split.device)
     chosen = np.arange(len(split)) if index is None else np.asarray(index)
+    done = 0
     for b in sorted_batches(split.steps_np[chosen], batch_size):
         batch = split.batch(chosen[b])
         with autocast(split.device, amp):
             _, losses = model(batch.inputs, batch.labels, batch.targets, batch.mask)
         sums.add(losses, batch)
+        done += len(b)
+        if progress is not None:
+            progress(done, len(chosen))
     model.train(was_training)
     return sums
 
@@ -100,11 +106,13 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 256,
     judge: dict | None = None,
+    progress=None,
 ) -> dict:
     """Losses (total, xy, pen) of ``checkpoint`` on ``split``, overall and per class.
 
     ``data`` defaults to the dataset the checkpoint was trained on. With
     ``judge`` (keyword arguments of ``run_judge``), the judge's figures too.
+    ``progress(done, total, stage)``, if given, hears each step's work as it goes.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
@@ -122,11 +130,14 @@ def evaluate(
         raise DataError(f"the {split} split of {data} is empty", "preprocess with a --split that keeps some")
     labels = part.labels_np
     per_class = {}
+    stage, before = f"losses on {len(part):,} {split} drawings", 0
     for i, name in enumerate(ds.class_names):
         index = np.flatnonzero(labels == i)
         if len(index):
-            sums = evaluate_split(ckpt.model, part, batch_size, index=index)
+            heard = None if progress is None else lambda done, _, b=before: progress(b + done, len(part), stage)
+            sums = evaluate_split(ckpt.model, part, batch_size, index=index, progress=heard)
             per_class[name] = {**sums.means(), "drawings": len(index), "steps": sums.steps}
+            before += len(index)
     steps = sum(c["steps"] for c in per_class.values())
     overall = {k: sum(c[k] * c["steps"] for c in per_class.values()) / steps for k in ("total", "xy", "pen")}
     totals = {**overall, "drawings": len(part), "steps": steps}
@@ -141,7 +152,7 @@ def evaluate(
     if ckpt.config.head == "gmm":
         report["sketchrnn_units"] = sketchrnn_units(totals, ds, ckpt)
     if judge is not None:
-        report["judge"] = run_judge(ckpt, ds, data, dev, **judge)
+        report["judge"] = run_judge(ckpt, ds, data, dev, **judge, progress=progress)
     return report
 
 
@@ -187,21 +198,31 @@ def run_judge(
 ) -> dict:
     """Recognisability, precision and recall, Frechet distance and novelty of
     ``n`` sketches per class at each temperature (by default the head's own;
-    ``qdsketch.judge``). ``progress(done, total)`` follows the judge's training."""
+    ``qdsketch.judge``). ``progress(done, total, stage)`` follows the judge's training
+    (where none is cached yet) and the drawing of the sketches."""
     from qdsketch import judge
     from qdsketch.sample import default_temperature, generate_many, sketch_seeds
 
     cfg = config or judge.DEFAULT_CONFIG
     temperatures = tuple(temperatures or (default_temperature(ckpt.config.head),))
     path = Path(path) if path else data.with_name(data.stem + ".judge.pt")
-    net, trained = judge.load_or_train(ds, path, cfg, str(device), progress)
+    training = None
+    if progress is not None:
+        stage = f"training the judge (once: it is kept at {path})"
+        training = lambda done, total: progress(done, total, stage)  # noqa: E731
+    net, trained = judge.load_or_train(ds, path, cfg, str(device), training)
     max_len = ckpt.max_seq_len
     generated: dict[float, dict[int, list[np.ndarray]]] = {}
     classes = range(len(ds.class_names))
     labels = [label for label in classes for _ in range(n)]
     seeds = sketch_seeds(seed, len(labels))  # sketch i of class c: seed (seed, c * n + i), as ever
+    drawing = None
+    if progress is not None:
+        each = f" at each of {len(temperatures)} temperatures" if len(temperatures) > 1 else ""
+        stage = f"drawing {len(labels):,} sketches{each}"
+        drawing = lambda done, total: progress(done, total, stage)  # noqa: E731
     for t in temperatures:  # every class in one batch (generate_many bounds its memory)
-        rows = generate_many(ckpt, labels, seeds, t, max_len, None, device, pen_temperature).rows
+        rows = generate_many(ckpt, labels, seeds, t, max_len, None, device, pen_temperature, progress=drawing).rows
         generated[t] = {label: rows[label * n : (label + 1) * n] for label in classes}
     result = judge.judge_generator(net, ds, generated, str(device), cfg)
     return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained}

@@ -36,7 +36,10 @@ def run_history(run_dir: Path) -> dict | None:
 
 
 def describe(path: Path | None) -> dict:
-    """``path`` (a checkpoint, a run directory, or none: the model that ships) described."""
+    """``path`` (a checkpoint, a run directory, or none: the model that ships) described;
+    a run with no ``best.pt`` yet, by its ``last.pt``."""
+    if path is not None and path.is_dir() and not (path / "best.pt").exists() and (path / "last.pt").is_file():
+        path = path / "last.pt"
     file = checkpoint_file(path)
     ckpt = load_checkpoint(path)
     model = ckpt.config.to_dict()

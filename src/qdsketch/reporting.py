@@ -9,7 +9,7 @@ import time
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 
@@ -115,16 +115,18 @@ class RichTrainReporter:
 
         self.console = console
         self.progress = Progress(
-            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            TextColumn("[bold]{task.fields[stage]} {task.fields[epoch]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[rate]:,.0f} seq/s"),
+            TextColumn("{task.fields[note]}"),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=console,
             transient=True,
         )
         self.task: TaskID | None = None
+        self.speed = RunSpeed()
 
     def start(self, info):
         c = self.console
@@ -156,12 +158,26 @@ class RichTrainReporter:
             c.print(f"resuming at epoch {epoch}, batch {batch}")
         xy = "nll" if info["model"]["head"] == "gmm" else "mse"
         c.print(" ".join(f"{xy if name == 'mse' else name:>{width}}" for name, width in self.COLUMNS).rstrip())
+        self.speed = RunSpeed(info["train"]["epochs"], sizes["val"] / max(sizes["train"], 1))
+        self.device = info["device"]
         self.progress.start()
 
-    def batch(self, epoch, done, total, loss, seqs_per_s):
+    def _show(self, stage, epoch, done, total, note):
         if self.task is None:
-            self.task = self.progress.add_task("", total=total, epoch=epoch, loss=loss, rate=seqs_per_s)
-        self.progress.update(self.task, completed=done, total=total, epoch=epoch, loss=loss, rate=seqs_per_s)
+            self.task = self.progress.add_task("", total=total, stage=stage, epoch=epoch, note=note)
+        elif self.progress.tasks[0].fields["stage"] != stage:  # a new bar, so its eta is its own
+            self.progress.reset(self.task, total=total, stage=stage, epoch=epoch, note=note)
+        self.progress.update(self.task, completed=done, total=total, stage=stage, epoch=epoch, note=note)
+
+    def batch(self, epoch, done, total, loss, seqs_per_s):
+        self._show("epoch", epoch, done, total, f"loss {loss:.4f} {seqs_per_s:,.0f} seq/s")
+        seconds = self.speed.batch(epoch, done, total)
+        if seconds is not None:  # once, as soon as the speed is known
+            for line in estimate_lines(seconds, self.speed.epochs, self.device):
+                self.progress.console.print(line)
+
+    def validating(self, epoch, done, total):
+        self._show("validating", epoch, done, total, "drawings")
 
     def epoch(self, row):
         values = [
@@ -182,26 +198,91 @@ class RichTrainReporter:
         self.progress.stop()
 
 
+class RunSpeed:
+    """The time a run has left, from the speed of its first batches: the rest of this
+    epoch and every epoch after it, validation included (a forward pass over the
+    validation split costs about a third of a training pass over as many drawings)."""
+
+    AFTER_SECONDS = 5.0  # time enough for a steady speed, early enough to be useful
+
+    def __init__(self, epochs: int = 1, val_share: float = 0.0):
+        self.epochs, self.val_share = epochs, val_share
+        self.first: tuple[float, int] | None = None  # (time, batches done) at the first batch heard
+        self.said = False
+
+    def batch(self, epoch: int, done: int, total: int, now: float | None = None) -> float | None:
+        """The estimated seconds left, once (``None`` before and after)."""
+        now = time.perf_counter() if now is None else now
+        position = (epoch - 1) * total + done  # batches since the run began
+        if self.first is None:  # the first batch heard paid for warming up: time from its end
+            self.first = (now, position)
+            return None
+        t0, p0 = self.first
+        if self.said or position <= p0 or now - t0 < self.AFTER_SECONDS:
+            return None
+        self.said = True
+        per_batch = (now - t0) / (position - p0)
+        left = self.epochs * total - position
+        validations = self.epochs - epoch + 1
+        return per_batch * (left + total * validations * self.val_share / 3)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.5 h``, ``2.1 days``: as precise as an estimate is."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def estimate_lines(seconds: float, epochs: int, device: str) -> list[str]:
+    """What ``train`` says of the time its run has left; on a CPU, over an hour, how to shorten it."""
+    lines = [
+        f"estimate: about {duration(seconds)} to the end of epoch {epochs} at this speed, "
+        "validation included (early stopping may end it sooner)"
+    ]
+    if seconds > 3600 and device == "cpu":
+        lines.append(
+            "that is long for a CPU: --preset small trains in minutes and draws the five classes; "
+            "--epochs or --max-steps shorten this run; --device cuda uses a GPU (docs/first-day.md)"
+        )
+    return lines
+
+
 class StepBar:
-    """A transient bar for one long step (training the judge): call it with
-    ``(done, total)``; it disappears when the step is over."""
+    """A transient bar for a long step (training the judge, a loss pass): call it with
+    ``(done, total)``, or ``(done, total, stage)`` for one bar over steps that follow each
+    other; it disappears when the work is over. It shows the time left."""
 
     def __init__(self, console: Console, description: str):
         self.progress = Progress(
-            TextColumn(description),
+            TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=console,
             transient=True,
         )
+        self.description = description
         self.task: TaskID | None = None
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, stage: str | None = None) -> None:
+        description = stage or self.description
         if self.task is None:
             self.progress.start()
-            self.task = self.progress.add_task("", total=total)
-        self.progress.update(self.task, completed=done)
+            self.task = self.progress.add_task(description, total=total)
+        elif self.progress.tasks[0].description != description:  # a new step: its own eta
+            self.progress.reset(self.task, total=total, description=description)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def say(self, text: str) -> None:
+        """A line above the bar, which stays."""
+        self.progress.console.print(text)
 
     def __enter__(self):
         return self

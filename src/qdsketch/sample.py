@@ -286,8 +286,9 @@ def draw(
             names.append(resolve_class(c, model.classes))
             routes[names[-1]] = (model.path, model.name)
     else:
+        given = load_checkpoint(checkpoint, device)  # a run directory as given: its errors name it
         path = checkpoint_file(checkpoint)
-        loaded[path] = load_checkpoint(path, device)
+        loaded[path] = given
         names = [resolve_class(c, loaded[path].class_names) for c in classes]
         routes = {n: (path, str(checkpoint)) for n in names}
     words = [n for n in names for _ in range(count)]

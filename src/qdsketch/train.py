@@ -51,6 +51,7 @@ __all__ = ["TrainConfig", "TrainState", "fit", "resume", "train"]
 class Reporter(Protocol):
     def start(self, info: dict) -> None: ...
     def batch(self, epoch: int, done: int, total: int, loss: float, seqs_per_s: float) -> None: ...
+    def validating(self, epoch: int, done: int, total: int) -> None: ...
     def epoch(self, row: dict) -> None: ...
     def close(self) -> None: ...
 
@@ -60,6 +61,9 @@ class SilentReporter:
         pass
 
     def batch(self, epoch, done, total, loss, seqs_per_s):
+        pass
+
+    def validating(self, epoch, done, total):
         pass
 
     def epoch(self, row):
@@ -476,7 +480,9 @@ def close_epoch(run: Run, state: TrainState, sums: Sums, t0: float) -> dict:
     sums = all_reduce_sums(sums, run.device, run.dist)
     d = run.dist
     mine = np.arange(d.rank, len(run.val_split), d.world) if d.world > 1 else None  # each rank reads its own part
-    val = all_reduce_sums(evaluate_split(run.weights, run.val_split, cfg.batch_size * 2, cfg.amp, mine), run.device, d)
+    heard = (lambda done, total: run.reporter.validating(state.epoch, done, total)) if d.main else None
+    val = evaluate_split(run.weights, run.val_split, cfg.batch_size * 2, cfg.amp, mine, progress=heard)
+    val = all_reduce_sums(val, run.device, d)
     train_means, val_means = sums.means(), val.means()
     if not (math.isfinite(train_means["total"]) and math.isfinite(val_means["total"])):  # this epoch is not saved
         kept = f"last.pt and best.pt keep epoch {state.epoch - 1}" if state.epoch > 1 else "nothing was saved"
