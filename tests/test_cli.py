@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -551,3 +552,46 @@ def test_a_run_stopped_in_its_first_epoch_says_how_to_use_its_last_pt(run, datas
     assert run("sample", "cat", "--checkpoint", "cut/last.pt", "-n", 1, "-o", "s.png").exit_code == 0
     info = json.loads(run("info", "cut", "--json").output)
     assert info["checkpoint"] == str(Path("cut") / "last.pt") and info["resumes_at"] == {"epoch": 1, "batch": 3}
+
+
+def test_runs_lists_each_run_with_its_state_and_marks_the_latest_and_the_best(run, dataset_path, tmp_path):
+    from qdsketch.config import preset
+    from qdsketch.files import folder_lock
+    from qdsketch.train import TrainConfig, train
+
+    cfg = TrainConfig(data=str(dataset_path), epochs=2, batch_size=16)
+    assert (
+        run("runs").output
+        == "Error: no runs folder at runs. Train one with `qdsketch train`, or pass your runs folder\n"
+    )
+    (tmp_path / "runs").mkdir()
+    assert (
+        run("runs").output == "no runs in runs/: `qdsketch train` makes one\n"
+        and run("runs", "--json").output == "[]\n"
+    )
+    done = train(cfg, preset("tiny"), tmp_path / "runs" / "done")
+    other = train(dataclasses.replace(cfg, epochs=3), preset("tiny", hidden=16), tmp_path / "runs" / "other")
+    polls = iter(range(1000))
+    train(cfg, preset("tiny"), tmp_path / "runs" / "cut", should_stop=lambda: next(polls) == 3)
+    (tmp_path / "runs" / "notes").mkdir()  # a folder that is not a run
+    with folder_lock(tmp_path / "runs" / "done"):  # as a train of it would hold it
+        listed = json.loads(run("runs", "--json").output)
+        table = run("runs").output.splitlines()
+    assert [Path(r["run_dir"]).name for r in listed] == ["done", "other", "cut"]  # oldest first
+    by_name = {Path(r["run_dir"]).name: r for r in listed}
+    assert by_name["done"]["state"] == "training" and by_name["done"]["pid"] == os.getpid()
+    assert by_name["other"]["state"] == "done" and by_name["cut"]["state"] == "resumable"
+    assert by_name["cut"]["latest"] and not by_name["done"]["latest"]  # its last.pt was written last
+    assert (by_name["done"]["best_val"], by_name["other"]["best_val"]) == (done["best_val"], other["best_val"])
+    best = "other" if other["best_val"] < done["best_val"] else "done"  # the same data: comparable
+    assert [r["best"] for r in listed] == [n == best for n in by_name] and by_name["cut"]["best_val"] is None
+    assert (by_name["done"]["epochs"], by_name["done"]["of_epochs"], by_name["cut"]["epochs"]) == (2, 2, 0)
+    assert by_name["done"]["preset"] == "tiny" and by_name["other"]["preset"] is None
+    assert by_name["other"]["model"] == "lstm 1x16 mse" and by_name["other"]["classes"] == 5
+    assert table[0] == "runs in runs/" and table[1].split() == "run updated model classes epochs best val state".split()
+    rows = {line.split()[0]: line.split() for line in table[2:5]}
+    assert rows["done"][3:8] == ["tiny", "5", "2/2", f"{done['best_val']:.4f}", "training"]
+    assert rows["other"][3:10] == ["lstm", "1x16", "mse", "5", "3/3", f"{other['best_val']:.4f}", "done"]
+    assert rows["cut"][3:] == ["tiny", "5", "0/2", "resumable", "latest"] and rows[best][-1] == "best"
+    assert table[-1] == "resumable: `qdsketch train --run-dir RUN --resume` continues it"
+    assert json.loads(run("runs", "--json").output)[0]["state"] == "done"  # the lock is given back

@@ -660,7 +660,9 @@ def train(ctx, preset, run_dir, resume, out, **params):
     cfg = TrainConfig(**config_values(TrainConfig, params))
     model_cfg = make_preset(preset, **config_values(ModelConfig, params))
     if resume:
-        run_dir = run_dir or training.latest_run(paths.runs_dir())
+        from qdsketch.runs import latest_run
+
+        run_dir = run_dir or latest_run(paths.runs_dir())
         if _given(ctx, "preset"):  # the preset's model and recipe, as a new run would get them
             typed |= set(model_cfg.to_dict()) | (set(PRESETS[preset].train) - set(training.MAY_CHANGE))
         asked = {name: value for name, value in training.settings(cfg, model_cfg).items() if name in typed}
@@ -843,6 +845,36 @@ def info(path, out):
 
     report = describe(path)
     out.result(report, show=lambda console: info_table(console, report))
+
+
+@cli.command()
+@click.argument("folder", metavar="[RUNS_DIR]", type=click.Path(path_type=Path), required=False)
+@report_options
+def runs(folder, out):
+    """List the training runs in a folder, one line each, oldest first.
+
+    Each line says the run's model, classes, epochs, best validation loss and
+    state (training, done, stopped early, or stopped and resumable). `latest`
+    marks the run that `train --resume` continues; `best`, the lowest validation
+    loss of the runs on the same dataset.
+
+    \b
+    Example:
+        qdsketch runs
+        qdsketch runs /data/experiments --json
+    """
+    from qdsketch.runs import list_runs
+
+    folder = folder if folder is not None else paths.runs_dir()
+    if not folder.is_dir():
+        raise QdsketchError(f"no runs folder at {folder}", "train one with `qdsketch train`, or pass your runs folder")
+    found = list_runs(folder)
+    if not found and not out.as_json:
+        out.say(f"no runs in {folder}/: `qdsketch train` makes one")
+        return
+    from qdsketch.reporting import runs_table
+
+    out.result(found, show=lambda console: runs_table(console, folder, found))
 
 
 # --- sample and animate ----------------------------------------------------------------------

@@ -125,6 +125,12 @@ def folder_lock(folder: Path, what: str = "qdsketch train") -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
+def lock_owner(folder: Path) -> int | None:
+    """The pid of the live process that holds ``folder_lock(folder)``, if one does."""
+    pid = _pid_in(Path(folder) / ".lock")
+    return pid if pid is not None and _alive(pid) else None
+
+
 def _pid_in(lock: Path) -> int | None:
     try:
         return int(lock.read_text().strip())

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from qdsketch.checkpoint import load_checkpoint
-from qdsketch.config import PRESETS
 from qdsketch.model import count_parameters
 from qdsketch.paths import checkpoint_file
-
-
-def preset_of(model: dict) -> str | None:
-    """The preset whose model a checkpoint's is (the class count aside), if one is."""
-    for name, preset in PRESETS.items():
-        if {**preset.model.to_dict(), "n_classes": model["n_classes"]} == model:
-            return name
-    return None
-
-
-def run_history(run_dir: Path) -> dict | None:
-    """What ``history.json`` beside a checkpoint says: epochs, the best and the last."""
-    try:
-        rows = json.loads((run_dir / "history.json").read_text())
-        best = min(rows, key=lambda row: row["val_total"])
-        return {
-            "epochs": len(rows),
-            "best_epoch": best["epoch"],
-            "best_val": best["val_total"],
-            "last_val": rows[-1]["val_total"],
-            "cpu_hours": rows[-1].get("cpu_hours"),
-        }
-    except (OSError, ValueError, TypeError, KeyError, IndexError):  # none, or not one training wrote
-        return None
+from qdsketch.runs import preset_of, run_history
 
 
 def describe(path: Path | None) -> dict:

@@ -511,3 +511,36 @@ def info_table(console: Console, report: dict) -> None:
     for key, value in rows:
         grid.add_row(key, value)
     console.print(grid)
+
+
+def runs_table(console: Console, folder, runs: list[dict]) -> None:
+    """``qdsketch runs``: a line a run, oldest first, the latest and the best marked."""
+    from pathlib import Path
+
+    console.print(f"runs in {folder}/")
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    for name, justify in (
+        ("run", "left"),
+        ("updated", "left"),
+        ("model", "left"),
+        ("classes", "right"),
+        ("epochs", "right"),
+        ("best val", "right"),
+        ("state", "left"),
+        ("", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=name != "model")  # type: ignore[arg-type]
+    for run in runs:
+        table.add_row(
+            Path(run["run_dir"]).name,
+            time.strftime("%m-%d %H:%M", time.localtime(run["updated"])),
+            run["preset"] or run["model"],
+            f"{run['classes']:,}",
+            f"{run['epochs']}/{run['of_epochs']}",
+            "" if run["best_val"] is None else f"{run['best_val']:.4f}",
+            run["state"],
+            " ".join(m for m in ("latest", "best") if run[m]),
+        )
+    console.print(table)
+    if any(run["state"] == "resumable" for run in runs):
+        console.print("resumable: `qdsketch train --run-dir RUN --resume` continues it")

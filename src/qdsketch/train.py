@@ -641,15 +641,6 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
 MAY_CHANGE = ("epochs", "device", "data", "save_every", "ema")
 
 
-def latest_run(runs: Path) -> Path:
-    """The run in folder ``runs`` whose ``last.pt`` was written last: what ``--resume``
-    continues when no ``--run-dir`` is given."""
-    found = sorted((p.stat().st_mtime, p.parent) for p in Path(runs).glob("*/last.pt") if p.is_file())
-    if not found:
-        raise CheckpointError(f"no run to resume in {runs}/", "pass the --run-dir of the run to continue")
-    return found[-1][1]
-
-
 def settings(cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
     """Every setting of a run by its option's name (``batch_size``, ``augment_scale``,
     ``hidden``), the class count aside: what ``--resume`` compares."""
