@@ -103,7 +103,18 @@ def test_second_run_is_a_no_op_and_force_downloads_again(run, mirror, tmp_path):
     assert second.exit_code == 0
     assert len(mirror.requests) == 2  # no request at all
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
-    assert second.output.count("skipped") == 2
+    lines = second.output.splitlines()
+    assert sum(" complete " in line for line in lines if line.startswith("│")) == 2
+    assert (
+        lines[-1]
+        == f"left as they are in {tmp_path}/simplified/: cat, The Eiffel Tower (complete; --force fetches again)"
+    )
+    listed = json.loads(run(*args, "--json").output)  # a complete file's count, path and why
+    assert [(r["status"], r["kept"], r["why"]) for r in listed] == [
+        ("skipped", len(expected("cat").splitlines()), "complete; --force fetches again"),
+        ("skipped", len(expected("The Eiffel Tower").splitlines()), "complete; --force fetches again"),
+    ]
+    assert listed[1]["path"] == str(tmp_path / "simplified" / "The Eiffel Tower.ndjson")
     third = run(*args + ["--force"])
     assert third.exit_code == 0 and len(mirror.requests) == 4
     assert (tmp_path / "simplified" / "The Eiffel Tower.ndjson").read_bytes() == expected("The Eiffel Tower")
@@ -226,14 +237,18 @@ def test_concurrent_download_gives_the_files_of_the_sequential_one(mirror, tmp_p
 def test_one_failure_stops_a_concurrent_download_and_leaves_no_part_file(mirror, tmp_path):
     for name in ("cat", "clock"):
         mirror.add("simplified", name, repeated_lines(name, 3000))
-    with pytest.raises(DownloadError, match=r"HTTP 404 for .*/full/simplified/dog.ndjson"):
-        dl.download_classes(["cat", "dog", "clock"], 3, data_dir=tmp_path, base=mirror.url, policy=FAST, limit=2000)
-    left = sorted(p.name for p in (tmp_path / "simplified").iterdir()) if (tmp_path / "simplified").exists() else []
-    assert not [n for n in left if n.endswith(".part")] and "dog.ndjson" not in left
-    for name in ("cat", "clock"):  # a file is there whole, with its record, or not at all
-        assert (f"{name}.ndjson" in left) == (f"{name}.ndjson.meta.json" in left)
-        if f"{name}.ndjson" in left:
-            assert len((tmp_path / "simplified" / f"{name}.ndjson").read_bytes().splitlines()) == 2000
+    results = dl.download_classes(
+        ["cat", "dog", "clock"], 3, data_dir=tmp_path, base=mirror.url, policy=FAST, limit=2000
+    )
+    assert [(r.name, r.status) for r in results] == [("cat", "downloaded"), ("dog", "failed"), ("clock", "downloaded")]
+    assert (
+        results[1].why
+        == f"HTTP 404 for {mirror.url}full/simplified/dog.ndjson. Check the class name, --format and --base-url"
+    )
+    left = sorted(p.name for p in (tmp_path / "simplified").iterdir())
+    assert left == ["cat.ndjson", "cat.ndjson.meta.json", "clock.ndjson", "clock.ndjson.meta.json"]  # no .part
+    for name in ("cat", "clock"):
+        assert len((tmp_path / "simplified" / f"{name}.ndjson").read_bytes().splitlines()) == 2000
 
 
 def test_classes_all_with_jobs_from_the_cli(run, mirror, tmp_path):
@@ -268,8 +283,15 @@ def test_classes_all_with_jobs_from_the_cli(run, mirror, tmp_path):
         5,
         "-q",
     )
-    assert every.exit_code == 1  # the mirror holds seven classes of the 345: a one-line 404
-    assert every.output.startswith("Error: HTTP 404 for ") and every.output.count("\n") == 1
+    assert every.exit_code == 1 and every.output == ""  # -q: the mirror holds seven of the 345 classes
+    kept = sorted(p.name for p in (tmp_path / "e" / "simplified").glob("*.ndjson"))
+    served = sorted(p.name for p in (mirror.root / "full" / "simplified").glob("*.ndjson"))
+    assert kept == served and len(kept) >= 5  # every class was tried: all that the mirror has came in
+    table = run("download", "--classes", "all", "--jobs", 8, "--base-url", mirror.url, "--data-dir", tmp_path / "e")
+    assert table.exit_code == 1
+    lines = table.output.splitlines()
+    assert lines[-1] == f"{345 - len(kept)} of 345 files failed; the others are in"
+    assert sum(line.startswith("failed ") and ": HTTP 404 for " in line for line in lines) == 345 - len(kept)
 
 
 def test_an_endless_line_is_dropped_as_it_comes_in_linear_time_and_counted():
@@ -477,3 +499,37 @@ def test_a_file_cut_or_changed_by_hand_is_fetched_again(mirror, tmp_path):
         meta.write_text(record)
         assert dl.download_class("clock", "simplified", tmp_path, **kw).status == "downloaded"
     assert path.read_bytes() == whole
+
+
+def test_a_host_that_does_not_resolve_stops_every_class_after_one_quick_retry(run, tmp_path):
+    """No network (or a wrong host): said as such after one retry, not after five per class."""
+    args = ["download", "--classes", "cat,clock,tent", "--jobs", 2, "--data-dir", tmp_path / "d"]
+    result = run(*args, "--base-url", "http://qdsketch-test.invalid/")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[-1] == (
+        "Error: cannot resolve qdsketch-test.invalid: there is no network here, or the host name is wrong. "
+        "Check the connection and --base-url, or import files you have with --from"
+    )
+    retries = [line for line in lines[:-1] if "the host name does not resolve; try 2 of 6 in 1 s" in line]
+    assert 1 <= len(retries) <= 3 and not any("try 3" in line for line in lines)
+    assert not [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
+
+
+HELD = "The Eiffel Tower, cat, clock, hot air balloon, house, nail, tent"  # tests/data/quickdraw/simplified
+
+
+def test_from_a_folder_that_lacks_a_class_imports_the_others_and_names_what_it_holds(run, tmp_path):
+    args = ["download", "--from", DATA, "--format", "simplified", "--data-dir", tmp_path / "d"]
+    some = run(*args, "--classes", "cat,dog,clock")
+    assert some.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "d" / "simplified").glob("*.ndjson")) == ["cat.ndjson", "clock.ndjson"]
+    lines = some.output.splitlines()
+    assert lines[-2:] == [
+        f"failed dog (simplified): not in {DATA}/ (it holds {HELD})",
+        "1 of 3 files failed; the others are in",
+    ]
+    none = run(*args, "--classes", "dog,bicycle")
+    assert none.exit_code == 1 and none.output == (
+        f"Error: {DATA}/ has no dog, bicycle. It holds {HELD}; pass --classes from those\n"
+    )

@@ -115,10 +115,18 @@ def test_download_from_a_damaged_gzip_file_keeps_nothing(run, tmp_path):
     source = gzipped_copy(tmp_path, ["cat"])
     path = source / "simplified" / "cat.ndjson.gz"
     path.write_bytes(damaged(path.read_bytes(), "cut short"))
-    result = run("download", "--from", source, "--data-dir", tmp_path / "d", "--classes", "cat")
+    result = run(
+        "download", "--from", source, "--data-dir", tmp_path / "d", "--classes", "cat", "--format", "simplified"
+    )
     assert result.exit_code == 1 and "cat.ndjson.gz is not a whole gzip file (cut short)" in result.output
-    assert "Traceback" not in result.output
-    assert not any(p.is_file() for p in (tmp_path / "d").rglob("*"))
+    assert "Traceback" not in result.output and result.output.count("\n") == 1
+    assert not [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
+    # every format: the raw file beside it is whole, and comes in; the damaged one is named
+    both = run("download", "--from", source, "--data-dir", tmp_path / "d", "--classes", "cat")
+    assert both.exit_code == 1 and "Traceback" not in both.output
+    assert "failed cat (simplified): " + f"{path} is not a whole gzip file (cut short)" in both.output
+    assert sorted(p.name for p in (tmp_path / "d").rglob("*") if p.is_file()) == ["cat.ndjson", "cat.ndjson.meta.json"]
+    assert (tmp_path / "d" / "raw" / "cat.ndjson").is_file()
 
 
 def test_classes_all_means_all_345(run, tmp_path):

@@ -386,8 +386,7 @@ def download(
     kw = {"data_dir": data_dir, "limit": max_per_class, "all_drawings": all_drawings, "force": force}
     with RichDownloadReporter(out.console) if not out.quiet else nullcontext(dl.SilentReporter()) as reporter:
         if source is not None:
-            pairs = dl.importable(source, classes, [fmt] if fmt else FORMAT_CHOICES)
-            results = [dl.import_class(source, name, f, reporter=reporter, **kw) for name, f in pairs]
+            results = dl.import_classes(source, classes, [fmt] if fmt else list(FORMAT_CHOICES), reporter, **kw)
         else:
             max_bytes = None if max_file_size is None else int(max_file_size * 1e9)
             policy = dl.RetryPolicy(attempts=retries, timeout=timeout, max_bytes=max_bytes, slow_seconds=2 * timeout)
@@ -396,7 +395,11 @@ def download(
             results = dl.download_classes(
                 classes, jobs, reporter, fmt=fmt or "simplified", base=base, policy=policy, **kw
             )
+    if len(results) == 1 and results[0].status == "failed":  # one file: its error alone says it
+        raise click.ClickException(results[0].why)
     out.result([dataclasses.asdict(r) for r in results], show=lambda console: download_table(console, results))
+    if any(r.status == "failed" for r in results):  # the others are in: the table says why these failed
+        raise SystemExit(1)
 
 
 # --- preprocess ------------------------------------------------------------------------

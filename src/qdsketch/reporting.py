@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.filesize import decimal
@@ -82,6 +83,12 @@ class RichDownloadReporter:
                 moved=decimal(moved),
                 rate=f"{decimal(int(rate))}/s",
             )
+
+    def failed(self, label):
+        """The summary says why; its bar goes."""
+        with self.lock:
+            if label in self.tasks:
+                self.progress.remove_task(self.tasks.pop(label)[0])
 
     def finish(self, label):
         with self.lock:
@@ -296,27 +303,41 @@ class StepBar:
 
 
 def download_table(console: Console, results) -> None:
-    """download's summary: one row per class file."""
+    """download's summary: one row per class file, then why files were left as they are or failed."""
     retried = any(r.retries for r in results)  # a column only when something was retried
     table = Table(title="download")
     for col in ("class", "format", "status", "drawings", "kept", "moved", "ratio") + (("retries",) if retried else ()):
         table.add_column(col, justify="left" if col in ("class", "format", "status") else "right")
+    status = {"kept-existing": "exists", "skipped": "complete", "failed": "[red]failed[/]"}
     for r in results:
-        counted = r.status in ("downloaded", "imported")
+        moved = r.status in ("downloaded", "imported")
+        counted = moved or (r.status == "skipped" and r.bytes_kept)
         table.add_row(
             r.name,
             r.fmt,
-            r.status if r.status != "kept-existing" else "exists: --force replaces it",
+            status.get(r.status, r.status),
             f"{r.kept:,}" if counted and r.kept >= 0 else "",
             decimal(r.bytes_kept) if counted else "",
-            decimal(r.bytes_moved) if counted else "",
-            f"{r.bytes_moved / r.bytes_kept:.2f}x" if counted and r.bytes_kept else "",
-            *((str(r.retries) if counted else "",) if retried else ()),
+            decimal(r.bytes_moved) if moved else "",
+            f"{r.bytes_moved / r.bytes_kept:.2f}x" if moved and r.bytes_kept else "",
+            *((str(r.retries) if moved else "",) if retried else ()),
         )
     console.print(table)
     bad = sum(r.bad for r in results)
     if bad:
         console.print(f"skipped {bad:,} malformed lines")
+    left: dict[tuple[str, str], list] = {}
+    for r in results:
+        if r.status in ("skipped", "kept-existing"):
+            left.setdefault((str(Path(r.path).parent), r.why), []).append(r.name)
+    for (folder, why), names in left.items():
+        which = ", ".join(names) if len(names) <= 5 else f"{len(names):,} files"
+        console.print(f"left as they are in {folder}/: {which} ({why})")
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        console.print(f"[red]failed[/] {r.name} ({r.fmt}): {r.why}")
+    if failed:
+        console.print(f"{len(failed):,} of {len(results):,} files failed; the others are in")
 
 
 def dataset_summary(console: Console, s: dict, output, verbose: bool = False) -> None:
@@ -515,8 +536,6 @@ def info_table(console: Console, report: dict) -> None:
 
 def runs_table(console: Console, folder, runs: list[dict]) -> None:
     """``qdsketch runs``: a line a run, oldest first, the latest and the best marked."""
-    from pathlib import Path
-
     console.print(f"runs in {folder}/")
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
     for name, justify in (

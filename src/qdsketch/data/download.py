@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from qdsketch.classes import resolve_class, url_name
-from qdsketch.errors import DataError, DownloadError, UnknownClassError
+from qdsketch.errors import DataError, DownloadError, QdsketchError, UnknownClassError
 from qdsketch.files import atomic_path
 from qdsketch.data.lines import keep_line
 from qdsketch.data.ndjson import open_ndjson
@@ -63,14 +63,15 @@ class Result:
     name: str
     fmt: str
     path: str
-    status: str  # downloaded, imported, skipped, kept-existing
-    kept: int = 0  # drawings written (ndjson) or -1 where not counted (npz)
+    status: str  # downloaded, imported, skipped, kept-existing, failed
+    kept: int = 0  # drawings written (ndjson), or in the file kept; -1 where not counted (npz)
     bytes_kept: int = 0  # bytes written to the file
     bytes_moved: int = 0  # bytes read from the network or the source file
     exhausted: bool = False  # the source ran out before the limit
     retries: int = 0
     bad: int = 0  # malformed lines skipped
     url: str = ""
+    why: str = ""  # a skipped file: why it was left as it is; a failed one: the error and its fix
 
 
 class Reporter(Protocol):
@@ -80,6 +81,7 @@ class Reporter(Protocol):
     def finish(self, label: str) -> None: ...
     def done(self, name: str) -> None: ...  # one of download_classes' files is over (downloaded or skipped)
     def retry(self, label: str, what: str) -> None: ...  # a transient failure, and when the next try comes
+    def failed(self, label: str) -> None: ...  # this file failed for good; the others go on
 
 
 class SilentReporter:
@@ -90,6 +92,9 @@ class SilentReporter:
         pass
 
     def retry(self, label, what):
+        pass
+
+    def failed(self, label):
         pass
 
     def start(self, label, total, unit):
@@ -144,25 +149,36 @@ def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
-def _satisfied(path: Path, limit: int | None, all_drawings: bool) -> str | None:
-    """Why the file at ``path`` can stay as it is, or ``None`` to fetch it."""
+def _satisfied(path: Path, limit: int | None, all_drawings: bool) -> tuple[str, str, dict] | None:
+    """Why the file at ``path`` can stay as it is: ``(status, why, its record)``; ``None`` to fetch it."""
     if not path.exists():
         return None
     meta_path = _meta_path(path)
-    if not meta_path.exists():
-        return "kept-existing"  # not written by qdsketch: never overwrite without --force
+    if not meta_path.exists():  # not written by qdsketch: never overwrite without --force
+        return "kept-existing", "not written by qdsketch; --force replaces it", {}
     try:
         meta = json.loads(meta_path.read_text())
         if not _whole(path, meta):  # cut short or changed by hand since: fetch it again
             return None
+        complete = "complete; --force fetches again"
         if meta["fmt"] == "sketchrnn":
-            return "skipped"
+            return "skipped", complete, meta
         if meta["all_drawings"] is not all_drawings:
             return None
         enough = limit is not None and int(meta["kept"]) >= limit
-        return "skipped" if enough or meta["exhausted"] is True else None
+        return ("skipped", complete, meta) if enough or meta["exhausted"] is True else None
     except (ValueError, TypeError, KeyError, AttributeError):  # a record we cannot read: fetch again
         return None
+
+
+def _left_as_is(name: str, fmt: str, path: Path, left: tuple[str, str, dict], url: str) -> Result:
+    """The result for a file that stays: what its record says it holds, and why it stays."""
+    status, why, meta = left
+    result = Result(name, fmt, str(path), status, url=url, why=why)
+    if meta:  # a file qdsketch wrote: what it holds
+        result.kept, result.bytes_kept = int(meta.get("kept", 0)), path.stat().st_size
+        result.exhausted = meta.get("exhausted") is True
+    return result
 
 
 def _whole(path: Path, meta: dict) -> bool:
@@ -271,6 +287,10 @@ class _Transient(Exception):
     pass
 
 
+class Unreachable(DownloadError):
+    """The host's name does not resolve: every file would fail the same way, so all stop."""
+
+
 class Cancelled(Exception):
     """Another download of the same command failed, or Ctrl-C: this one stops, its file is not written."""
 
@@ -364,6 +384,12 @@ def _transfer(
         ) as exc:
             sink.drop_pending()
             retries += 1
+            if _reason(exc) == UNRESOLVED and retries > min(1, policy.attempts):  # one quick retry at most
+                host = urlsplit(url).hostname
+                raise Unreachable(
+                    f"cannot resolve {host}: there is no network here, or the host name is wrong",
+                    "check the connection and --base-url, or import files you have with --from",
+                ) from None
             if retries > policy.attempts:
                 raise DownloadError(
                     f"gave up on {redact(url)} after {retries} tries ({_reason(exc)})",
@@ -396,10 +422,16 @@ class _Pace:
             self.since, self.bytes = time.monotonic(), 0
 
 
+UNRESOLVED = "the host name does not resolve"
+
+
 def _reason(exc: Exception) -> str:
     """A few words for a network failure, instead of urllib3's whole repr."""
     text = str(exc)
-    for probe in ("Connection refused", "Connection reset", "timed out", "Name or service not known"):
+    resolving = ("NameResolutionError", "Failed to resolve", "Name or service not known", "name resolution")
+    if any(probe.lower() in text.lower() for probe in resolving):
+        return UNRESOLVED
+    for probe in ("Connection refused", "Connection reset", "timed out"):
         if probe.lower() in text.lower():
             return probe.lower()
     return text if isinstance(exc, _Transient) else type(exc).__name__
@@ -445,9 +477,9 @@ def download_class(
     reporter = reporter or SilentReporter()
     url = source_url(base_url(base), fmt, name)
     path = target_path(data_dir, fmt, name)
-    why = None if force else _satisfied(path, limit, all_drawings)
-    if why:
-        return Result(name, fmt, str(path), why, url=url)
+    left = None if force else _satisfied(path, limit, all_drawings)
+    if left:
+        return _left_as_is(name, fmt, path, left, url)
     session = session or requests.Session()
     label = f"{name} ({fmt})"
     if policy.max_bytes is None:
@@ -482,9 +514,18 @@ def download_class(
             )
             if not keeper.kept:
                 raise DownloadError(f"no usable drawing of {name!r} at {redact(url)}", "check --base-url and --format")
-            kept = {"kept": keeper.kept, "bytes_kept": keeper.bytes_kept, "bad": keeper.bad}
             result = Result(
-                name, fmt, str(path), "downloaded", bytes_moved=moved, exhausted=ended, retries=retries, url=url, **kept
+                name,
+                fmt,
+                str(path),
+                "downloaded",
+                keeper.kept,
+                keeper.bytes_kept,
+                moved,
+                ended,
+                retries,
+                keeper.bad,
+                url,
             )
         out.close()
         _write_meta(path, result, limit, all_drawings, tmp)
@@ -493,13 +534,27 @@ def download_class(
 
 
 def download_classes(names: list[str], jobs: int = 1, reporter: Reporter | None = None, **kw) -> list[Result]:
-    """``download_class(name, reporter=reporter, **kw)`` for each name, ``jobs``
-    at a time, each thread with its own connection; results in the order of
-    ``names``. The first failure (or Ctrl-C) cancels the rest: downloads under
-    way stop and write nothing, files already complete stay, and the failure is raised."""
+    """``download_class(name, reporter=reporter, **kw)`` for each name, ``jobs`` at a time,
+    each thread with its own connection; results in the order of ``names``. Every class is
+    tried: one that fails for good is a ``failed`` result that says why, and the others go
+    on. Only what would fail every class the same way stops them all (``Unreachable``: the
+    host's name does not resolve), and Ctrl-C: downloads under way stop and write nothing,
+    files already complete stay."""
     reporter = reporter or SilentReporter()
+    fmt = kw.get("fmt", "simplified")
+
+    def tried(name: str, **more) -> Result:
+        try:
+            return download_class(name, reporter=reporter, **more, **kw)
+        except Unreachable:
+            raise
+        except QdsketchError as exc:
+            reporter.failed(f"{resolve_class(name)} ({fmt})")
+            path = target_path(kw.get("data_dir", Path("data")), fmt, resolve_class(name))
+            return Result(resolve_class(name), fmt, str(path), "failed", why=str(exc))
+
     if jobs <= 1 or len(names) <= 1:
-        return [download_class(name, reporter=reporter, **kw) for name in names]
+        return [tried(name) for name in names]
     import threading
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -512,7 +567,7 @@ def download_classes(names: list[str], jobs: int = 1, reporter: Reporter | None 
             raise Cancelled
         if not hasattr(local, "session"):
             local.session = requests.Session()
-        result = download_class(name, reporter=reporter, session=local.session, stop=stop, **kw)
+        result = tried(name, session=local.session, stop=stop)
         reporter.done(name)
         return result
 
@@ -555,7 +610,8 @@ def source_folder(source: Path, fmt: str) -> Path:
 
 
 def importable(source: Path, classes: Iterable[str] | None, formats: Iterable[str]) -> list[tuple[str, str]]:
-    """``(class, format)`` pairs that ``source`` holds (``source_folder``)."""
+    """``(class, format)`` pairs that ``source`` holds (``source_folder``): of ``classes``, or
+    every class there. None at all is an error that says what the folder should hold."""
     source = Path(source)
     if not source.is_dir():
         raise DataError(f"{source} is not a folder", "pass the folder that holds simplified/, raw/ or sketchrnn/")
@@ -569,13 +625,48 @@ def importable(source: Path, classes: Iterable[str] | None, formats: Iterable[st
         else:
             names = [n for n in classes if class_file(folder, n, fmt) is not None]
         pairs += [(resolve_class(n), fmt) for n in names]
-    if not pairs:
+    if not pairs and classes is None:
         raise DataError(
             f"no Quick, Draw! files in {source}/",
             "expect simplified/<class>.ndjson (or full/simplified/, or <class>.ndjson; .ndjson.gz too), "
             "raw/<class>.ndjson (or full/raw/) or sketchrnn/<class>.npz there",
         )
     return pairs
+
+
+def import_classes(
+    source: Path, classes: list[str] | None, formats: list[str], reporter: Reporter | None = None, **kw
+) -> list[Result]:
+    """``import_class`` for each of ``classes`` (``None``: every class ``source`` holds) in each
+    of ``formats`` that ``source`` has. Every class is tried: one that ``source`` lacks, or
+    whose file is unusable, is a ``failed`` result that says why, and the others go on."""
+    reporter = reporter or SilentReporter()
+    pairs = importable(source, classes, formats)
+    results = []
+    if classes is not None:
+        there = {name for name, _ in pairs}
+        missing = [resolve_class(n) for n in classes if resolve_class(n) not in there]
+        if missing:
+            held = sorted({name for name, _ in importable(source, None, formats)})  # what it has instead
+            shown = ", ".join(held[:12]) + (f" and {len(held) - 12:,} more" if len(held) > 12 else "")
+            if not pairs:
+                raise DataError(
+                    f"{source}/ has no {', '.join(missing)}", f"it holds {shown}; pass --classes from those"
+                )
+            data_dir = kw.get("data_dir", Path("data"))
+            for name in missing:
+                fmt = formats[0] if len(formats) == 1 else "simplified"
+                path = target_path(data_dir, fmt, name)
+                results.append(Result(name, fmt, str(path), "failed", why=f"not in {source}/ (it holds {shown})"))
+    for name, fmt in pairs:
+        try:
+            results.append(import_class(source, name, fmt, reporter=reporter, **kw))
+        except QdsketchError as exc:
+            reporter.failed(f"{name} ({fmt})")
+            path = target_path(kw.get("data_dir", Path("data")), fmt, name)
+            results.append(Result(name, fmt, str(path), "failed", why=str(exc)))
+    order = {name: i for i, name in enumerate(resolve_class(n) for n in classes)} if classes is not None else {}
+    return sorted(results, key=lambda r: order.get(r.name, 0)) if order else results
 
 
 def _known(name: str) -> bool:
@@ -604,9 +695,9 @@ def import_class(
     path = target_path(data_dir, fmt, name)
     if path.exists() and path.resolve() == src.resolve():
         raise DataError(f"{src} is already in the data directory", "pass --from a different folder than --data-dir")
-    why = None if force else _satisfied(path, limit, all_drawings)
-    if why:
-        return Result(name, fmt, str(path), why, url=str(src))
+    left = None if force else _satisfied(path, limit, all_drawings)
+    if left:
+        return _left_as_is(name, fmt, path, left, str(src))
     label = f"{name} ({fmt})"
     with atomic_path(path) as tmp:
         if fmt == "sketchrnn":
