@@ -29,6 +29,16 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.path.name not in SLOWEST_FIRST)  # stable: the rest keep their order
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_reader():
+    """The fast ndjson reader loaded before any test runs. On a fresh clone its first use
+    compiles it for 10 to 30 s, and `preprocess` then says so: a test that compares its
+    output would see that line, depending on which test came first."""
+    from qdsketch.data.ndjson import load_kernels
+
+    load_kernels()
+
+
 @pytest.fixture(autouse=True)
 def no_qdsketch_home(monkeypatch):
     """Defaults are the test's own folder, never the $QDSKETCH_HOME a developer has set

@@ -595,3 +595,15 @@ def test_runs_lists_each_run_with_its_state_and_marks_the_latest_and_the_best(ru
     assert rows["cut"][3:] == ["tiny", "5", "0/2", "resumable", "latest"] and rows[best][-1] == "best"
     assert table[-1] == "resumable: `qdsketch train --run-dir RUN --resume` continues it"
     assert json.loads(run("runs", "--json").output)[0]["state"] == "done"  # the lock is given back
+
+
+def test_preprocess_says_it_is_compiling_when_loading_the_reader_is_slow(run, data_copy, monkeypatch):
+    """The first use on a machine compiles the fast reader for 10 to 30 s: said, not silent.
+    (A threshold of 0 stands in for a slow load; a cached one takes a fraction of a second.)"""
+    import qdsketch.cli as cli_module
+
+    args = ["preprocess", "--data-dir", data_copy, "--classes", "cat", "-o", "p.npz"]
+    monkeypatch.setattr(cli_module, "SLOW_AFTER", 0.0)
+    said = run(*args)
+    assert said.exit_code == 0 and said.output.startswith(cli_module.COMPILING + "\n")
+    assert run(*args, "-q").output == ""

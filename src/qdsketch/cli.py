@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import tempfile
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -244,6 +244,28 @@ class Output:
         """A line on the way (not the result), unless ``-q`` or ``--json``."""
         if not self.quiet:
             click.echo(text, err=stderr)
+
+
+#: said when loading the compiled ndjson reader takes long: its first use on a machine compiles it
+COMPILING = "compiling the fast ndjson reader: once on this machine, 10 to 30 s"
+SLOW_AFTER = 1.5  # seconds: a cached load takes a fraction of one
+
+
+@contextmanager
+def _notice_if_slow(out: Output, text: str):
+    """Say ``text`` on stderr if the block takes longer than ``SLOW_AFTER`` seconds."""
+    if out.quiet:
+        yield
+        return
+    import threading
+
+    timer = threading.Timer(SLOW_AFTER, lambda: click.echo(text, err=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def report_options(f):
@@ -483,6 +505,10 @@ def preprocess(
     if output.is_dir() and output.suffix.lower() == ".npz":
         raise click.ClickException(f"{output} is a directory: pass a file name for a .npz dataset")
     workers = workers or min(os.cpu_count() or 1, len(plan.classes))
+    with _notice_if_slow(out, COMPILING):
+        from qdsketch.data.ndjson import load_kernels
+
+        load_kernels()  # here, so that its first compilation is announced instead of freezing the bar
     bar = out.bar(f"reading {len(plan.classes)} classes")
     with bar or nullcontext():
         summary = run_preprocess(plan, output, workers, bar)
