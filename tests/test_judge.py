@@ -294,3 +294,27 @@ def test_evaluate_says_how_far_each_of_its_steps_is(tiny_run, dataset_path, one_
         tiny_run, judge=judge, progress=lambda done, total, stage: heard.setdefault(stage, []).append((done, total))
     )
     assert len(heard) == 2  # the judge is kept: no training the second time
+
+
+def test_a_run_keeps_its_judge_so_best_of_works_for_it(run, tiny_run, judged, tmp_path, monkeypatch):
+    """`evaluate RUN --judge` leaves a copy of the judge in the run; `--best-of` then uses it
+    wherever the run goes, for classes no shipped judge knows."""
+    import qdsketch.sample as S
+
+    result, judge_path = judged
+    assert result.exit_code == 0, result.output
+    kept = tiny_run / "judge.pt"
+    assert kept.read_bytes() == judge_path.read_bytes()
+    assert json.loads(result.output)["judge"]["run_judge_path"] == str(kept)
+    monkeypatch.setattr(S, "judge_for", lambda names: None)  # as if no shipped judge knew these classes
+    moved = shutil.copytree(tiny_run, tmp_path / "elsewhere")
+    args = ["sample", "cat", "house", "-n", 2, "--seed", 3, "--checkpoint", moved, "--best-of", 3]
+    best = run(*args, "-o", tmp_path / "best.ndjson")
+    assert best.exit_code == 0, best.output
+    (moved / "judge.pt").unlink()
+    none = run(*args, "-o", tmp_path / "none.ndjson")
+    assert (none.exit_code, none.output) == (
+        1,
+        f"Error: no judge knows cat, house. `qdsketch evaluate {moved} --judge` trains one and keeps it in the "
+        "run; or use --best-of 1 with these classes\n",
+    )

@@ -329,9 +329,9 @@ def test_best_of_needs_a_judge_of_the_models_classes(run, tmp_path):
     )
     result = run("sample", "The Eiffel Tower", "--checkpoint", path, "--best-of", 2, "-o", tmp_path / "x.png")
     assert result.exit_code == 1
-    assert (
-        result.output
-        == "Error: no judge that ships with qdsketch knows The Eiffel Tower. Use --best-of 1 with these classes\n"
+    assert result.output == (
+        f"Error: no judge knows The Eiffel Tower. `qdsketch evaluate {path} --judge` trains one and keeps it "
+        "in the run; or use --best-of 1 with these classes\n"
     )
     assert not (tmp_path / "x.png").exists()
 

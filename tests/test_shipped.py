@@ -96,10 +96,7 @@ def test_a_class_no_shipped_model_draws_and_a_judge_no_one_ships(run, two_models
     )
     result = run("sample", "The Eiffel Tower", "--best-of", 2, "-o", tmp_path / "x.png")
     assert result.exit_code == 1
-    assert (
-        result.output
-        == "Error: no judge that ships with qdsketch knows The Eiffel Tower. Use --best-of 1 with these classes\n"
-    )
+    assert result.output == "Error: no judge knows The Eiffel Tower. Use --best-of 1 with these classes\n"
     assert not (tmp_path / "x.png").exists()
 
 

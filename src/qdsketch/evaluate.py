@@ -17,7 +17,7 @@ from qdsketch.data.preprocess import load_dataset
 from qdsketch.devices import autocast, pick_device
 from qdsketch.errors import DataError
 from qdsketch.model import StrokeModel
-from qdsketch.paths import checkpoint_file, dataset_file
+from qdsketch.paths import checkpoint_file, dataset_file, run_judge_file
 
 METRICS = ("total", "xy", "pen")
 
@@ -152,7 +152,10 @@ def evaluate(
     if ckpt.config.head == "gmm":
         report["sketchrnn_units"] = sketchrnn_units(totals, ds, ckpt)
     if judge is not None:
-        report["judge"] = run_judge(ckpt, ds, data, dev, **judge, progress=progress)
+        in_run = checkpoint is not None and (checkpoint_file(checkpoint).parent / "config.json").is_file()
+        # a run keeps its judge: --best-of works wherever the run goes
+        keep = run_judge_file(checkpoint) if in_run and checkpoint is not None else None
+        report["judge"] = run_judge(ckpt, ds, data, dev, **judge, progress=progress, keep_in=keep)
     return report
 
 
@@ -195,6 +198,7 @@ def run_judge(
     config=None,
     progress=None,
     pen_temperature: float | None = None,
+    keep_in: Path | None = None,
 ) -> dict:
     """Recognisability, precision and recall, Frechet distance and novelty of
     ``n`` sketches per class at each temperature (by default the head's own;
@@ -211,6 +215,8 @@ def run_judge(
         stage = f"training the judge (once: it is kept at {path})"
         training = lambda done, total: progress(done, total, stage)  # noqa: E731
     net, trained = judge.load_or_train(ds, path, cfg, str(device), training)
+    if keep_in is not None:  # a copy in the run (``keep_in``), wherever the judge came from
+        judge.save_judge(keep_in, net, ds, cfg)
     max_len = ckpt.max_seq_len
     generated: dict[float, dict[int, list[np.ndarray]]] = {}
     classes = range(len(ds.class_names))
@@ -225,4 +231,5 @@ def run_judge(
         rows = generate_many(ckpt, labels, seeds, t, max_len, None, device, pen_temperature, progress=drawing).rows
         generated[t] = {label: rows[label * n : (label + 1) * n] for label in classes}
     result = judge.judge_generator(net, ds, generated, str(device), cfg)
-    return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained}
+    kept = {"run_judge_path": str(keep_in)} if keep_in is not None else {}
+    return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained, **kept}

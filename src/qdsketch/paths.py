@@ -47,6 +47,12 @@ def bundled_model() -> Path:
     return shipped("default.pt")
 
 
+def run_judge_file(checkpoint: Path) -> Path:
+    """Where a run keeps its judge (``evaluate RUN --judge`` puts it there): ``judge.pt``
+    beside its checkpoints."""
+    return checkpoint_file(checkpoint).parent / "judge.pt"
+
+
 def checkpoint_file(path: Path | None) -> Path:
     """A run directory means its ``best.pt``; no path means the bundled model."""
     if path is None:

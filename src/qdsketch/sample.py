@@ -34,7 +34,7 @@ from qdsketch import strokes
 from qdsketch.checkpoint import Checkpoint, load_checkpoint
 from qdsketch.classes import resolve_class
 from qdsketch.errors import CheckpointError, QdsketchError
-from qdsketch.paths import checkpoint_file
+from qdsketch.paths import checkpoint_file, run_judge_file
 from qdsketch.seeds import derive_seed
 from qdsketch.shipped import judge_for, known_classes, model_for
 
@@ -338,12 +338,19 @@ def _judge_picks(checkpoint, names: list[str], rows, words: list[str], best_of: 
     from qdsketch.judge import load_judge
 
     judge_path = judge_for(names)
+    if checkpoint is not None:  # a run's own judge, which `evaluate RUN --judge` keeps in it, comes first
+        if run_judge_file(checkpoint).is_file():
+            net, judge_classes = load_judge(run_judge_file(checkpoint), str(device))
+            if set(names) <= set(judge_classes):
+                return pick(net, judge_classes, rows, words, best_of, str(device))
     if judge_path is None:
         from qdsketch.shipped import judged_classes
 
-        unknown = [n for n in dict.fromkeys(names) if n not in judged_classes()]
-        raise CheckpointError(
-            f"no judge that ships with qdsketch knows {', '.join(unknown)}", "use --best-of 1 with these classes"
-        )
+        asked = list(dict.fromkeys(names))
+        unknown = [n for n in asked if n not in judged_classes()] or asked  # else no one judge knows them all
+        fix = "use --best-of 1 with these classes"
+        if checkpoint is not None:
+            fix = f"`qdsketch evaluate {checkpoint} --judge` trains one and keeps it in the run; or {fix}"
+        raise CheckpointError(f"no judge knows {', '.join(unknown)}", fix)
     net, judge_classes = load_judge(judge_path, str(device))
     return pick(net, judge_classes, rows, words, best_of, str(device))
