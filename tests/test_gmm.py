@@ -111,8 +111,8 @@ def test_training_the_gmm_head_names_its_loss(run, dataset_path, tmp_path):
         str(rd),
     )
     assert result.exit_code == 0, result.output
-    assert " ep  train    nll     ce    val    nll     ce" in result.output
-    assert {p.name for p in rd.glob("*.png")} == {"loss_total.png", "loss_nll.png", "loss_ce.png"}
+    assert " ep  train     xy    pen    val     xy    pen" in result.output
+    assert {p.name for p in rd.glob("*.png")} == {"loss_total.png", "loss_xy.png", "loss_pen.png"}
     report = run("evaluate", str(rd))
     assert "in Sketch-RNN's units: L_R = L_s + L_p = " in report.output
 

@@ -286,9 +286,9 @@ def test_ddp_with_two_cpu_processes(dataset_path, sharded_path, sharded, tmp_pat
         "history.csv",
         "history.json",
         "last.pt",
-        "loss_ce.png",
-        "loss_mse.png",
+        "loss_pen.png",
         "loss_total.png",
+        "loss_xy.png",
     ]
     assert proc.stdout.count("done after 1 epochs") == 1  # rank 0 alone prints
     history = json.loads((tmp_path / "ddp" / "history.json").read_text())
@@ -309,7 +309,7 @@ def test_cli_train_resume_evaluate(run, dataset_path, tmp_path):
     assert "heads=" not in first.output  # the LSTM has none
     assert "mixtures" not in first.output  # the mse head has none
     assert first.output.splitlines()[-1].startswith("done after 1 epochs; best validation loss ")
-    assert {"loss_total.png", "loss_mse.png", "loss_ce.png"} <= {p.name for p in rd.iterdir()}
+    assert {"loss_total.png", "loss_xy.png", "loss_pen.png"} <= {p.name for p in rd.iterdir()}
     again = run("train", *common, "--epochs", 1)
     assert again.exit_code == 1
     assert again.output == f"Error: {rd} already holds a run. Pass --resume to continue it, or another --run-dir\n"
@@ -324,7 +324,7 @@ def test_cli_train_resume_evaluate(run, dataset_path, tmp_path):
     assert set(report["classes"]) == {"cat", "clock", "house", "nail", "tent"}
     assert report["overall"]["drawings"] == 25 and report["split"] == "test"
     table = run("evaluate", rd / "last.pt", "--split", "val")
-    assert table.exit_code == 0 and "│ all " in table.output and "xy (MSE)" in table.output
+    assert table.exit_code == 0 and "│ all " in table.output and "losses: xy, the squared error of dx, dy;" in table.output
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ import numpy as np
 from qdsketch.files import atomic_path, write_atomically
 from qdsketch.strokes import stroke3_to_strokes
 
-XY_LOSS = {"mse": ("mse", "MSE loss (dx, dy)"), "gmm": ("nll", "Mixture negative log-likelihood (dx, dy)")}
+#: what the ``xy`` loss is, by head (its name is ``xy`` everywhere: table, history, JSON, plots)
+XY_LOSS = {"mse": "squared error of dx, dy", "gmm": "mixture negative log-likelihood of dx, dy"}
 
 
 def _pyplot():
@@ -28,19 +29,19 @@ def _pyplot():
 
 
 def plot_history(history: list[dict], run_dir: Path, head: str = "mse") -> list[Path]:
-    """The reference's three plots, train and validation per epoch: total loss,
-    the dx, dy loss (MSE, or the mixture NLL for the gmm head) and the pen
-    cross-entropy: ``loss_total.png``, ``loss_mse.png`` (``loss_nll.png``), ``loss_ce.png``."""
+    """The reference's three plots, train and validation per epoch, named as the losses
+    are everywhere: ``loss_total.png``; ``loss_xy.png``, the dx, dy loss (squared error, or
+    the mixture's negative log-likelihood for the gmm head); ``loss_pen.png``, the pen
+    state's cross-entropy."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     written = []
     epochs = [row["epoch"] for row in history]
-    xy_name, xy_title = XY_LOSS[head]
     plots = {
-        "total": ("loss_total.png", "Total loss"),
-        "xy": (f"loss_{xy_name}.png", xy_title),
-        "pen": ("loss_ce.png", "Cross-entropy loss (pen state)"),
+        "total": ("loss_total.png", "total: xy + pen"),
+        "xy": ("loss_xy.png", f"xy: {XY_LOSS[head]}"),
+        "pen": ("loss_pen.png", "pen: cross-entropy of the pen state"),
     }
     for key, (name, title) in plots.items():
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)

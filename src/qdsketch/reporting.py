@@ -99,17 +99,24 @@ class RichDownloadReporter:
             self.progress.update(task, completed=total or 1, total=total or 1)
 
 
+def loss_legend(head: str) -> str:
+    """What the three losses are, for a model with this head: one line under their table."""
+    from qdsketch.render import XY_LOSS
+
+    return f"losses: xy, the {XY_LOSS[head]}; pen, the pen state's cross-entropy; total, their weighted sum"
+
+
 class RichTrainReporter:
     """A live bar over the batches, and one row per epoch printed above it."""
 
-    COLUMNS = (  # fits 80 columns: epoch; train total, MSE (NLL for gmm), CE; validation the same; ...
+    COLUMNS = (  # fits 80 columns: epoch; train total, xy, pen; validation the same; ...
         ("ep", 3),
         ("train", 6),
-        ("mse", 6),
-        ("ce", 6),
+        ("xy", 6),
+        ("pen", 6),
         ("val", 6),
-        ("mse", 6),
-        ("ce", 6),
+        ("xy", 6),
+        ("pen", 6),
         ("lr", 7),
         ("secs", 5),
         ("seq/s", 6),
@@ -163,8 +170,8 @@ class RichTrainReporter:
         if info["resumed_at"]:
             epoch, batch = info["resumed_at"]
             c.print(f"resuming at epoch {epoch}, batch {batch}")
-        xy = "nll" if info["model"]["head"] == "gmm" else "mse"
-        c.print(" ".join(f"{xy if name == 'mse' else name:>{width}}" for name, width in self.COLUMNS).rstrip())
+        c.print(loss_legend(info["model"]["head"]))
+        c.print(" ".join(f"{name:>{width}}" for name, width in self.COLUMNS).rstrip())
         self.speed = RunSpeed(info["train"]["epochs"], sizes["val"] / max(sizes["train"], 1))
         self.device = info["device"]
         self.progress.start()
@@ -375,10 +382,8 @@ def dataset_summary(console: Console, s: dict, output, verbose: bool = False) ->
 
 def evaluate_tables(console: Console, report: dict, split: str) -> None:
     """evaluate's losses per class, and the judge's tables when it ran."""
-    # the JSON's keys, with what the loss is for this head
-    xy, pen = ("xy (MSE)", "pen (CE)") if report["head"] == "mse" else ("xy (NLL)", "pen (CE)")
     table = Table(title=f"{report['checkpoint']} on the {split} split of {report['data']}")
-    for col in ("class", "drawings", "total", xy, pen):
+    for col in ("class", "drawings", "total", "xy", "pen"):  # the JSON's keys, the history's, the plots'
         table.add_column(col, justify="left" if col == "class" else "right")
     for name, c in report["classes"].items():
         table.add_row(name, f"{c['drawings']:,}", f"{c['total']:.4f}", f"{c['xy']:.4f}", f"{c['pen']:.4f}")
@@ -387,6 +392,7 @@ def evaluate_tables(console: Console, report: dict, split: str) -> None:
         "[bold]all", f"[bold]{o['drawings']:,}", f"[bold]{o['total']:.4f}", f"{o['xy']:.4f}", f"{o['pen']:.4f}"
     )
     console.print(table)
+    console.print(loss_legend(report["head"]))
     if "sketchrnn_units" in report:
         u = report["sketchrnn_units"]
         console.print(
