@@ -246,6 +246,23 @@ def test_bad_checkpoint_files(tmp_path):
     assert load_checkpoint(tmp_path / "good.pt").class_names == ["cat", "dog"]
 
 
+def test_ddp_refuses_a_split_with_fewer_batches_than_processes(dataset_path, tmp_path):
+    """One batch, two processes: one of them would have nothing to train on and wait for the
+    other forever in the first gradient exchange. Refused, with the fix, before any step."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    args = ["--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", "--data", str(dataset_path)]
+    args += ["--preset", "tiny", "--batch-size", "4096", "--device", "cpu", "--run-dir", str(tmp_path / "r")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(torchrun), *args], capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 1
+    said = (
+        "Error: the training split makes 1 batch(es) of 4096, fewer than the 2 processes: none would train. "
+        "Lower --batch-size, or start fewer processes"
+    )
+    assert said in proc.stderr.splitlines()
+    assert not list((tmp_path / "r").glob("*.pt"))
+
+
 @pytest.mark.parametrize("sharded", [False, True], ids=["file", "sharded-streamed"])
 def test_ddp_with_two_cpu_processes(dataset_path, sharded_path, sharded, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
