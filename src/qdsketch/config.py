@@ -86,9 +86,9 @@ PRESETS: dict[str, Preset] = {
     # a first model on a CPU: minutes, not a day (docs/first-day.md measures it)
     "small": Preset(
         ModelConfig(embed_dim=32, hidden=256, layers=1, dropout=0.0, head="gmm", mixtures=10),
-        "a 1 x 256 LSTM with a 10-Gaussian mixture head (0.34M), 20 epochs: about 15 minutes on one CPU core "
-        "for the five classes",
-        {"epochs": 20, "augment_scale": 0.15},
+        "a first model on a CPU: a 1 x 256 LSTM with a 10-Gaussian mixture head (0.34M), 40 epochs, about "
+        "25 minutes on one core for five classes (docs/first-day.md)",
+        {"epochs": 40, "augment_scale": 0.15},
     ),
     "seed": Preset(ModelConfig(), "the reference's 3 x 512 LSTM, MSE head (5.9M parameters)"),
     "sketchrnn": Preset(ModelConfig(head="gmm"), "the same LSTM with Sketch-RNN's 20-Gaussian mixture head (6.0M)"),
