@@ -78,9 +78,13 @@ def test_a_long_drawing_animates_in_linear_time_with_at_most_max_frames():
     frame_list = render.frames(rows, 96, points_per_frame=2)
     assert 2 < len(frame_list) <= render.MAX_FRAMES + 1
     assert np.array_equal(frame_list[-1], render.render_static(rows, 96))
-    strokes = render.fit(rows, 96)
-    half = render.raster(strokes[:5000], 96)  # 5,000 whole strokes: 50,000 points
-    assert any(np.array_equal(f, np.asarray(half)) for f in frame_list)
+    strokes = render.fit(rows, 96)  # the first has 11 points (its start), the others 10: 100,001
+    step = -(-100_001 // render.MAX_FRAMES)  # points a frame: 101
+    shown = step * (50_000 // step)  # a frame about half way: 49,995 points
+    whole = (shown - 11) // 10 + 1  # whole strokes in it: 4,999 (49,991 points) ...
+    part = shown - (11 + 10 * (whole - 1))  # ... and 4 points of the next
+    half = render.smooth_raster(strokes[:whole] + [strokes[whole][:part]], 96)
+    assert (whole, part) == (4999, 4) and any(np.array_equal(f, np.asarray(half)) for f in frame_list)
 
 
 def test_one_stroke_of_100000_points_animates_drawing_each_point_a_bounded_number_of_times(monkeypatch):

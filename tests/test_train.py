@@ -341,7 +341,9 @@ def test_cli_train_resume_evaluate(run, dataset_path, tmp_path):
     assert set(report["classes"]) == {"cat", "clock", "house", "nail", "tent"}
     assert report["overall"]["drawings"] == 25 and report["split"] == "test"
     table = run("evaluate", rd / "last.pt", "--split", "val")
-    assert table.exit_code == 0 and "│ all " in table.output and "losses: xy, the squared error of dx, dy;" in table.output
+    assert (
+        table.exit_code == 0 and "│ all " in table.output and "losses: xy, the squared error of dx, dy;" in table.output
+    )
 
 
 @pytest.mark.parametrize(

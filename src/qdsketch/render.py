@@ -140,6 +140,11 @@ def _escape(text: str) -> str:
 # --- raster frames and the GIF ------------------------------------------------------------------
 
 
+#: the GIF's frames are drawn this many times larger and averaged down: smooth edges at any
+#: --size (drawn at their size, a 512-pixel GIF's lines were jagged)
+SUPERSAMPLE = 2
+
+
 def raster(strokes: list[np.ndarray], size: int, width: int | None = None):
     """Strokes (already fitted to ``size``) drawn black on white, as an ``L`` image."""
     from PIL import Image, ImageDraw
@@ -150,6 +155,13 @@ def raster(strokes: list[np.ndarray], size: int, width: int | None = None):
     for s in strokes:
         _stroke(draw, s, width)
     return image
+
+
+def smooth_raster(strokes: list[np.ndarray], size: int):
+    """``raster`` as the GIF draws it: at ``SUPERSAMPLE`` times the size, averaged down.
+    ``strokes`` are fitted to ``size``."""
+    big = raster([s * SUPERSAMPLE for s in strokes], size * SUPERSAMPLE, SUPERSAMPLE * max(1, round(size / 96)))
+    return big.reduce(SUPERSAMPLE)
 
 
 def _stroke(draw, s: np.ndarray, width: int) -> None:
@@ -165,7 +177,7 @@ def _stroke(draw, s: np.ndarray, width: int) -> None:
 
 def render_static(rows: np.ndarray, size: int = 256) -> np.ndarray:
     """The whole sketch, as the last frame of its animation shows it: ``(size, size)`` uint8."""
-    return np.asarray(raster(fit(rows, size), size))
+    return np.asarray(smooth_raster(fit(rows, size), size))
 
 
 #: the most frames one GIF gets: a longer drawing adds more points a frame
@@ -183,16 +195,17 @@ def frames(rows: np.ndarray, size: int = 256, points_per_frame: int = 2) -> list
 
     Finished strokes are drawn once, onto a base image; a frame is that base and the
     stroke under way, so the cost is linear in the points, and every frame is the
-    pixels ``raster`` gives for the same strokes."""
+    pixels ``smooth_raster`` gives for the same strokes (drawn ``SUPERSAMPLE`` times
+    larger, then averaged down)."""
     from PIL import ImageDraw
 
-    strokes = fit(rows, size)
+    strokes = [s * SUPERSAMPLE for s in fit(rows, size)]
     counts = np.cumsum([len(s) for s in strokes])
     total = int(counts[-1]) if len(counts) else 0
     step = max(points_per_frame, -(-total // MAX_FRAMES))
-    width = max(1, round(size / 96))
-    base = raster([], size, width)
-    out = [np.asarray(base)]
+    width = SUPERSAMPLE * max(1, round(size / 96))
+    base = raster([], size * SUPERSAMPLE, width)
+    out = [np.asarray(base.reduce(SUPERSAMPLE))]
     drawn = 0  # strokes on the base image
     under_way = None  # (stroke, points drawn, image): a long stroke drawn a piece a frame
     for shown in list(range(step, total, step)) + [total]:
@@ -211,7 +224,7 @@ def frames(rows: np.ndarray, size: int = 256, points_per_frame: int = 2) -> list
             _, done, image = under_way
             _stroke(ImageDraw.Draw(image), strokes[whole][done - 1 : part], width)
             under_way = (whole, part, image)
-        frame = np.asarray(image)
+        frame = np.asarray(image.reduce(SUPERSAMPLE))
         if not np.array_equal(frame, out[-1]):
             out.append(frame)
     return out
