@@ -1063,6 +1063,7 @@ def sample(
         qdsketch sample house -n 4 -o - | jq .drawing
     """
     from qdsketch.data.ndjson import read_drawing
+    from qdsketch.strokes import stroke3_to_strokes
 
     if list_classes:
         from qdsketch.sample import model_classes
@@ -1093,7 +1094,8 @@ def sample(
     with bar or nullcontext():
         drawn = _draw(checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre, bar)
     gen, names, seed = drawn.generated, drawn.names, drawn.seed
-    _write_sketches(gen.rows, drawn.words, drawn.seeds, output, fmt)
+    given = len(stroke3_to_strokes(pre)) if pre is not None else 0  # drawn grey in a PNG or SVG
+    _write_sketches(gen.rows, drawn.words, drawn.seeds, output, fmt, given)
     rows = gen.rows
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
     where = "stdout" if to_stdout else str(output)
@@ -1106,15 +1108,19 @@ def sample(
     out.result({**data, **_temperatures_data(gen, best_of), "models": drawn.models}, text)
 
 
-def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt: str) -> None:
-    """Sketches as ``fmt`` to ``output`` (atomically), or to stdout for ``-``."""
+def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt: str, given: int = 0) -> None:
+    """Sketches as ``fmt`` to ``output`` (atomically), or to stdout for ``-``; in a PNG or SVG
+    the ``given`` strokes of a prefix are grey."""
     from qdsketch import render
     from qdsketch.sample import ndjson_lines
 
     if fmt == "png":
-        render.save_grid(rows, words, output)
+        render.save_grid(rows, words, output, given=given)
         return
-    text = "\n".join(ndjson_lines(rows, words, seeds)) + "\n" if fmt == "ndjson" else render.svg_text(rows, words)
+    if fmt == "ndjson":
+        text = "\n".join(ndjson_lines(rows, words, seeds)) + "\n"
+    else:
+        text = render.svg_text(rows, words, given=given)
     if _is_stdout(output):
         try:
             sys.stdout.write(text)

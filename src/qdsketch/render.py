@@ -82,8 +82,15 @@ def fit(rows: np.ndarray, size: float, margin: float = 0.08) -> list[np.ndarray]
 # --- grid (PNG) and SVG -----------------------------------------------------------------------
 
 
-def save_grid(sketches: list[np.ndarray], titles: list[str], path: Path, columns: int | None = None) -> None:
-    """A grid of sketches as a matplotlib PNG, a title over each."""
+#: the strokes a sketch was given (``sample --prefix``) are drawn in this grey, the model's in black
+GIVEN = "#a0a0a0"
+
+
+def save_grid(
+    sketches: list[np.ndarray], titles: list[str], path: Path, columns: int | None = None, given: int = 0
+) -> None:
+    """A grid of sketches as a matplotlib PNG, a title over each; the first ``given`` strokes
+    of each (a prefix it continued) in grey."""
     plt = _pyplot()
     n = len(sketches)
     cols = columns or min(n, 8)
@@ -92,8 +99,9 @@ def save_grid(sketches: list[np.ndarray], titles: list[str], path: Path, columns
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, rows, title in zip(axes.flat, sketches, titles):
-        for stroke in fit(rows, 1.0):
-            ax.plot(stroke[:, 0], stroke[:, 1], color="black", linewidth=1.2, solid_capstyle="round")
+        for i, stroke in enumerate(fit(rows, 1.0)):
+            color = GIVEN if i < given else "black"
+            ax.plot(stroke[:, 0], stroke[:, 1], color=color, linewidth=1.2, solid_capstyle="round")
         ax.set_xlim(0, 1)
         ax.set_ylim(1, 0)  # screen coordinates: y grows downwards
         ax.set_aspect("equal")
@@ -104,7 +112,10 @@ def save_grid(sketches: list[np.ndarray], titles: list[str], path: Path, columns
     plt.close(fig)
 
 
-def svg_text(sketches: list[np.ndarray], titles: list[str], columns: int | None = None, cell: int = 128) -> str:
+def svg_text(
+    sketches: list[np.ndarray], titles: list[str], columns: int | None = None, cell: int = 128, given: int = 0
+) -> str:
+    """The grid as SVG text; the first ``given`` strokes of each sketch in grey."""
     n = len(sketches)
     cols = columns or min(n, 8)
     nrows = -(-n // cols)
@@ -125,9 +136,10 @@ def svg_text(sketches: list[np.ndarray], titles: list[str], columns: int | None 
             f'<g transform="translate(0,{label})" fill="none" stroke="black" stroke-width="1.5" '
             'stroke-linecap="round" stroke-linejoin="round">'
         )
-        for stroke in fit(rows, cell):
+        for j, stroke in enumerate(fit(rows, cell)):
             points = " ".join(f"{x:.1f},{y:.1f}" for x, y in stroke)
-            parts.append(f'<polyline points="{points}"/>')
+            grey = f' stroke="{GIVEN}"' if j < given else ""
+            parts.append(f'<polyline points="{points}"{grey}/>')
         parts.append("</g></g>")
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
