@@ -274,6 +274,7 @@ def test_evaluate_says_how_far_each_of_its_steps_is(tiny_run, dataset_path, one_
     progress, so the CLI's bar shows every one of them with the time it has left."""
     from qdsketch.evaluate import evaluate
 
+    tiny_run = shutil.copytree(tiny_run, tmp_path / "run")  # its judge.pt stays the other tests'
     heard: dict[str, list[tuple[int, int]]] = {}
     judge = {"n": 3, "path": tmp_path / "judge.pt"}
     evaluate(
