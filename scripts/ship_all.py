@@ -25,7 +25,11 @@ def main() -> None:
     ckpt = load_checkpoint(source)
     if sorted(ckpt.class_names) != sorted(categories()):
         sys.exit(f"{source} knows {len(ckpt.class_names)} classes, not Google's 345")
-    save_checkpoint(shipped("all.pt"), replace(ckpt, state=None))
+    # its data as `make data-all` names it (the same bytes), not the path on the machine it trained on;
+    # validation losses only where they are these weights' (a best.pt: a snapshot's were its last epoch's)
+    val = ckpt.val if source.name == "best.pt" or source.is_dir() else {}
+    train = replace(ckpt.train, data="data-all/dataset")
+    save_checkpoint(shipped("all.pt"), replace(ckpt, state=None, train=train, val=val))
     manifest = shipped("models.json")
     entries = [e for e in json.loads(manifest.read_text()) if e["name"] != "all"]
     entries.append({"name": "all", "file": "all.pt", "judge": "judge-all.pt", "classes": "all", "about": about})

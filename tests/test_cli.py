@@ -359,8 +359,9 @@ def complete(words: str) -> list[str]:
 
 
 def test_shell_completion_completes_class_names():
-    assert complete("qdsketch sample ho") == ["house"]  # the shipped model's classes
-    assert complete("qdsketch animate --classes c") == ["cat", "clock"]
+    # the shipped models' classes: all 345 now
+    assert complete("qdsketch sample hous") == ["house", "house plant"]
+    assert complete("qdsketch animate --classes clo") == ["clock", "cloud"]
     assert complete("qdsketch download --classes cat,hot") == ["cat,hot air balloon", "cat,hot dog", "cat,hot tub"]
     assert complete("qdsketch download --classes al") == ["all", "alarm clock"]
     assert complete("qdsketch sample --checkpoint nowhere.pt c") == []  # no model there: nothing, quietly

@@ -8,7 +8,8 @@ import torch
 from helpers import checkpoint_of
 
 from qdsketch import shipped
-from qdsketch.checkpoint import save_checkpoint
+from qdsketch.checkpoint import load_checkpoint, save_checkpoint
+from qdsketch.classes import categories
 from qdsketch.completion import model_class
 from qdsketch.config import preset
 from qdsketch.model import SketchModel
@@ -50,11 +51,15 @@ def two_models(tmp_path, monkeypatch):
 
 
 def test_the_manifest_that_ships_names_files_that_ship():
+    """The five-class model first (it draws its five best), then the model of all 345."""
     models = shipped.shipped_models()
-    assert [m.name for m in models][0] == "five"
+    assert [m.name for m in models] == ["five", "all"]
     for m in models:
         assert m.path.is_file() and m.judge_path is not None and m.judge_path.is_file()
-    assert shipped.known_classes()[:5] == ["cat", "clock", "house", "nail", "tent"][: len(shipped.known_classes())]
+    assert shipped.known_classes() == list(categories())
+    assert {shipped.model_for(c).name for c in ("cat", "clock", "tent", "house", "nail")} == {"five"}
+    assert shipped.model_for("bicycle").name == shipped.model_for("The Eiffel Tower").name == "all"
+    assert load_checkpoint(models[1].path).class_names == list(categories())
 
 
 def test_list_classes(run):
@@ -117,3 +122,15 @@ def test_completion_offers_the_classes_the_shipped_models_draw(two_models):
 def test_the_shipped_weights_stay_small():
     files = {m.path for m in shipped.shipped_models()} | {m.judge_path for m in shipped.shipped_models()}
     assert sum(f.stat().st_size for f in files if f is not None) <= 30 * 2**20
+
+
+def test_any_of_the_345_classes_is_drawn_and_the_report_says_by_which_model(run, tmp_path):
+    result = run("sample", "bicycle", "house", "-n", 2, "--seed", 0, "-o", tmp_path / "b.ndjson", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["models"] == {"bicycle": "all", "house": "five"}
+    drawn = [json.loads(line) for line in (tmp_path / "b.ndjson").read_text().splitlines()]
+    assert [d["word"] for d in drawn] == ["bicycle", "bicycle", "house", "house"] and all(d["drawing"] for d in drawn)
+    said = run("animate", "The Eiffel Tower", "--seed", 1, "--size", 64, "-o", tmp_path / "t.gif")
+    assert said.exit_code == 0 and said.output.rstrip().endswith("by the shipped model all"), said.output
+    best = run("sample", "bicycle", "-n", 1, "--seed", 0, "--best-of", 2, "-o", tmp_path / "k.png")
+    assert best.exit_code == 0, best.output  # the judge of all 345 ships with it

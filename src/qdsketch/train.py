@@ -372,7 +372,9 @@ class Run:
         self.save_last(state)
         if self.dist.main:
             (self.run_dir / "snapshots").mkdir(exist_ok=True)
-            save_checkpoint(self.run_dir / "snapshots" / f"steps-{state.steps}.pt", self.checkpoint(state, last=False))
+            # not validated: the last epoch's validation losses are not these weights'
+            snapshot = replace(self.checkpoint(state, last=False), val={})
+            save_checkpoint(self.run_dir / "snapshots" / f"steps-{state.steps}.pt", snapshot)
 
     def cpu_seconds(self) -> float:
         """CPU time spent training this run so far, every resumed part included."""
