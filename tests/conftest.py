@@ -33,7 +33,8 @@ def pytest_collection_modifyitems(items):
 def compiled_reader():
     """The fast ndjson reader loaded before any test runs. On a fresh clone its first use
     compiles it for 10 to 30 s, and `preprocess` then says so: a test that compares its
-    output would see that line, depending on which test came first."""
+    output would see that line, depending on which test came first (and the compilations of
+    two workers at once would race)."""
     from qdsketch.data.ndjson import load_kernels
 
     load_kernels()

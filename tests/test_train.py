@@ -732,13 +732,22 @@ def test_the_estimate_of_a_whole_run_counts_every_batch_left_and_validation():
     again = RunSpeed(epochs=3)
     # an epoch of 8 batches per call (a tiny run is heard once an epoch): epoch 2 took 6 s
     assert again.batch(1, 8, 8, now=0.0) is None and again.batch(2, 8, 8, now=6.0) == pytest.approx(6.0)
-    assert estimate_lines(4793.4, 75, "cuda") == [
+    assert again.end == "the end of epoch 3"
+    # --max-steps 300 on epochs of 133 batches: 0.1 s a batch from step 20 to 70; 230 steps left,
+    # and the validations of epochs 1, 2 and 3 (the last at step 300), a tenth as large, at a third
+    capped = RunSpeed(epochs=40, val_share=0.1, max_steps=300)
+    assert capped.batch(1, 20, 133, now=0.0) is None
+    assert capped.batch(1, 70, 133, now=5.0) == pytest.approx(0.1 * (230 + 133 * 3 * 0.1 / 3))
+    assert capped.end == "step 300 (--max-steps)"
+    assert estimate_lines(4793.4, "the end of epoch 75", "cuda") == [
         "estimate: about 80 min to the end of epoch 75 at this speed, validation included "
         "(early stopping may end it sooner)"
     ]
-    cpu = estimate_lines(4793.4, 75, "cpu")
+    cpu = estimate_lines(4793.4, "the end of epoch 75", "cpu")
     assert len(cpu) == 2 and cpu[1].startswith("that is long for a CPU: --preset small trains in minutes")
-    assert estimate_lines(59 * 60, 3, "cpu")[0].startswith("estimate: about 59 min to the end of epoch 3 ")
+    assert estimate_lines(59 * 60, "the end of epoch 3", "cpu")[0].startswith(
+        "estimate: about 59 min to the end of epoch 3 "
+    )
 
 
 def test_train_says_how_long_the_run_will_take(run, dataset_path, monkeypatch):

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -229,6 +229,14 @@ class Output:
 
         return StepBar(console, description)
 
+    def status(self, text: str, stderr: bool = False):
+        """A transient spinner with ``text`` while a step with no bar of its own runs (loading
+        torch and a model, drawing a grid): on a terminal only; else a context that does nothing."""
+        console = self.stderr if stderr else self.console
+        if self.quiet or not console.is_terminal:
+            return nullcontext()
+        return console.status(text)
+
     def result(self, data, text: str | None = None, show=None) -> None:
         """A command's last word: ``data`` as JSON with ``--json``; else ``show(console)``
         (tables) or the line ``text``, unless ``-q``."""
@@ -246,26 +254,8 @@ class Output:
             click.echo(text, err=stderr)
 
 
-#: said when loading the compiled ndjson reader takes long: its first use on a machine compiles it
+#: said before the compiled ndjson reader's first use on a machine, which compiles it
 COMPILING = "compiling the fast ndjson reader: once on this machine, 10 to 30 s"
-SLOW_AFTER = 1.5  # seconds: a cached load takes a fraction of one
-
-
-@contextmanager
-def _notice_if_slow(out: Output, text: str):
-    """Say ``text`` on stderr if the block takes longer than ``SLOW_AFTER`` seconds."""
-    if out.quiet:
-        yield
-        return
-    import threading
-
-    timer = threading.Timer(SLOW_AFTER, lambda: click.echo(text, err=True))
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 def report_options(f):
@@ -505,10 +495,11 @@ def preprocess(
     if output.is_dir() and output.suffix.lower() == ".npz":
         raise click.ClickException(f"{output} is a directory: pass a file name for a .npz dataset")
     workers = workers or min(os.cpu_count() or 1, len(plan.classes))
-    with _notice_if_slow(out, COMPILING):
-        from qdsketch.data.ndjson import load_kernels
+    from qdsketch.data.ndjson import FAST, kernels_compiled, load_kernels
 
-        load_kernels()  # here, so that its first compilation is announced instead of freezing the bar
+    if FAST and not kernels_compiled():  # its first use on a machine: said, instead of freezing the bar
+        out.say(COMPILING, stderr=True)
+        load_kernels()
     bar = out.bar(f"reading {len(plan.classes)} classes")
     with bar or nullcontext():
         summary = run_preprocess(plan, output, workers, bar)
@@ -675,6 +666,29 @@ def train(ctx, preset, run_dir, resume, out, **params):
         qdsketch train --preset tiny --epochs 5 --run-dir runs/try
         qdsketch train --run-dir runs/try --resume --epochs 10
     """
+    # shown from the start (importing torch takes seconds) until the run's header
+    waiting = _Waiting(out, "loading the data and building the model")
+    try:
+        _train(ctx, preset, run_dir, resume, out, waiting, params)
+    finally:  # an error before the run started: the spinner goes before the message
+        waiting.stop()
+
+
+class _Waiting:
+    """A spinner (on a terminal, without --json or -q) until ``stop``, which may come twice."""
+
+    def __init__(self, out: Output, text: str):
+        self.status = out.status(text) if not out.as_json else None
+        if self.status is not None:
+            self.status.__enter__()
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.__exit__(None, None, None)
+            self.status = None
+
+
+def _train(ctx, preset, run_dir, resume, out, waiting: _Waiting, params: dict) -> None:
     import time as _time
 
     from qdsketch import train as training
@@ -705,7 +719,7 @@ def train(ctx, preset, run_dir, resume, out, **params):
     elif not out.quiet:
         from qdsketch.reporting import RichTrainReporter
 
-        reporter = RichTrainReporter(out.console)
+        reporter = RichTrainReporter(out.console, waiting.stop)
     with _CtrlC() as ctrl_c:
         stop = lambda: ctrl_c.requested
         if resume:
@@ -836,8 +850,6 @@ def evaluate(run_path, checkpoint, data, split, device, use_judge, count, temper
         qdsketch evaluate runs/try --judge --temperature 0.3 --temperature 0.7
     """
 
-    from qdsketch.evaluate import evaluate as run_evaluate
-
     if run_path is not None and checkpoint is not None:
         raise click.UsageError(f"give the model once: {run_path} or --checkpoint {checkpoint}")
     checkpoint = run_path if run_path is not None else checkpoint  # neither: the model that ships
@@ -845,7 +857,9 @@ def evaluate(run_path, checkpoint, data, split, device, use_judge, count, temper
     if use_judge:
         judge = {"n": count, "temperatures": temperatures or None, "seed": seed, "path": judge_path}
     bar = out.bar("evaluating")  # the loss pass, and the judge's steps: each tens of seconds on a CPU
-    with bar or nullcontext():
+    with bar or nullcontext():  # shown at once: importing torch takes seconds
+        from qdsketch.evaluate import evaluate as run_evaluate
+
         report = run_evaluate(checkpoint, data, split, device, judge=judge, progress=bar)
     from qdsketch.reporting import evaluate_tables
 
@@ -869,10 +883,12 @@ def info(path, out):
         qdsketch info runs/mixture-20261125-101500
         qdsketch info runs/try/last.pt --json
     """
-    from qdsketch.info import describe
+    with out.status("reading the checkpoint"):  # from the start: importing torch takes seconds
+        from qdsketch.info import describe
+
+        report = describe(path)
     from qdsketch.reporting import info_table
 
-    report = describe(path)
     out.result(report, show=lambda console: info_table(console, report))
 
 
@@ -1095,7 +1111,8 @@ def sample(
         drawn = _draw(checkpoint, device, classes, count, seed, temperature, pen_temperature, best_of, pre, bar)
     gen, names, seed = drawn.generated, drawn.names, drawn.seed
     given = len(stroke3_to_strokes(pre)) if pre is not None else 0  # drawn grey in a PNG or SVG
-    _write_sketches(gen.rows, drawn.words, drawn.seeds, output, fmt, given)
+    with out.status(f"writing {output}", stderr=True) if not to_stdout else nullcontext():
+        _write_sketches(gen.rows, drawn.words, drawn.seeds, output, fmt, given)
     rows = gen.rows
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
     where = "stdout" if to_stdout else str(output)
@@ -1223,13 +1240,15 @@ def animate(
     else:
         if not class_name:
             raise click.UsageError("give a CLASS to draw, or --drawing FILE to animate a real drawing")
-        drawn = _draw(checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of)
+        with out.status(f"drawing {class_name}"):
+            drawn = _draw(checkpoint, device, [class_name], 1, seed, temperature, pen_temperature, best_of)
         gen, name, seed = drawn.generated, drawn.names[0], drawn.seed
         rows = gen.rows[0]
         what = f"{name}, seed {seed}, {_temperatures_said(gen, best_of)}{_models_said(drawn, checkpoint)}"
         data = {"class": name, "seed": seed, **_temperatures_data(gen, best_of), "model": drawn.models[name]}
-    frame_list = render.frames(rows, size, points_per_frame)
-    render.save_gif(frame_list, output, fps, hold)
+    with out.status(f"writing {output}"):
+        frame_list = render.frames(rows, size, points_per_frame)
+        render.save_gif(frame_list, output, fps, hold)
     out.result(
         {"output": str(output), "frames": len(frame_list), **data}, f"wrote {output}: {len(frame_list)} frames, {what}"
     )

@@ -124,10 +124,13 @@ class RichTrainReporter:
         ("", 4),
     )
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, waiting=None):
+        """``waiting``: called when the run starts, to end a spinner shown while the data
+        loaded and the model was built."""
         from rich.progress import MofNCompleteColumn
 
         self.console = console
+        self.waiting = waiting
         self.progress = Progress(
             TextColumn("[bold]{task.fields[stage]} {task.fields[epoch]}"),
             BarColumn(),
@@ -143,6 +146,7 @@ class RichTrainReporter:
         self.speed = RunSpeed()
 
     def start(self, info):
+        self._stop_waiting()
         c = self.console
         c.print(f"run: {info['run_dir']}")
         model = info["model"]
@@ -172,7 +176,8 @@ class RichTrainReporter:
             c.print(f"resuming at epoch {epoch}, batch {batch}")
         c.print(loss_legend(info["model"]["head"]))
         c.print(" ".join(f"{name:>{width}}" for name, width in self.COLUMNS).rstrip())
-        self.speed = RunSpeed(info["train"]["epochs"], sizes["val"] / max(sizes["train"], 1))
+        train = info["train"]
+        self.speed = RunSpeed(train["epochs"], sizes["val"] / max(sizes["train"], 1), train["max_steps"])
         self.device = info["device"]
         self.progress.start()
 
@@ -187,7 +192,7 @@ class RichTrainReporter:
         self._show("epoch", epoch, done, total, f"loss {loss:.4f} {seqs_per_s:,.0f} seq/s")
         seconds = self.speed.batch(epoch, done, total)
         if seconds is not None:  # once, as soon as the speed is known
-            for line in estimate_lines(seconds, self.speed.epochs, self.device):
+            for line in estimate_lines(seconds, self.speed.end, self.device):
                 self.progress.console.print(line)
 
     def validating(self, epoch, done, total):
@@ -209,7 +214,13 @@ class RichTrainReporter:
             self.progress.reset(self.task)
 
     def close(self):
+        self._stop_waiting()
         self.progress.stop()
+
+    def _stop_waiting(self):
+        if self.waiting is not None:
+            self.waiting()
+            self.waiting = None
 
 
 class RunSpeed:
@@ -219,10 +230,11 @@ class RunSpeed:
 
     AFTER_SECONDS = 5.0  # time enough for a steady speed, early enough to be useful
 
-    def __init__(self, epochs: int = 1, val_share: float = 0.0):
-        self.epochs, self.val_share = epochs, val_share
+    def __init__(self, epochs: int = 1, val_share: float = 0.0, max_steps: int | None = None):
+        self.epochs, self.val_share, self.max_steps = epochs, val_share, max_steps
         self.first: tuple[float, int] | None = None  # (time, batches done) at the first batch heard
         self.said = False
+        self.end = f"the end of epoch {epochs}"  # where the estimate runs to
 
     def batch(self, epoch: int, done: int, total: int, now: float | None = None) -> float | None:
         """The estimated seconds left, once (``None`` before and after)."""
@@ -238,6 +250,11 @@ class RunSpeed:
         per_batch = (now - t0) / (position - p0)
         left = self.epochs * total - position
         validations = self.epochs - epoch + 1
+        if self.max_steps is not None and self.max_steps - position < left:  # --max-steps ends it first
+            # a step a batch, counted from the run's start as positions are; one validation at its end
+            left = max(self.max_steps - position, 0)
+            validations = 1 + (position + left) // total - position // total
+            self.end = f"step {self.max_steps:,} (--max-steps)"
         return per_batch * (left + total * validations * self.val_share / 3)
 
 
@@ -252,10 +269,11 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def estimate_lines(seconds: float, epochs: int, device: str) -> list[str]:
-    """What ``train`` says of the time its run has left; on a CPU, over an hour, how to shorten it."""
+def estimate_lines(seconds: float, end: str, device: str) -> list[str]:
+    """What ``train`` says of the time its run has left, to ``end`` ("the end of epoch 40");
+    on a CPU, over an hour, how to shorten it."""
     lines = [
-        f"estimate: about {duration(seconds)} to the end of epoch {epochs} at this speed, "
+        f"estimate: about {duration(seconds)} to {end} at this speed, "
         "validation included (early stopping may end it sooner)"
     ]
     if seconds > 3600 and device == "cpu":
@@ -290,6 +308,8 @@ class StepBar:
         if self.task is None:
             self.progress.start()
             self.task = self.progress.add_task(description, total=total)
+        elif self.progress.tasks[0].total is None:  # the waiting bar of __enter__: now the work is known
+            self.progress.reset(self.task, total=total, description=description)
         elif self.progress.tasks[0].description != description:  # a new step: its own eta
             self.progress.reset(self.task, total=total, description=description)
         self.progress.update(self.task, completed=done, total=total)
@@ -299,6 +319,10 @@ class StepBar:
         self.progress.console.print(text)
 
     def __enter__(self):
+        """Shown at once, without a total (what comes first, loading torch and a model, has
+        none): a sign of life until the first ``(done, total)``."""
+        self.progress.start()
+        self.task = self.progress.add_task(self.description, total=None)
         return self
 
     def __exit__(self, *exc):

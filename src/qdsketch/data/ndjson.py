@@ -83,6 +83,27 @@ def open_ndjson(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
+def kernels_compiled() -> bool:
+    """Whether numba has compiled the fast path's kernels on this machine already: its cache
+    index beside ``scan.py`` names every ``@njit`` function there, by its line, for this
+    Python (a changed ``scan.py`` moves the lines, and is compiled again). Read from the files, without importing numba (which takes a second). A cache that
+    numba keeps elsewhere (a read-only install) counts as not compiled."""
+    import ast
+    import sys
+
+    source = Path(__file__).with_name("scan.py")
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}"
+    kernels = [
+        node
+        for node in ast.walk(ast.parse(source.read_text("utf-8")))
+        if isinstance(node, ast.FunctionDef) and any("njit" in ast.unparse(d) for d in node.decorator_list)
+    ]
+    cache = source.with_name("__pycache__")
+    # numba names a function's index by the first line of its code object: its first decorator's
+    lines = {k.name: min(d.lineno for d in k.decorator_list) for k in kernels}
+    return bool(kernels) and all((cache / f"scan.{name}-{line}.{tag}.nbi").is_file() for name, line in lines.items())
+
+
 def load_kernels() -> None:
     """Load the fast path's compiled kernels now (they load on first use otherwise)."""
     if FAST:
