@@ -15,6 +15,7 @@ import sys
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -715,7 +716,7 @@ def _train(ctx, preset, run_dir, resume, out, waiting: _Waiting, params: dict) -
         out = Output(quiet=True)
     reporter: training.Reporter = training.SilentReporter()
     if out.as_json and main:
-        reporter = _EpochLines()
+        reporter = _epoch_lines(training.SilentReporter)
     elif not out.quiet:
         from qdsketch.reporting import RichTrainReporter
 
@@ -730,24 +731,16 @@ def _train(ctx, preset, run_dir, resume, out, waiting: _Waiting, params: dict) -
         _train_done(out, summary, run_dir)
 
 
-class _EpochLines:
-    """``train --json``: JSON lines on stdout, one as each epoch ends (``"event": "epoch"``,
-    its history row), and the run's summary last (``"event": "end"``)."""
+def _epoch_lines(silent: type) -> Any:
+    """``train --json``'s reporter: JSON lines on stdout, one as each epoch ends (``"event":
+    "epoch"``, its history row); the run's summary comes last (``"event": "end"``). Silent
+    otherwise, as ``silent`` (``train.SilentReporter``, passed in: torch loads with it)."""
 
-    def start(self, info):
-        pass
+    class EpochLines(silent):
+        def epoch(self, row):
+            click.echo(json.dumps(_json_safe({"event": "epoch", **row}), allow_nan=False))
 
-    def batch(self, epoch, done, total, loss, seqs_per_s):
-        pass
-
-    def validating(self, epoch, done, total):
-        pass
-
-    def epoch(self, row):
-        click.echo(json.dumps(_json_safe({"event": "epoch", **row}), allow_nan=False))
-
-    def close(self):
-        pass
+    return EpochLines()
 
 
 def _given(ctx, name: str) -> bool:
