@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import tempfile
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -667,29 +667,16 @@ def train(ctx, preset, run_dir, resume, out, **params):
         qdsketch train --preset tiny --epochs 5 --run-dir runs/try
         qdsketch train --run-dir runs/try --resume --epochs 10
     """
-    # shown from the start (importing torch takes seconds) until the run's header
-    waiting = _Waiting(out, "loading the data and building the model")
-    try:
-        _train(ctx, preset, run_dir, resume, out, waiting, params)
-    finally:  # an error before the run started: the spinner goes before the message
-        waiting.stop()
+    # a spinner from the start (importing torch takes seconds) until the run's header; closing
+    # the stack ends it, once, whichever comes first: the header, or an error before it. Under
+    # torchrun only the first process speaks, and the others share its terminal: none there
+    with ExitStack() as waiting:
+        if os.environ.get("RANK", "0") == "0":
+            waiting.enter_context(out.status("loading the data and building the model"))
+        _train(ctx, preset, run_dir, resume, out, waiting.close, params)
 
 
-class _Waiting:
-    """A spinner (on a terminal, without --json or -q) until ``stop``, which may come twice."""
-
-    def __init__(self, out: Output, text: str):
-        self.status = out.status(text) if not out.as_json else None
-        if self.status is not None:
-            self.status.__enter__()
-
-    def stop(self) -> None:
-        if self.status is not None:
-            self.status.__exit__(None, None, None)
-            self.status = None
-
-
-def _train(ctx, preset, run_dir, resume, out, waiting: _Waiting, params: dict) -> None:
+def _train(ctx, preset, run_dir, resume, out, stop_waiting, params: dict) -> None:
     import time as _time
 
     from qdsketch import train as training
@@ -720,7 +707,7 @@ def _train(ctx, preset, run_dir, resume, out, waiting: _Waiting, params: dict) -
     elif not out.quiet:
         from qdsketch.reporting import RichTrainReporter
 
-        reporter = RichTrainReporter(out.console, waiting.stop)
+        reporter = RichTrainReporter(out.console, stop_waiting)
     with _CtrlC() as ctrl_c:
         stop = lambda: ctrl_c.requested
         if resume:

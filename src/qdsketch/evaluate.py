@@ -152,9 +152,9 @@ def evaluate(
     if ckpt.config.head == "gmm":
         report["sketchrnn_units"] = sketchrnn_units(totals, ds, ckpt)
     if judge is not None:
-        in_run = checkpoint is not None and (checkpoint_file(checkpoint).parent / "config.json").is_file()
-        # a run keeps its judge: --best-of works wherever the run goes
-        keep = run_judge_file(checkpoint) if in_run and checkpoint is not None else None
+        keep = None  # a run keeps its judge: --best-of works wherever the run goes
+        if checkpoint is not None and (checkpoint_file(checkpoint).parent / "config.json").is_file():
+            keep = run_judge_file(checkpoint)
         report["judge"] = run_judge(ckpt, ds, data, dev, **judge, progress=progress, keep_in=keep)
     return report
 

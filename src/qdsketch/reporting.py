@@ -143,7 +143,6 @@ class RichTrainReporter:
             transient=True,
         )
         self.task: TaskID | None = None
-        self.speed = RunSpeed()
 
     def start(self, info):
         self._stop_waiting()
@@ -285,9 +284,9 @@ def estimate_lines(seconds: float, end: str, device: str) -> list[str]:
 
 
 class StepBar:
-    """A transient bar for a long step (training the judge, a loss pass): call it with
-    ``(done, total)``, or ``(done, total, stage)`` for one bar over steps that follow each
-    other; it disappears when the work is over. It shows the time left."""
+    """A transient bar for a long step (training the judge, a loss pass), used as a context:
+    call it with ``(done, total)``, or ``(done, total, stage)`` for one bar over steps that
+    follow each other; it disappears when the work is over. It shows the time left."""
 
     def __init__(self, console: Console, description: str):
         self.progress = Progress(
@@ -301,33 +300,24 @@ class StepBar:
             transient=True,
         )
         self.description = description
-        self.task: TaskID | None = None
 
     def __call__(self, done: int, total: int, stage: str | None = None) -> None:
         description = stage or self.description
-        if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task(description, total=total)
-        elif self.progress.tasks[0].total is None:  # the waiting bar of __enter__: now the work is known
-            self.progress.reset(self.task, total=total, description=description)
-        elif self.progress.tasks[0].description != description:  # a new step: its own eta
-            self.progress.reset(self.task, total=total, description=description)
-        self.progress.update(self.task, completed=done, total=total)
-
-    def say(self, text: str) -> None:
-        """A line above the bar, which stays."""
-        self.progress.console.print(text)
+        shown = self.progress.tasks[0]
+        # __enter__'s waiting bar, now that the work is known, or a new step: each its own eta
+        if shown.total is None or shown.description != description:
+            self.progress.reset(shown.id, total=total, description=description)
+        self.progress.update(shown.id, completed=done, total=total)
 
     def __enter__(self):
         """Shown at once, without a total (what comes first, loading torch and a model, has
         none): a sign of life until the first ``(done, total)``."""
         self.progress.start()
-        self.task = self.progress.add_task(self.description, total=None)
+        self.progress.add_task(self.description, total=None)
         return self
 
     def __exit__(self, *exc):
-        if self.task is not None:
-            self.progress.stop()
+        self.progress.stop()
 
 
 # --- the commands' tables ------------------------------------------------------------

@@ -337,12 +337,12 @@ def _judge_picks(checkpoint, names: list[str], rows, words: list[str], best_of: 
     from qdsketch.judge import best_of as pick  # the judge and its rasteriser load only for --best-of
     from qdsketch.judge import load_judge
 
+    own = run_judge_file(checkpoint) if checkpoint is not None else None
+    if own is not None and own.is_file():  # a run's own judge, which `evaluate RUN --judge` keeps in it, first
+        net, judge_classes = load_judge(own, str(device))
+        if set(names) <= set(judge_classes):
+            return pick(net, judge_classes, rows, words, best_of, str(device))
     judge_path = judge_for(names)
-    if checkpoint is not None:  # a run's own judge, which `evaluate RUN --judge` keeps in it, comes first
-        if run_judge_file(checkpoint).is_file():
-            net, judge_classes = load_judge(run_judge_file(checkpoint), str(device))
-            if set(names) <= set(judge_classes):
-                return pick(net, judge_classes, rows, words, best_of, str(device))
     if judge_path is None:
         from qdsketch.shipped import judged_classes
 

@@ -181,6 +181,11 @@ def _left_as_is(name: str, fmt: str, path: Path, left: tuple[str, str, dict], ur
     return result
 
 
+def _failed(name: str, fmt: str, data_dir: Path, why: str) -> Result:
+    """The result for a class file that failed for good, where it would have gone, and why."""
+    return Result(name, fmt, str(target_path(data_dir, fmt, name)), "failed", why=why)
+
+
 def _whole(path: Path, meta: dict) -> bool:
     """The file is what its record says: its size, and its SHA-256 where the record has one
     (records of qdsketch 0.2 have the size only)."""
@@ -550,8 +555,7 @@ def download_classes(names: list[str], jobs: int = 1, reporter: Reporter | None 
             raise
         except QdsketchError as exc:
             reporter.failed(f"{resolve_class(name)} ({fmt})")
-            path = target_path(kw.get("data_dir", Path("data")), fmt, resolve_class(name))
-            return Result(resolve_class(name), fmt, str(path), "failed", why=str(exc))
+            return _failed(resolve_class(name), fmt, kw.get("data_dir", Path("data")), str(exc))
 
     if jobs <= 1 or len(names) <= 1:
         return [tried(name) for name in names]
@@ -653,18 +657,15 @@ def import_classes(
                 raise DataError(
                     f"{source}/ has no {', '.join(missing)}", f"it holds {shown}; pass --classes from those"
                 )
-            data_dir = kw.get("data_dir", Path("data"))
-            for name in missing:
-                fmt = formats[0] if len(formats) == 1 else "simplified"
-                path = target_path(data_dir, fmt, name)
-                results.append(Result(name, fmt, str(path), "failed", why=f"not in {source}/ (it holds {shown})"))
+            fmt = formats[0] if len(formats) == 1 else "simplified"
+            why = f"not in {source}/ (it holds {shown})"
+            results += [_failed(name, fmt, kw.get("data_dir", Path("data")), why) for name in missing]
     for name, fmt in pairs:
         try:
             results.append(import_class(source, name, fmt, reporter=reporter, **kw))
         except QdsketchError as exc:
             reporter.failed(f"{name} ({fmt})")
-            path = target_path(kw.get("data_dir", Path("data")), fmt, name)
-            results.append(Result(name, fmt, str(path), "failed", why=str(exc)))
+            results.append(_failed(name, fmt, kw.get("data_dir", Path("data")), str(exc)))
     order = {name: i for i, name in enumerate(resolve_class(n) for n in classes)} if classes is not None else {}
     return sorted(results, key=lambda r: order.get(r.name, 0)) if order else results
 

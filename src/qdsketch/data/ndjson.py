@@ -86,8 +86,9 @@ def open_ndjson(path: Path) -> BinaryIO:
 def kernels_compiled() -> bool:
     """Whether numba has compiled the fast path's kernels on this machine already: its cache
     index beside ``scan.py`` names every ``@njit`` function there, by its line, for this
-    Python (a changed ``scan.py`` moves the lines, and is compiled again). Read from the files, without importing numba (which takes a second). A cache that
-    numba keeps elsewhere (a read-only install) counts as not compiled."""
+    Python (a changed ``scan.py`` moves the lines, and is compiled again). Read from the
+    files, without importing numba (which takes a second). A cache that numba keeps
+    elsewhere (a read-only install) counts as not compiled."""
     import ast
     import sys
 
