@@ -759,3 +759,85 @@ def test_train_says_how_long_the_run_will_take(run, dataset_path, monkeypatch):
     assert result.exit_code == 0, result.output
     said = [line for line in result.output.splitlines() if line.startswith("estimate: about ")]
     assert len(said) == 1 and " to the end of epoch 3 at this speed" in said[0], result.output
+
+
+# --- --init-from: a new run from a checkpoint's weights ------------------------------------
+
+
+def test_init_from_starts_from_the_weights_and_counts_their_steps_and_hours(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=1, ema=0.9), DROPPY, tmp_path / "first")
+    first = load_checkpoint(tmp_path / "first" / "last.pt")
+    # a small model with other settings than the first's: --init-from's model wins
+    summary = train(
+        cfg(dataset_path, epochs=1, ema=0.9, init_from=str(tmp_path / "first" / "last.pt")),
+        TINY,
+        tmp_path / "next",
+        should_stop=lambda: True,  # saved before its first step: the weights it starts from
+    )
+    assert summary["interrupted"] and summary["batch"] == 0
+    start = load_checkpoint(tmp_path / "next" / "last.pt")
+    assert start.config == first.config
+    for name, weight in first.model.state_dict().items():  # the average's weights, which first saved
+        assert torch.equal(start.model.state_dict()[name], weight), name
+    assert start.trained["steps"] == first.trained["steps"] == 8
+    assert start.trained["cpu_hours"] >= first.trained["cpu_hours"] > 0
+    # the average goes on at its full decay from there: those are no random weights to fade out
+    assert start.state["average_updates"] == 8 and start.state["steps_before"] == 8
+    resume(tmp_path / "next")  # its one epoch: 8 steps more, counted from the first run's
+    assert load_checkpoint(tmp_path / "next" / "last.pt").trained["steps"] == 16
+
+
+def test_init_from_keeps_the_normalisation_its_weights_were_trained_with(dataset_path, tmp_path):
+    train(cfg(dataset_path, epochs=1), TINY, tmp_path / "first")
+    first = load_checkpoint(tmp_path / "first" / "best.pt")
+    scaled = replace(first, mean=[0.5, -0.25], std=[2.0, 3.0])
+    save_checkpoint(tmp_path / "scaled.pt", scaled)
+    train(cfg(dataset_path, epochs=1, init_from=str(tmp_path / "scaled.pt")), TINY, tmp_path / "next")
+    for name in ("best.pt", "last.pt"):
+        saved = load_checkpoint(tmp_path / "next" / name)
+        assert (saved.mean, saved.std) == ([0.5, -0.25], [2.0, 3.0]), name
+    resume(tmp_path / "next", {"epochs": 2})  # and a resumed run keeps its own, not the dataset's
+    assert load_checkpoint(tmp_path / "next" / "last.pt").mean == [0.5, -0.25]
+
+
+def test_init_from_a_shipped_model_by_name(run, tmp_path):
+    from qdsketch.data.npz import save_npz
+    from qdsketch.data.preprocess import build_dataset
+    from qdsketch.shipped import shipped_models
+
+    five = shipped_models()[0]
+    save_npz(build_dataset(DATA, list(five.classes)), tmp_path / "five.npz")
+    result = run("train", "--data", "five.npz", "--init-from", "five", "--max-steps", 1, "--run-dir", "r", "-q")
+    assert result.exit_code == 0, result.output
+    trained = load_checkpoint(tmp_path / "r" / "last.pt")
+    shipped = load_checkpoint(five.path)
+    assert trained.config == shipped.config and trained.class_names == shipped.class_names
+    assert trained.trained["steps"] == shipped.trained.get("steps", 0) + 1  # its own count, where it kept one
+    assert trained.train.init_from == "five"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--init-from", "nowhere"],
+            "Error: --init-from nowhere: no checkpoint or run directory there, and no shipped model of that name. "
+            "Give a best.pt, last.pt or run directory, or one of five, all\n",
+        ),
+        (
+            ["--init-from", "five"],  # the dataset holds the five classes, in another order
+            "Error: --init-from five knows 5 classes, and {data} holds 5 others (or in another order). "
+            "Start from a model of the dataset's classes, or preprocess its classes with --classes\n",
+        ),
+        (
+            ["--init-from", "five", "--preset", "tiny", "--hidden", "64"],
+            "Error: --init-from five brings its own model, so --preset, --hidden cannot change it. "
+            "Drop --preset, --hidden, or train a new model without --init-from\n",
+        ),
+    ],
+)
+def test_init_from_errors_are_one_line(run, dataset_path, tmp_path, args, message):
+    result = run("train", "--data", dataset_path, "--run-dir", "r", *args)
+    assert result.exit_code == 1
+    assert result.output == message.format(data=dataset_path)
+    assert not (tmp_path / "r").exists()

@@ -690,6 +690,15 @@ def _train(ctx, preset, run_dir, resume, out, stop_waiting, params: dict) -> Non
     typed = {name for name in params if _given(ctx, name)}
     cfg = TrainConfig(**config_values(TrainConfig, params))
     model_cfg = make_preset(preset, **config_values(ModelConfig, params))
+    if cfg.init_from is not None and not resume:
+        model_flags = ["--preset"] * _given(ctx, "preset") + [
+            "--" + name.replace("_", "-") for name in model_cfg.to_dict() if _given(ctx, name)
+        ]
+        if model_flags:
+            raise QdsketchError(
+                f"--init-from {cfg.init_from} brings its own model, so {', '.join(model_flags)} cannot change it",
+                f"drop {', '.join(model_flags)}, or train a new model without --init-from",
+            )
     if resume:
         from qdsketch.runs import latest_run
 

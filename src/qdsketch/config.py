@@ -170,6 +170,14 @@ class TrainConfig:
         max=1,
         max_open=True,
     )
+    init_from: str | None = opt(
+        None,
+        "Start from the weights of this checkpoint, run directory or shipped model (five, all) instead of random "
+        "ones: its model settings, classes (the dataset must hold the same) and normalisation come with them. "
+        "Fine-tuning, or carrying a model on in a new run.",
+        path=True,
+        metavar="PATH|NAME",
+    )
     augment: Augment = field(default_factory=Augment)
 
     @classmethod

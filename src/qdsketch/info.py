@@ -29,7 +29,7 @@ def describe(path: Path | None) -> dict:
         "val": ckpt.val,
         "trained": ckpt.trained,
         "data": train["data"],
-        "train": {k: train[k] for k in ("epochs", "batch_size", "lr", "seed", "ema", "augment")},
+        "train": {k: train[k] for k in ("epochs", "batch_size", "lr", "seed", "ema", "augment", "init_from")},
         "max_seq_len": ckpt.max_seq_len,
         "resumable": ckpt.state is not None,
         "history": run_history(file.parent) if path is not None else None,

@@ -168,6 +168,11 @@ class RichTrainReporter:
         if augment or train["balance"]:
             said = [f"{k} {v:g}" for k, v in augment.items()] + (["balanced classes"] if train["balance"] else [])
             c.print("augment: " + ", ".join(said))
+        if train.get("init_from"):
+            c.print(
+                f"from: the weights of {train['init_from']}, after {info['steps_before']:,} optimizer steps "
+                "(counted in this run's steps and CPU hours)"
+            )
         sizes = info["sizes"]
         c.print(f"data: {sizes['train']:,} train, {sizes['val']:,} validation, {sizes['test']:,} test drawings")
         if info["resumed_at"]:
@@ -528,6 +533,8 @@ def info_table(console: Console, report: dict) -> None:
     recipe += "".join(f", augment {k} {v:g}" for k, v in train["augment"].items() if v)
     if train["ema"]:
         recipe += f", weight average {train['ema']:g}"
+    if train.get("init_from"):  # the steps and hours above count its training too
+        recipe += f", from the weights of {train['init_from']}"
     rows = [
         ("checkpoint", report["checkpoint"]),
         ("classes", f"{len(classes)}: {shown}"),

@@ -247,6 +247,7 @@ class TrainState:
     bad_epochs: int = 0  # ... and the epochs since
     history: list[dict] = field(default_factory=list)  # one row per finished epoch
     steps: int = 0  # optimizer steps taken, for --max-steps
+    steps_before: int = 0  # --init-from: the steps its weights had taken, counted in ``trained``
     cpu_seconds: float = 0.0  # CPU time this process and every run before a resume spent in fit
 
     @classmethod
@@ -269,6 +270,7 @@ class TrainState:
             "partial": self.partial,
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
             "steps": self.steps,
+            "steps_before": self.steps_before,
             "cpu_seconds": self.cpu_seconds,
         }
 
@@ -286,7 +288,8 @@ class TrainState:
         self.history, self.epoch, self.batch = saved["history"], saved["epoch"], saved["batch"]
         self.partial, self.steps = saved["partial"], saved["steps"]
         self.cpu_seconds = float(saved.get("cpu_seconds", 0.0))  # earlier runs did not count it
-        counts = {"epoch": self.epoch, "batch": self.batch, "steps": self.steps}
+        self.steps_before = saved.get("steps_before", 0)  # nor this
+        counts = {"epoch": self.epoch, "batch": self.batch, "steps": self.steps, "steps_before": self.steps_before}
         counts |= {"best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
         for name, value in counts.items():  # checked now: a wrong one would fail an hour into the run
             if type(value) is not int or value < (1 if name == "epoch" else 0):
@@ -350,7 +353,7 @@ class Run:
             epoch=state.epoch - 1,
             val=val,
             state=saved,
-            trained={"steps": state.steps, "cpu_hours": self.cpu_seconds() / 3600},
+            trained={"steps": state.steps_before + state.steps, "cpu_hours": self.cpu_seconds() / 3600},
         )
 
     def save_last(self, state: TrainState) -> None:
@@ -374,7 +377,8 @@ class Run:
             (self.run_dir / "snapshots").mkdir(exist_ok=True)
             # not validated: the last epoch's validation losses are not these weights'
             snapshot = replace(self.checkpoint(state, last=False), val={})
-            save_checkpoint(self.run_dir / "snapshots" / f"steps-{state.steps}.pt", snapshot)
+            steps = state.steps_before + state.steps  # --init-from: counted from the first random weights
+            save_checkpoint(self.run_dir / "snapshots" / f"steps-{steps}.pt", snapshot)
 
     def cpu_seconds(self) -> float:
         """CPU time spent training this run so far, every resumed part included."""
@@ -394,19 +398,41 @@ def make_split(ds: Dataset, name: str, stream: str, device: torch.device) -> Dev
     return DeviceSplit(ds.splits[name], ds.mean, ds.std, device)
 
 
-def _setup(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, reporter: Reporter, class_names=None) -> Run:
-    """Device, process group, dataset and model; ``class_names`` must match on resume."""
+def _setup(
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    run_dir: Path,
+    reporter: Reporter,
+    class_names=None,
+    start: Checkpoint | None = None,
+    scale: tuple[list[float], list[float]] | None = None,
+) -> Run:
+    """Device, process group, dataset and model; ``class_names`` must match on resume.
+    ``start`` (``--init-from``) gives the model, its first weights and the normalisation;
+    ``scale`` (mean, std) is a resumed run's own normalisation."""
     device = pick_device(cfg.device)
     dist_info, device = init_distributed(device)
     ds = load_dataset(Path(cfg.data))
     if class_names is not None and ds.class_names != class_names:
         raise QdsketchError(f"{cfg.data} has other classes than the run", "resume with the dataset it started on")
+    if start is not None:
+        if ds.class_names != start.class_names:
+            raise QdsketchError(
+                f"--init-from {cfg.init_from} knows {len(start.class_names)} classes, and {cfg.data} holds "
+                f"{len(ds.class_names)} others (or in another order)",
+                "start from a model of the dataset's classes, or preprocess its classes with --classes",
+            )
+        model_cfg, scale = start.config, (start.mean, start.std)
+    if scale is not None:  # the weights read strokes scaled by their own statistics: so must the batches
+        ds = replace(ds, mean=np.asarray(scale[0], ds.mean.dtype), std=np.asarray(scale[1], ds.std.dtype))
     model_cfg = replace(model_cfg, n_classes=len(ds.class_names))
     torch.manual_seed(cfg.seed)
     try:
         model = build_model(model_cfg).to(device)
     except ValueError as exc:  # a shape that cannot be built, e.g. --hidden not a multiple of --heads
         raise QdsketchError(f"this model cannot be built: {exc}", "change --hidden, --heads or --arch") from None
+    if start is not None:
+        model.load_state_dict(start.model.state_dict())
     for name in ("train", "val"):  # validation picks the best weights and stops early: training needs both
         if not len(ds.splits[name]):
             raise QdsketchError(
@@ -414,7 +440,9 @@ def _setup(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, reporter: Re
                 "preprocess with a --split that keeps some of each, e.g. 70,15,15, and enough drawings a class",
             )
     val_split = make_split(ds, "val", cfg.stream, device)
-    average = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
+    # from --init-from's weights, the average starts at its full decay: they are not random ones to fade out
+    steps_before = int(start.trained.get("steps", 0)) if start is not None else 0
+    average = WeightAverage(model, cfg.ema, updates=steps_before) if cfg.ema > 0 else None
     net: torch.nn.Module = model
     if dist_info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -570,7 +598,7 @@ def fit(run: Run, state: TrainState, should_stop: Callable[[], bool] = lambda: F
     }
 
 
-def _start(run: Run, resumed_at: tuple[int, int] | None) -> None:
+def _start(run: Run, state: TrainState, resumed_at: tuple[int, int] | None) -> None:
     """config.json in the run directory, and the reporter's header."""
     if not run.dist.main:
         return
@@ -596,6 +624,7 @@ def _start(run: Run, resumed_at: tuple[int, int] | None) -> None:
             "sizes": {k: len(v) for k, v in ds.splits.items()},
             "resumed_at": resumed_at,
             "run_dir": str(run.run_dir),
+            "steps_before": state.steps_before,
         }
     )
 
@@ -612,10 +641,32 @@ def train(
     with run_dir_lock(run_dir):
         if (run_dir / "last.pt").exists():
             raise QdsketchError(f"{run_dir} already holds a run", "pass --resume to continue it, or another --run-dir")
-        run = _setup(cfg, model_cfg, run_dir, reporter or SilentReporter())
+        start = load_checkpoint(starting_weights(cfg.init_from)) if cfg.init_from is not None else None
+        run = _setup(cfg, model_cfg, run_dir, reporter or SilentReporter(), start=start)
         state = TrainState.new(run.model, cfg)
-        _start(run, None)
+        if start is not None:  # its training counts in the new run's steps and CPU hours
+            state.steps_before = int(start.trained.get("steps", 0))
+            run.cpu_before = float(start.trained.get("cpu_hours", 0.0)) * 3600
+        _start(run, state, None)
         return fit(run, state, should_stop)
+
+
+def starting_weights(text: str) -> Path:
+    """``--init-from``'s checkpoint: a file, a run directory (its ``best.pt``), or the name
+    of a shipped model (``five``, ``all``) where no such path exists."""
+    from qdsketch.paths import checkpoint_file
+    from qdsketch.shipped import shipped_models
+
+    if not Path(text).exists():
+        names = [model.name for model in shipped_models()]
+        for model in shipped_models():
+            if model.name == text:
+                return model.path
+        raise CheckpointError(
+            f"--init-from {text}: no checkpoint or run directory there, and no shipped model of that name",
+            f"give a best.pt, last.pt or run directory, or one of {', '.join(names)}",
+        )
+    return checkpoint_file(Path(text))
 
 
 @contextmanager
@@ -667,7 +718,7 @@ def resume(
     run_dir = Path(run_dir)
     with run_dir_lock(run_dir):
         run, state = _resumed(run_dir, dict(asked or {}), reporter or SilentReporter())
-        _start(run, (state.epoch, state.batch))
+        _start(run, state, (state.epoch, state.batch))
         return fit(run, state, should_stop)
 
 
@@ -690,7 +741,7 @@ def _resumed(run_dir: Path, asked: dict, reporter: Reporter) -> tuple[Run, Train
             "--run-dir (only --epochs, --device, --data, --save-every and --ema may change on --resume)",
         )
     cfg = replace(ckpt.train, **{k: v for k, v in asked.items() if k in MAY_CHANGE and v is not None})
-    run = _setup(cfg, ckpt.config, run_dir, reporter, ckpt.class_names)
+    run = _setup(cfg, ckpt.config, run_dir, reporter, ckpt.class_names, scale=(ckpt.mean, ckpt.std))
     try:  # a state written for another model, or edited by hand, is refused here, not mid-step
         trained = ckpt.state.get("trained_weights")  # under --ema: ckpt.model is the average
         run.model.load_state_dict(trained if trained is not None else ckpt.model.state_dict())
