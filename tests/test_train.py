@@ -247,14 +247,23 @@ def test_bad_checkpoint_files(tmp_path):
     assert load_checkpoint(tmp_path / "good.pt").class_names == ["cat", "dog"]
 
 
-def test_ddp_refuses_a_split_with_fewer_batches_than_processes(dataset_path, tmp_path):
+def two_processes(launcher: str, *args) -> list[str]:
+    """``qdsketch train ARGS`` in two processes: started by torchrun, or by ``--processes 2``."""
+    if launcher == "torchrun":
+        torchrun = Path(sys.executable).with_name("torchrun")
+        return [str(a) for a in [torchrun, "--standalone", "--nproc-per-node", 2, "-m", "qdsketch", "train", *args]]
+    return [str(a) for a in [sys.executable, "-m", "qdsketch", "train", "--processes", 2, *args]]
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "--processes"])
+def test_ddp_refuses_a_split_with_fewer_batches_than_processes(dataset_path, tmp_path, launcher):
     """One batch, two processes: one of them would have nothing to train on and wait for the
-    other forever in the first gradient exchange. Refused, with the fix, before any step."""
-    torchrun = Path(sys.executable).with_name("torchrun")
-    args = ["--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", "--data", str(dataset_path)]
-    args += ["--preset", "tiny", "--batch-size", "4096", "--device", "cpu", "--run-dir", str(tmp_path / "r")]
+    other forever in the first gradient exchange. Refused, with the fix, before any step;
+    under --processes, said once, though both processes meet it."""
+    args = ["--data", dataset_path, "--preset", "tiny", "--batch-size", 4096, "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(torchrun), *args], capture_output=True, text=True, env=env, timeout=240)
+    cmd = two_processes(launcher, *args, "--run-dir", tmp_path / "r")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 1
     said = (
         "Error: the training split makes 1 batch(es) of 4096, fewer than the 2 processes: none would train. "
@@ -262,21 +271,18 @@ def test_ddp_refuses_a_split_with_fewer_batches_than_processes(dataset_path, tmp
     )
     assert said in proc.stderr.splitlines()
     assert not list((tmp_path / "r").glob("*.pt"))
+    if launcher == "--processes":
+        assert proc.stderr == said + "\n"
 
 
-@pytest.mark.parametrize("sharded", [False, True], ids=["file", "sharded-streamed"])
-def test_ddp_with_two_cpu_processes(dataset_path, sharded_path, sharded, tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
+@pytest.mark.parametrize(
+    "sharded, launcher", [(False, "torchrun"), (True, "--processes")], ids=["file-torchrun", "sharded-streamed"]
+)
+def test_ddp_with_two_cpu_processes(dataset_path, sharded_path, sharded, launcher, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [
-            str(torchrun),
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "qdsketch",
-            "train",
+        two_processes(
+            launcher,
             "--data",
             str(sharded_path if sharded else dataset_path),
             *(["--stream", "always"] if sharded else []),
@@ -290,7 +296,7 @@ def test_ddp_with_two_cpu_processes(dataset_path, sharded_path, sharded, tmp_pat
             "cpu",
             "--run-dir",
             str(tmp_path / "ddp"),
-        ],
+        ),
         capture_output=True,
         text=True,
         env=env,
@@ -618,16 +624,23 @@ def test_torchrun_killed_with_9_leaves_no_trainer_running(dataset_path, tmp_path
     assert not (rd / ".lock").exists()  # they let go of the run directory on their way out
 
 
-def test_ctrl_c_under_torchrun_stops_every_trainer_in_one_message_and_keeps_a_resumable_run(dataset_path, tmp_path):
+@pytest.mark.parametrize("launcher", ["torchrun", "--processes"])
+def test_ctrl_c_under_torchrun_stops_every_trainer_in_one_message_and_keeps_a_resumable_run(
+    dataset_path, tmp_path, launcher
+):
     """A terminal's Ctrl-C (SIGINT to the whole process group): the trainers agree on the stop,
     say so once and where to resume, and leave no process and no lock. (torchrun's own agent
-    then prints its SignalException: the launcher's code, not qdsketch's.)"""
+    then prints its SignalException: the launcher's code, not qdsketch's. Under --processes,
+    the same launcher stays quiet, and the command exits 130.)"""
     rd = tmp_path / "ddp"
-    launcher = _endless_run_under_torchrun(
-        dataset_path, rd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    process = _endless_run_under_torchrun(
+        dataset_path, rd, launcher, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
-    os.killpg(launcher.pid, signal.SIGINT)
-    output, _ = launcher.communicate(timeout=60)
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    if launcher == "--processes":
+        assert process.returncode == 130
+        assert "Traceback" not in output.decode() and "signal" not in output.decode(), output
     said = [line for line in output.decode().splitlines() if line.startswith("interrupted at epoch")]
     assert len(said) == 1 and "(with several processes, a stop within an epoch is not saved)" in said[0], output
     assert f"resume with: qdsketch train --run-dir {rd} --resume" in output.decode()
@@ -637,18 +650,17 @@ def test_ctrl_c_under_torchrun_stops_every_trainer_in_one_message_and_keeps_a_re
     assert last.state["batch"] == 0 and last.state["epoch"] == last.epoch + 1 >= 2  # a whole epoch
 
 
-def _endless_run_under_torchrun(dataset_path, run_dir: Path, **popen) -> subprocess.Popen:
-    """torchrun with two CPU trainers of a run that never ends by itself, returned once both
-    are training (its first epoch is in ``history.json``)."""
-    torchrun = Path(sys.executable).with_name("torchrun")
+def _endless_run_under_torchrun(dataset_path, run_dir: Path, launcher="torchrun", **popen) -> subprocess.Popen:
+    """torchrun (or ``--processes``) with two CPU trainers of a run that never ends by itself,
+    returned once both are training (its first epoch is in ``history.json``)."""
     args = ["--data", dataset_path, "--preset", "tiny", "--epochs", 100000, "--early-stop", 100000]
     args += ["--batch-size", 16, "--device", "cpu", "--run-dir", run_dir]
-    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "qdsketch", "train", *args]
-    launcher = subprocess.Popen([str(a) for a in cmd], env={**os.environ, "OMP_NUM_THREADS": "1"}, **popen)
+    cmd = two_processes(launcher, *args)
+    process = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, **popen)
     deadline = time.time() + 120
     while not (run_dir / "history.json").exists() and time.time() < deadline:
         time.sleep(0.1)
-    return launcher
+    return process
 
 
 def _trains_in(cmdline: Path, run_dir: Path) -> bool:

@@ -51,6 +51,10 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except QdsketchError as exc:
+            from qdsketch.launch import launched_error
+
+            if launched_error(str(exc)):  # one of train --processes's: the launcher says it, once
+                raise SystemExit(1) from None
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:  # Ctrl-C: what was being written was never renamed into place
             click.echo("interrupted: nothing half-written was left", err=True)
@@ -647,19 +651,27 @@ def _preset_help() -> str:
     help="Continue the run in --run-dir (by default the latest in runs/) from its last.pt, with its own settings: "
     "the same options again are accepted; only --epochs, --device, --data, --save-every and --ema may change.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Train in this many processes on this machine (DistributedDataParallel: one GPU each with --device "
+    "cuda, or CPU processes sharing the cores), started and stopped by qdsketch as torchrun --standalone would.",
+)
 @config_options(TrainConfig)
 @config_options(ModelConfig, note="preset's")
 @report_options
 @click.pass_context
-def train(ctx, preset, run_dir, resume, out, **params):
+def train(ctx, preset, run_dir, resume, processes, out, **params):
     """Train the class-conditional stroke model on a dataset file.
 
     Follows the reference recipe: AdamW, gradient clipping at 1.0, the learning
     rate halved after 3 epochs without improvement, early stopping after 7.
     The run directory gets best.pt, last.pt, history.csv/.json, config.json and
     three loss plots. Ctrl-C saves last.pt; --resume continues exactly there.
-    Under `torchrun --nproc-per-node N -m qdsketch train ...` it trains with
-    DistributedDataParallel.
+    With --processes N (or under `torchrun --nproc-per-node N -m qdsketch
+    train ...`) it trains with DistributedDataParallel.
 
     \b
     Example:
@@ -667,6 +679,16 @@ def train(ctx, preset, run_dir, resume, out, **params):
         qdsketch train --preset tiny --epochs 5 --run-dir runs/try
         qdsketch train --run-dir runs/try --resume --epochs 10
     """
+    if processes > 1 and "RANK" not in os.environ:  # the launcher: it starts the processes, which train
+        from qdsketch.launch import launch
+
+        raise SystemExit(launch(processes, sys.argv[1:]))
+    world = os.environ.get("WORLD_SIZE", "")
+    if "RANK" in os.environ and processes > 1 and world.isdigit() and int(world) != processes:
+        raise QdsketchError(
+            f"--processes {processes}, but torchrun started {os.environ.get('WORLD_SIZE')}",
+            "drop --processes under torchrun",
+        )
     # a spinner from the start (importing torch takes seconds) until the run's header; closing
     # the stack ends it, once, whichever comes first: the header, or an error before it. Under
     # torchrun only the first process speaks, and the others share its terminal: none there
