@@ -612,3 +612,95 @@ def test_preprocess_says_it_is_compiling_on_the_readers_first_use(run, data_copy
     said = run(*args)
     assert said.exit_code == 0 and said.output.startswith(cli_module.COMPILING + "\n")
     assert run(*args, "-q").output == ""
+
+
+# --- -v, -q and --json: the same on every command that reports ------------------------------
+
+
+REPORTING = ["download", "preprocess", "train", "evaluate", "info", "runs", "sample", "animate"]
+
+
+def test_every_command_that_reports_takes_v_q_and_json():
+    for name in REPORTING:
+        flags = {opt for param in cli.commands[name].params for opt in param.opts}
+        assert {"-v", "--verbose", "-q", "--quiet", "--json"} <= flags, name
+
+
+@pytest.mark.parametrize("name", REPORTING)
+@pytest.mark.parametrize("other", ["-q", "--json"])
+def test_v_with_q_or_json_is_a_usage_error_on_every_command(run, name, other):
+    required = ["-o", "x.gif"] if name == "animate" else []  # checked by Click before the command runs
+    result = run(name, *required, "-v", other)
+    assert result.exit_code == 2
+    why = "--json prints nothing but JSON" if other == "--json" else "-q asks for none"
+    assert result.output.endswith(f"Error: -v asks for more words, and {why}: drop one\n")
+
+
+def test_download_v_says_where_each_file_came_from_and_went(run, tmp_path):
+    args = ["download", "--from", DATA, "--classes", "cat,clock", "--format", "simplified", "--data-dir", "d"]
+    plain, verbose = run(*args).output, run(*args, "--force", "-v").output
+    came = [
+        f"{name} (simplified): from {DATA / 'simplified' / name}.ndjson to d/simplified/{name}.ndjson"
+        for name in ("cat", "clock")
+    ]
+    assert all(line not in plain for line in came)
+    assert all(line in verbose.splitlines() for line in came), verbose
+
+
+def test_train_v_prints_every_setting_and_each_checkpoint_saved(run, dataset_path):
+    args = ["train", "--data", dataset_path, "--preset", "tiny", "--epochs", 2, "--batch-size", 64]
+    plain = run(*args, "--run-dir", "a").output.splitlines()
+    verbose = run(*args, "--run-dir", "b", "-v").output.splitlines()
+    assert not any(line.startswith(("settings:", "saved ")) for line in plain)
+    settings = [line for line in verbose if line.startswith("settings: ")]
+    assert len(settings) == 1 and "grad_clip=1.0" in settings[0] and "lr_patience=3" in settings[0]
+    history = json.loads(Path("b/history.json").read_text())
+    saves = [line for line in verbose if line.startswith("saved ")]
+    total = int(load_checkpoint(Path("b/last.pt")).trained["steps"])
+    steps = [total // 2, total]  # two epochs of as many batches
+    best = [row["epoch"] for row in history if row["best"]]
+    expected = [f"saved b/best.pt (after {steps[e - 1]} optimizer steps)" for e in best]
+    assert [s for s in saves if "best.pt" in s] == expected
+    assert [s for s in saves if "last.pt" in s] == [f"saved b/last.pt (after {n} optimizer steps)" for n in steps]
+
+
+def test_info_v_lists_every_class_and_setting(run):
+    from qdsketch.shipped import shipped_models
+
+    everything = shipped_models()[-1].path  # the model of every class
+    plain, verbose = (" ".join(run("info", everything, *v).output.split()) for v in ([], ["-v"]))  # unwrapped
+    assert "(345 in all)" in plain and "zigzag" not in plain
+    assert "(345 in all)" not in verbose and "zigzag" in verbose
+    assert "settings" not in plain and "grad_clip=1.0" in verbose
+    assert "scaling" not in plain and "longest drawing 150 points" in verbose
+
+
+def test_runs_v_gives_each_runs_folder_and_dataset(run, dataset_path, tmp_path):
+    run("train", "--data", dataset_path, "--preset", "tiny", "--epochs", 1, "--run-dir", "runs/one", "-q")
+    plain, verbose = run("runs").output, run("runs", "-v").output
+    line = f"one: {tmp_path / 'runs' / 'one'}, trained on {dataset_path}"
+    assert line not in plain and line in verbose.splitlines()
+
+
+def test_sample_v_says_each_sketchs_class_seed_model_length_and_end_on_stderr(run):
+    result = run("sample", "cat", "bicycle", "-n", 2, "--seed", 5, "-o", "-", "-v")
+    assert result.exit_code == 0
+    sketches = [json.loads(line) for line in result.stdout.splitlines()]  # stdout: the sketches alone
+    said = [line.split(maxsplit=1) for line in result.stderr.splitlines()[:4]]
+    assert [number for number, _ in said] == ["1", "2", "3", "4"]
+    for (_, line), sketch in zip(said, sketches):
+        points = sum(len(xs) for xs, _ in sketch["drawing"])
+        model = "five" if sketch["word"] == "cat" else "all"
+        assert line.startswith(f"{sketch['word']}: seed ") and f", by {model}, {points} points in " in line
+        assert f"in {len(sketch['drawing'])} strokes, " in line
+        assert line.endswith(("ended by the model", "cut at the length limit"))
+
+
+def test_animate_v_says_the_sketchs_length_and_the_gifs(run, tmp_path):
+    import imageio.v3 as iio
+
+    result = run("animate", "house", "-o", "h.gif", "--seed", 2, "--fps", 10, "--hold", 2, "-v")
+    assert result.exit_code == 0, result.output
+    frames = len(iio.imread(tmp_path / "h.gif", index=None))
+    line = result.output.splitlines()[-2]
+    assert line.endswith(f"; {frames} frames of 256 x 256 pixels, {(frames - 1) / 10 + 2:.1f} s a loop at 10 fps")

@@ -37,3 +37,14 @@ def test_a_judge_of_every_class_has_no_none_and_real_drawings_score_as_real(tmp_
     assert len(o["worst@1.0"]) == 20 and len(o["worst@0.5"]) == 20
     ratios = [result["classes"][n]["ratio@0.5"] for n in o["worst@0.5"]]
     assert ratios == sorted(ratios)
+    # evaluate's tables: the 20 drawn worst; with -v, every class
+    from rich.console import Console
+
+    from qdsketch.reporting import judge_tables
+
+    others = [n for n in result["classes"] if n not in o["worst@1.0"] + o["worst@0.5"]]
+    for every, tables in ((False, 0), (True, 3)):  # the judge's own table, and one per temperature
+        console = Console(record=True, width=300)
+        judge_tables(console, {**result, "n": 4, "seed": 0}, every)  # as evaluate reports it
+        rows = [line.split("│")[1].strip() for line in console.export_text().splitlines() if line.startswith("│")]
+        assert all(rows.count(name) == tables for name in others), every

@@ -211,9 +211,10 @@ class Output:
     and nothing else (``--json``). ``report_options`` makes one for each command that
     reports, and passes it as ``out``."""
 
-    def __init__(self, as_json: bool = False, quiet: bool = False):
+    def __init__(self, as_json: bool = False, quiet: bool = False, verbose: bool = False):
         self.as_json = as_json
         self.quiet = quiet or as_json  # with --json, the JSON is all that is printed
+        self.verbose = verbose and not self.quiet  # -v: also the details a summary leaves out
 
     @functools.cached_property
     def console(self):
@@ -263,14 +264,32 @@ class Output:
 COMPILING = "compiling the fast ndjson reader: once on this machine, 10 to 30 s"
 
 
+#: what ``-v`` adds, command by command: the same idea everywhere (what was read and written,
+#: and the details a summary leaves out), in each command's own terms
+VERBOSE = {
+    "download": "Also say where each file came from and where it went.",
+    "preprocess": "Also list the files read and every reason a drawing was skipped.",
+    "train": "Also print every setting of the run, and each checkpoint as it is saved.",
+    "evaluate": "Also show the judge's tables for every class, not only the 20 drawn worst.",
+    "info": "Also list every class, every training setting and the normalisation.",
+    "runs": "Also give each run's folder and dataset.",
+    "sample": "Also say, for each sketch, its class, seed, model, length and how it ended (on stderr).",
+    "animate": "Also say how long the sketch is, how it ended, and the GIF's frames and length.",
+}
+
+
 def report_options(f):
-    """``--json`` and ``-q``, which every command that reports takes, turned into the
+    """``--json``, ``-q`` and ``-v``, which every command that reports takes, turned into the
     ``out`` (an ``Output``) that the command is called with."""
 
     @functools.wraps(f)
-    def command(*args, as_json: bool, quiet: bool, **kwargs):
-        return f(*args, out=Output(as_json, quiet), **kwargs)
+    def command(*args, as_json: bool, quiet: bool, verbose: bool, **kwargs):
+        if verbose and (quiet or as_json):
+            why = "--json prints nothing but JSON" if as_json else "-q asks for none"
+            raise click.UsageError(f"-v asks for more words, and {why}: drop one")
+        return f(*args, out=Output(as_json, quiet, verbose), **kwargs)
 
+    command = click.option("-v", "--verbose", is_flag=True, help=VERBOSE[f.__name__])(command)
     command = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(command)
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout, nothing else.")(
         command
@@ -414,7 +433,8 @@ def download(
             )
     if len(results) == 1 and results[0].status == "failed":  # one file: its error alone says it
         raise click.ClickException(results[0].why)
-    out.result([dataclasses.asdict(r) for r in results], show=lambda console: download_table(console, results))
+    shown = lambda console: download_table(console, results, out.verbose)
+    out.result([dataclasses.asdict(r) for r in results], show=shown)
     if any(r.status == "failed" for r in results):  # the others are in: the table says why these failed
         raise SystemExit(1)
 
@@ -451,7 +471,6 @@ def download(
     help="Processes that read classes in parallel; the output is the same for any number [default: the cores].",
 )
 @report_options
-@click.option("-v", "--verbose", is_flag=True, help="Also list the files read and every reason a drawing was skipped.")
 def preprocess(
     data_dir,
     class_names,
@@ -463,7 +482,6 @@ def preprocess(
     output,
     workers,
     out,
-    verbose,
 ):
     """Turn downloaded drawings into a dataset for training.
 
@@ -512,7 +530,7 @@ def preprocess(
 
     out.result(
         {**summary, "output": str(output)},
-        show=lambda console: dataset_summary(console, {**summary, "sources": sources}, output, verbose),
+        show=lambda console: dataset_summary(console, {**summary, "sources": sources}, output, out.verbose),
     )
 
 
@@ -738,7 +756,7 @@ def _train(ctx, preset, run_dir, resume, out, stop_waiting, params: dict) -> Non
     elif not out.quiet:
         from qdsketch.reporting import RichTrainReporter
 
-        reporter = RichTrainReporter(out.console, stop_waiting)
+        reporter = RichTrainReporter(out.console, stop_waiting, out.verbose)
     with _CtrlC() as ctrl_c:
         stop = lambda: ctrl_c.requested
         if resume:
@@ -874,7 +892,7 @@ def evaluate(run_path, checkpoint, data, split, device, use_judge, count, temper
         report = run_evaluate(checkpoint, data, split, device, judge=judge, progress=bar)
     from qdsketch.reporting import evaluate_tables
 
-    out.result(report, show=lambda console: evaluate_tables(console, report, split))
+    out.result(report, show=lambda console: evaluate_tables(console, report, split, out.verbose))
 
 
 # --- info ----------------------------------------------------------------------------------
@@ -900,7 +918,7 @@ def info(path, out):
         report = describe(path)
     from qdsketch.reporting import info_table
 
-    out.result(report, show=lambda console: info_table(console, report))
+    out.result(report, show=lambda console: info_table(console, report, out.verbose))
 
 
 @cli.command()
@@ -930,7 +948,7 @@ def runs(folder, out):
         return
     from qdsketch.reporting import runs_table
 
-    out.result(found, show=lambda console: runs_table(console, folder, found))
+    out.result(found, show=lambda console: runs_table(console, folder, found, out.verbose))
 
 
 # --- sample and animate ----------------------------------------------------------------------
@@ -1125,6 +1143,9 @@ def sample(
     with out.status(f"writing {output}", stderr=True) if not to_stdout else nullcontext():
         _write_sketches(gen.rows, drawn.words, drawn.seeds, output, fmt, given)
     rows = gen.rows
+    if out.verbose:  # on stderr: stdout may hold the sketches
+        for i, line in enumerate(_sketch_lines(drawn)):
+            out.say(f"{i + 1:>5} {line}", stderr=True)
     what = "1 sketch" if len(rows) == 1 else f"{len(rows)} sketches"
     where = "stdout" if to_stdout else str(output)
     how = _temperatures_said(gen, best_of) + _models_said(drawn, checkpoint)
@@ -1134,6 +1155,24 @@ def sample(
         return
     data = {"output": str(output), "sketches": len(rows), "classes": names, "seed": seed}
     out.result({**data, **_temperatures_data(gen, best_of), "models": drawn.models}, text)
+
+
+def _sketch_lines(drawn) -> list[str]:
+    """``-v``: one line a sketch, what the summary leaves out: class, seed, model, length, end."""
+    gen = drawn.generated
+    lines = []
+    for word, seed, rows, ended in zip(drawn.words, drawn.seeds, gen.rows, gen.ended, strict=True):
+        end = "ended by the model" if ended else "cut at the length limit"
+        lines.append(f"{word}: seed {seed}, by {drawn.models[word]}, {_ink(rows)}, {end}")
+    return lines
+
+
+def _ink(rows) -> str:
+    """``"52 points in 6 strokes"``: a sketch's size, as its ndjson has it."""
+    from qdsketch.strokes import stroke3_to_strokes
+
+    strokes = stroke3_to_strokes(rows) if len(rows) else []
+    return f"{sum(len(s) for s in strokes)} points in {len(strokes)} strokes"
 
 
 def _write_sketches(rows, words: list[str], seeds: list[int], output: Path, fmt: str, given: int = 0) -> None:
@@ -1260,6 +1299,17 @@ def animate(
     with out.status(f"writing {output}"):
         frame_list = render.frames(rows, size, points_per_frame)
         render.save_gif(frame_list, output, fps, hold)
+    if out.verbose:
+        ended = (
+            ""
+            if source is not None
+            else (", ended by the model" if drawn.generated.ended[0] else ", cut at the length limit")
+        )
+        seconds = (len(frame_list) - 1) / fps + max(hold, 1 / fps)
+        out.say(
+            f"{_ink(rows)}{ended}; {len(frame_list)} frames of {size} x {size} pixels, "
+            f"{seconds:.1f} s a loop at {fps:g} fps"
+        )
     out.result(
         {"output": str(output), "frames": len(frame_list), **data}, f"wrote {output}: {len(frame_list)} frames, {what}"
     )

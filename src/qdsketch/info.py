@@ -31,6 +31,8 @@ def describe(path: Path | None) -> dict:
         "data": train["data"],
         "train": {k: train[k] for k in ("epochs", "batch_size", "lr", "seed", "ema", "augment", "init_from")},
         "max_seq_len": ckpt.max_seq_len,
+        "settings": train,  # every setting of its training, as config.json keeps them
+        "normalisation": {"mean": ckpt.mean, "std": ckpt.std},  # of dx, dy, from its training split
         "resumable": ckpt.state is not None,
         "history": run_history(file.parent) if path is not None else None,
     }

@@ -124,13 +124,15 @@ class RichTrainReporter:
         ("", 4),
     )
 
-    def __init__(self, console: Console, waiting=None):
+    def __init__(self, console: Console, waiting=None, verbose: bool = False):
         """``waiting``: called when the run starts, to end a spinner shown while the data
-        loaded and the model was built."""
+        loaded and the model was built. ``verbose`` (``-v``): also every setting of the
+        run, and each checkpoint as it is saved."""
         from rich.progress import MofNCompleteColumn
 
         self.console = console
         self.waiting = waiting
+        self.verbose = verbose
         self.progress = Progress(
             TextColumn("[bold]{task.fields[stage]} {task.fields[epoch]}"),
             BarColumn(),
@@ -178,6 +180,10 @@ class RichTrainReporter:
         if info["resumed_at"]:
             epoch, batch = info["resumed_at"]
             c.print(f"resuming at epoch {epoch}, batch {batch}")
+        if self.verbose:  # the settings the lines above leave out too, as config.json keeps them
+            flat = {k: v for k, v in info["train"].items() if k != "augment"}
+            flat |= {f"augment_{k}": v for k, v in info["train"]["augment"].items()}
+            c.print("settings: " + ", ".join(f"{k}={v}" for k, v in flat.items()), highlight=False)
         c.print(loss_legend(info["model"]["head"]))
         c.print(" ".join(f"{name:>{width}}" for name, width in self.COLUMNS).rstrip())
         train = info["train"]
@@ -201,6 +207,10 @@ class RichTrainReporter:
 
     def validating(self, epoch, done, total):
         self._show("validating", epoch, done, total, "drawings")
+
+    def saved(self, path, steps):
+        if self.verbose:
+            self.progress.console.print(f"saved {path} (after {steps:,} optimizer steps)", highlight=False)
 
     def epoch(self, row):
         values = [
@@ -328,8 +338,9 @@ class StepBar:
 # --- the commands' tables ------------------------------------------------------------
 
 
-def download_table(console: Console, results) -> None:
-    """download's summary: one row per class file, then why files were left as they are or failed."""
+def download_table(console: Console, results, verbose: bool = False) -> None:
+    """download's summary: one row per class file, then why files were left as they are or failed;
+    ``verbose``: also where each file came from and where it went."""
     retried = any(r.retries for r in results)  # a column only when something was retried
     table = Table(title="download")
     for col in ("class", "format", "status", "drawings", "kept", "moved", "ratio") + (("retries",) if retried else ()):
@@ -359,6 +370,10 @@ def download_table(console: Console, results) -> None:
     for (folder, why), names in left.items():
         which = ", ".join(names) if len(names) <= 5 else f"{len(names):,} files"
         console.print(f"left as they are in {folder}/: {which} ({why})")
+    if verbose:
+        for r in results:
+            came = f"from {r.url} " if r.url else ""
+            console.print(f"{r.name} ({r.fmt}): {came}to {r.path}", highlight=False, soft_wrap=True)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         console.print(f"[red]failed[/] {r.name} ({r.fmt}): {r.why}")
@@ -399,8 +414,8 @@ def dataset_summary(console: Console, s: dict, output, verbose: bool = False) ->
     console.print(f"wrote {output}")
 
 
-def evaluate_tables(console: Console, report: dict, split: str) -> None:
-    """evaluate's losses per class, and the judge's tables when it ran."""
+def evaluate_tables(console: Console, report: dict, split: str, every: bool = False) -> None:
+    """evaluate's losses per class, and the judge's tables when it ran (``every``: all classes)."""
     table = Table(title=f"{report['checkpoint']} on the {split} split of {report['data']}")
     for col in ("class", "drawings", "total", "xy", "pen"):  # the JSON's keys, the history's, the plots'
         table.add_column(col, justify="left" if col == "class" else "right")
@@ -419,18 +434,19 @@ def evaluate_tables(console: Console, report: dict, split: str) -> None:
             f"(N_max {u['n_max']}, scale {u['scale']:.2f}; docs/results.md)"
         )
     if "judge" in report:
-        judge_tables(console, report["judge"])
+        judge_tables(console, report["judge"], every)
 
 
 SHOWN = 25  # more classes than this: the judge's tables show the 20 drawn worst
 
 
-def judge_tables(console: Console, j: dict) -> None:
+def judge_tables(console: Console, j: dict, every: bool = False) -> None:
     """The judge's own figures, then one table per temperature. Of many classes
-    (more than ``SHOWN``), the tables show the 20 drawn worst; --json has them all."""
+    (more than ``SHOWN``), the tables show the 20 drawn worst, unless ``every`` (``-v``);
+    --json has them all."""
     fmt = lambda v, spec=".2f": "" if v is None else format(v, spec)
     o = j["overall"]
-    many = len(j["classes"]) > SHOWN
+    many = len(j["classes"]) > SHOWN and not every
     none_class = o["held_out_drawings"] > 0  # a dataset of every class leaves no other class to learn "none" from
     held = f"{o['held_out_drawings']:,} held out of other classes" if none_class else "no other class left out"
     own = Table(title=f"the judge on real test drawings ({held})")
@@ -509,13 +525,14 @@ def judge_tables(console: Console, j: dict) -> None:
     )
 
 
-def info_table(console: Console, report: dict) -> None:
-    """``qdsketch info``: one line a fact."""
+def info_table(console: Console, report: dict, verbose: bool = False) -> None:
+    """``qdsketch info``: one line a fact; ``verbose``: every class, every setting, the normalisation."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     classes = report["classes"]
-    shown = ", ".join(classes[:12]) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
+    cut = len(classes) > 12 and not verbose
+    shown = ", ".join(classes[:12]) + f", ... ({len(classes)} in all)" if cut else ", ".join(classes)
     model = report["model"]
     arch = f"{model['arch']}, {model['layers']} x {model['hidden']}, {model['head']} head"
     preset = f"; preset {report['preset']}" if report["preset"] else ""
@@ -542,6 +559,18 @@ def info_table(console: Console, report: dict) -> None:
         ("weights", ", ".join(how)),
         ("trained on", f"{report['data']} ({recipe})"),
     ]
+    if verbose:
+        settings = {k: v for k, v in report["settings"].items() if k != "augment"}
+        settings |= {f"augment_{k}": v for k, v in report["settings"]["augment"].items()}
+        rows.append(("settings", ", ".join(f"{k}={v}" for k, v in settings.items())))
+        mean, std = report["normalisation"]["mean"], report["normalisation"]["std"]
+        rows.append(
+            (
+                "scaling",
+                f"dx, dy mean {mean[0]:.4g}, {mean[1]:.4g}; std {std[0]:.4g}, {std[1]:.4g}; "
+                f"longest drawing {report['max_seq_len']} points",
+            )
+        )
     if report["val"]:
         rows.append(("validation", ", ".join(f"{k} {v:.4f}" for k, v in report["val"].items())))
     history = report["history"]
@@ -561,8 +590,9 @@ def info_table(console: Console, report: dict) -> None:
     console.print(grid)
 
 
-def runs_table(console: Console, folder, runs: list[dict]) -> None:
-    """``qdsketch runs``: a line a run, oldest first, the latest and the best marked."""
+def runs_table(console: Console, folder, runs: list[dict], verbose: bool = False) -> None:
+    """``qdsketch runs``: a line a run, oldest first, the latest and the best marked;
+    ``verbose``: then each run's folder and dataset."""
     console.print(f"runs in {folder}/")
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
     for name, justify in (
@@ -588,5 +618,9 @@ def runs_table(console: Console, folder, runs: list[dict]) -> None:
             " ".join(m for m in ("latest", "best") if run[m]),
         )
     console.print(table)
+    if verbose:
+        for run in runs:
+            where = Path(run["run_dir"]).resolve()
+            console.print(f"{where.name}: {where}, trained on {run['data']}", highlight=False)
     if any(run["state"] == "resumable" for run in runs):
         console.print("resumable: `qdsketch train --run-dir RUN --resume` continues it")

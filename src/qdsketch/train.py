@@ -52,6 +52,7 @@ class Reporter(Protocol):
     def start(self, info: dict) -> None: ...
     def batch(self, epoch: int, done: int, total: int, loss: float, seqs_per_s: float) -> None: ...
     def validating(self, epoch: int, done: int, total: int) -> None: ...
+    def saved(self, path: Path, steps: int) -> None: ...  # a checkpoint was written
     def epoch(self, row: dict) -> None: ...
     def close(self) -> None: ...
 
@@ -64,6 +65,9 @@ class SilentReporter:
         pass
 
     def validating(self, epoch, done, total):
+        pass
+
+    def saved(self, path, steps):
         pass
 
     def epoch(self, row):
@@ -360,13 +364,17 @@ class Run:
         """``last.pt``: the weights and everything that resumes the run exactly."""
         if self.dist.main:
             state.cpu_seconds = self.cpu_seconds()
-            save_checkpoint(self.run_dir / "last.pt", self.checkpoint(state, last=True))
+            self._save(self.run_dir / "last.pt", self.checkpoint(state, last=True), state)
 
     def save_best(self, state: TrainState) -> None:
         """``best.pt``: the weights of the best epoch so far, with its validation losses."""
         if self.dist.main:
             state.cpu_seconds = self.cpu_seconds()
-            save_checkpoint(self.run_dir / "best.pt", self.checkpoint(state, last=False))
+            self._save(self.run_dir / "best.pt", self.checkpoint(state, last=False), state)
+
+    def _save(self, path: Path, checkpoint: Checkpoint, state: TrainState) -> None:
+        save_checkpoint(path, checkpoint)
+        self.reporter.saved(path, state.steps_before + state.steps)
 
     def save_snapshot(self, state: TrainState) -> None:
         """Within an epoch (``--save-every``): ``last.pt`` at the next batch, and the weights
@@ -378,7 +386,7 @@ class Run:
             # not validated: the last epoch's validation losses are not these weights'
             snapshot = replace(self.checkpoint(state, last=False), val={})
             steps = state.steps_before + state.steps  # --init-from: counted from the first random weights
-            save_checkpoint(self.run_dir / "snapshots" / f"steps-{steps}.pt", snapshot)
+            self._save(self.run_dir / "snapshots" / f"steps-{steps}.pt", snapshot, state)
 
     def cpu_seconds(self) -> float:
         """CPU time spent training this run so far, every resumed part included."""
