@@ -1313,3 +1313,79 @@ def animate(
     out.result(
         {"output": str(output), "frames": len(frame_list), **data}, f"wrote {output}: {len(frame_list)} frames, {what}"
     )
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@checkpoint_option
+@device_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on. Anything but this machine's loopback lets others on the network draw "
+    "with your machine: it is said with a warning.",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="The port (0: any free one)."
+)
+@click.option("--no-browser", is_flag=True, help="Only print the address; do not open a browser.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print a line for each request.")
+def serve(checkpoint, device, host, port, no_browser, verbose):
+    """Draw together in a browser: a local page where the model draws live.
+
+    Pick a class and watch sketches appear stroke by stroke, or draw the
+    start of one with a mouse, pen or finger and watch the model finish it,
+    several ways at once, at the temperature you choose. Save any result as
+    SVG, ndjson or GIF. The shipped models by default, or --checkpoint RUN.
+    Ctrl-C stops it.
+
+    \b
+    Example:
+        qdsketch serve
+        qdsketch serve --checkpoint runs/mixture-20261125-101500 --port 9000
+    """
+    import threading
+
+    from qdsketch.devices import pick_device
+    from qdsketch.live import Studio
+    from qdsketch.server import LOOPBACK
+    from qdsketch.server import serve as make_server
+
+    studio = Studio(checkpoint, str(pick_device(device)))
+    try:
+        server = make_server(studio, host, port, log=(lambda line: click.echo(line, err=True)) if verbose else None)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}). Pass another --port, or --port 0 for any free one"
+        ) from None
+    # the models load while the browser opens, so the first sketch does not wait for them
+    threading.Thread(target=studio.describe, daemon=True).start()
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{server.server_address[1]}/"
+    try:  # from here on, Ctrl-C is the way to stop it, even before the first request
+        if host not in LOOPBACK:
+            click.echo(
+                f"warning: listening on {host}: anyone who can reach this machine can draw with it (and its CPU)",
+                err=True,
+            )
+        click.echo(f"qdsketch serve: {url}  (Ctrl-C stops it)")
+        if not no_browser and _has_browser():
+            import webbrowser
+
+            webbrowser.open(url)
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (main's handler): a clean stop
+        click.echo("stopped", err=True)
+    finally:
+        server.server_close()
+
+
+def _has_browser() -> bool:
+    """Whether a browser can open here: a desktop session (not a terminal over ssh, where
+    Python's webbrowser would start a text browser in this very terminal)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -363,6 +363,20 @@ def _forward(
     return torch.cat(logits), torch.cat(feats)
 
 
+@torch.no_grad()
+def guesses(net: JudgeNet, judge_classes: list[str], sketches: list[np.ndarray], top: int = 3) -> list[list]:
+    """The judge's ``top`` likeliest classes for each sketch (stroke-3 rows), likeliest first,
+    as ``[name, probability]``; ``None`` as the name is "none of these"."""
+    logits, _ = _forward(net, rasterize(sketches, net.cfg.size))
+    probs = torch.softmax(logits, -1)
+    values, labels = probs.topk(min(top, probs.shape[1]), dim=-1)
+    names = [*judge_classes, None]  # the last label, where a judge has it, is none of these
+    return [
+        [[names[int(k)], round(float(v), 4)] for k, v in zip(row_labels, row_values)]
+        for row_labels, row_values in zip(labels, values)
+    ]
+
+
 def classify(net: JudgeNet, images: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels (``n_classes`` = none of these) and features."""
     top, feats = ranked(net, images, device, 1)

@@ -244,10 +244,15 @@ def frames(rows: np.ndarray, size: int = 256, points_per_frame: int = 2) -> list
 
 def save_gif(frame_list: list[np.ndarray], path: Path, fps: float = 20, hold: float = 1.5) -> None:
     """A looping GIF: ``1 / fps`` seconds a frame, the last held ``hold`` seconds."""
+    # encoded in memory, then written by us: a failed write (a full disk) is one OSError here,
+    # not a retry from imageio's writer when it is collected, printing a traceback after the error
+    write_atomically(path, gif_bytes(frame_list, fps, hold))
+
+
+def gif_bytes(frame_list: list[np.ndarray], fps: float = 20, hold: float = 1.5) -> bytes:
+    """``save_gif``'s file, in memory."""
     import imageio.v3 as iio
 
     durations = [1000 / fps] * len(frame_list)
     durations[-1] = max(hold * 1000, durations[-1])
-    # encoded in memory, then written by us: a failed write (a full disk) is one OSError here,
-    # not a retry from imageio's writer when it is collected, printing a traceback after the error
-    write_atomically(path, iio.imwrite("<bytes>", np.stack(frame_list), extension=".gif", duration=durations, loop=0))
+    return iio.imwrite("<bytes>", np.stack(frame_list), extension=".gif", duration=durations, loop=0)

@@ -100,11 +100,16 @@ def generate(
     pen_temperature: float | None = None,
     *,
     progress=None,
+    on_step=None,
 ) -> Generated:
     """Sketches of the classes ``labels``, one per seed, at most ``max_len`` rows
     after ``prefix`` (stroke-3 rows in simplified pixels, continued by every sketch).
     ``None`` temperatures take the head's defaults. ``progress(finished)``, if
-    given, hears how many sketches have ended after each step."""
+    given, hears how many sketches have ended after each step. ``on_step(t, sketches,
+    moves)``, if given, hears each step as it is drawn: the indices of the sketches still
+    drawing, and their moves ``(k, 3)``: dx, dy in simplified pixels and the pen (0 down,
+    1 lifted after this point, 2 the end, whose dx, dy are not part of the sketch); the
+    rows of ``Generated`` are these moves, up to each end (``qdsketch serve`` streams them)."""
     model = ckpt.model.to(device).eval()
     head = ckpt.config.head
     temperature = default_temperature(head) if temperature is None else temperature
@@ -119,8 +124,25 @@ def generate(
         start = torch.cat([start, pre.expand(len(labels), -1, -1)], dim=1)
     emb = model.class_embedding(torch.as_tensor(labels, device=device))
     noise = draw_noise(seeds, max_len).to(device)
+    heard = None
+    if on_step is not None:  # in pixels, on the CPU: as the rows come out below
+
+        def heard(t, sketches, xy, pen):
+            moves = np.zeros((len(sketches), 3), np.float32)
+            moves[:, :2] = (xy * std + mean).cpu().numpy()
+            moves[:, 2] = pen.cpu().numpy()
+            on_step(t, sketches.cpu().numpy(), moves)
+
     xy, pen, length = _steps(
-        model, start, emb, noise, temperature, pen_temperature, first_may_end=prefix is not None, progress=progress
+        model,
+        start,
+        emb,
+        noise,
+        temperature,
+        pen_temperature,
+        first_may_end=prefix is not None,
+        progress=progress,
+        on_step=heard,
     )
     rows = _rows((xy * std + mean).cpu().numpy(), pen.cpu().numpy(), length.cpu().numpy(), prefix)
     return Generated(rows, length.cpu().numpy() < max_len, temperature, pen_temperature)
@@ -142,9 +164,20 @@ def generate_many(
     return Generated(rows, np.concatenate([p.ended for p in parts]), parts[0].temperature, parts[0].pen_temperature)
 
 
-def _steps(model, start, emb, noise, temperature: float, pen_temperature: float, first_may_end: bool, progress=None):
+def _steps(
+    model,
+    start,
+    emb,
+    noise,
+    temperature: float,
+    pen_temperature: float,
+    first_may_end: bool,
+    progress=None,
+    on_step=None,
+):
     """The autoregressive loop: normalised (dx, dy) ``(B, T, 2)``, pen states
-    ``(B, T)`` and each sketch's length (``T`` where it never ended).
+    ``(B, T)`` and each sketch's length (``T`` where it never ended). ``on_step(t,
+    sketches, xy, pen)`` hears the step of the sketches that had not ended before it.
 
     Sketches that have ended are dropped from the batch once they are an eighth of it:
     a batch otherwise runs every sketch as long as its longest one (the length limit,
@@ -165,6 +198,9 @@ def _steps(model, start, emb, noise, temperature: float, pen_temperature: float,
             logits[:, 2] = -torch.inf
         pen = sample_pen(logits, pen_temperature, noise[rows, t, 0])
         ends_now = (pen == 2) & ~finished
+        if on_step is not None:
+            drawing = ~finished
+            on_step(t, rows[drawing], xy[drawing], pen[drawing])
         length[rows[ends_now]] = t
         finished |= ends_now
         n_finished += int(ends_now.sum())
