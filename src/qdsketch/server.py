@@ -110,9 +110,6 @@ class Handler(BaseHTTPRequestHandler):
         body = resources.files("qdsketch").joinpath("web").joinpath(name).read_bytes()
         self._send(HTTPStatus.OK, kind, body, cache=False)
 
-    def do_HEAD(self):
-        self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use GET or POST")
-
     # --- POST: draw, and a GIF of a drawing ----------------------------------------------------
 
     def do_POST(self):
