@@ -154,6 +154,7 @@ def test_a_persons_strokes_are_simplified_as_google_did_and_continued(server):
         ({"class": "cat", "prefix": [[[0, 1], [0, 1]]] * 101}, 400, "101 strokes, more than 100"),
         ({"class": "cat", "prefix": [[list(range(5001)), list(range(5001))]]}, 400, "more than 5000 points"),
         ({"class": "cat", "prefix": [[[0, 1e300], [0, 1]]]}, 400, "a coordinate is not a finite screen position"),
+        ({"class": "cat", "prefix": [[[0, 10**400], [0, 1]]]}, 400, "a coordinate is not a finite screen position"),
         ([1, 2], 400, "the body is not a JSON object"),
     ],
 )
@@ -296,6 +297,14 @@ def test_serve_prints_its_address_and_stops_cleanly(stop):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", "/api/models")
     assert conn.getresponse().status == 200
+    for hostile in (
+        b"GARBAGE\r\n\r\n",
+        b"GET /" + b"x" * 70000 + b" HTTP/1.1\r\n\r\n",
+        b"\x00\xff" * 100 + b"\r\n\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:  # answered, never a traceback
+            sock.sendall(hostile)
+            assert sock.recv(1000)  # the standard library's error page
     proc.send_signal(stop)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out, err) == (0, "", "stopped\n")

@@ -211,12 +211,12 @@ def person_strokes(drawing: list) -> tuple[np.ndarray, dict]:
             raise ValueError("a stroke's xs and ys differ in length, or are empty")
         if not all(type(v) in (int, float) for v in xs + ys):
             raise ValueError("a coordinate is not a number")
+        if not all(abs(v) <= 1e6 for v in xs + ys):  # inf, and ints too large for a float, too
+            raise ValueError("a coordinate is not a finite screen position")
         arrays.append(np.array([xs, ys], dtype=np.float64).T)
     if sum(len(a) for a in arrays) > MAX_POINTS:
         raise ValueError(f"more than {MAX_POINTS} points")
     every = np.concatenate(arrays)
-    if not np.isfinite(every).all() or np.abs(every).max() > 1e6:
-        raise ValueError("a coordinate is not a finite screen position")
     low = every.min(axis=0)
     extent = float((every - low).max())
     scale = strokes.SIMPLIFIED_MAX / extent if extent > 0 else 1.0

@@ -65,6 +65,15 @@ class Server(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.hosts = hosts if hosts is not None else allowed_hosts(address[0], self.server_address[1])
 
+    def handle_error(self, request, client_address):
+        """A request that failed in a way no check foresaw: one line in the log (with ``-v``),
+        not the standard library's traceback on the terminal; the client's connection closes."""
+        import sys
+
+        kind = sys.exc_info()[0]
+        if self.log is not None:
+            self.log(f"{client_address[0]} request failed: {kind.__name__ if kind else 'unknown'}")
+
     def server_close(self):
         super().server_close()
         self.pool.shutdown(wait=False, cancel_futures=True)
