@@ -61,6 +61,12 @@ def main():
     p.add_argument("--pool", type=int, default=34_500, help="training drawings for novelty (100 a class)")
     p.add_argument("--val", type=int, default=5000, help="validation drawings (a fixed random subset) for the loss")
     p.add_argument("--out", type=Path, help="write the curve here as JSON")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        action="append",
+        help="sampling temperature; repeat to judge several [default: the head's]",
+    )
     args = p.parse_args()
     ds = load_dataset(args.data)
     judge_path = args.judge or args.data.with_name(args.data.stem + ".judge.pt")
@@ -76,24 +82,26 @@ def main():
         for path in snaps:
             ckpt = load_checkpoint(path)
             hours = ckpt.trained.get("cpu_hours") or cpu_hours_at(args.cpu_log, run, path.stat().st_mtime)
-            t = time.perf_counter()
-            rows = generate_many(ckpt, labels, seeds, None, ckpt.max_seq_len).rows
-            took = time.perf_counter() - t
             val = evaluate_split(ckpt.model, DeviceSplit(ds.splits["val"], ckpt.mean, ckpt.std), 256, index=val_index)
-            key = len(points)
-            generated[key] = {c: rows[c * args.n : (c + 1) * args.n] for c in classes}
-            points.append(
-                {
-                    "run": str(run),
-                    "checkpoint": path.name,
-                    "steps": int(path.stem.split("-")[1]),
-                    "cpu_hours": hours,
-                    "arch": ckpt.config.arch,
-                    "sampling_seconds": took,
-                    **{f"val_{k}": v for k, v in val.means().items()},
-                }
-            )
-            print(f"{run.name} {path.name}: sampled {len(rows)} in {took:.1f} s", flush=True)
+            for temperature in args.temperature or [None]:
+                t = time.perf_counter()
+                rows = generate_many(ckpt, labels, seeds, temperature, ckpt.max_seq_len).rows
+                took = time.perf_counter() - t
+                key = len(points)
+                generated[key] = {c: rows[c * args.n : (c + 1) * args.n] for c in classes}
+                points.append(
+                    {
+                        "run": str(run),
+                        "checkpoint": path.name,
+                        "steps": int(path.stem.split("-")[1]),
+                        "cpu_hours": hours,
+                        "arch": ckpt.config.arch,
+                        "temperature": temperature,
+                        "sampling_seconds": took,
+                        **{f"val_{k}": v for k, v in val.means().items()},
+                    }
+                )
+                print(f"{run.name} {path.name} at {temperature}: sampled {len(rows)} in {took:.1f} s", flush=True)
         result = J.judge_generator(net, ds, generated, cfg=replace(J.DEFAULT_CONFIG, max_pool=args.pool))
         o = result["overall"]
         for key, point in enumerate(points):
@@ -106,7 +114,8 @@ def main():
             point["judge_accuracy"], point["judge_accuracy_top3"] = o["accuracy"], o["accuracy_top3"]
             curve.append(point)
             print(
-                f"{run.name:12s} steps {point['steps']:6d}  cpu h {point['cpu_hours'] or float('nan'):5.2f}  "
+                f"{run.name:12s} steps {point['steps']:6d}  t {point['temperature'] or 'default'}  "
+                f"cpu h {point['cpu_hours'] or float('nan'):5.2f}  "
                 f"val {point['val_total']:.3f}  median ratio {point['median_ratio'] or 0:.3f}  "
                 f"top-1 {point['recognised']:.3f} "
                 f"(real {o['accuracy']:.3f})  top-3 {point['recognised_top3']:.3f}  "

@@ -95,6 +95,15 @@ def test_save_every_keeps_last_pt_within_the_epoch_so_a_killed_run_resumes_bit_i
     snapshot = load_checkpoint(tmp_path / "killed" / "snapshots" / "steps-10.pt")
     assert snapshot.state is None and snapshot.trained["steps"] == 10 and 0 < snapshot.trained["cpu_hours"] < 1
     assert snapshot.val == {}  # not validated: the last epoch's losses are not these weights'
+    assert (snapshot.epoch, snapshot.trained["batches_into_epoch"]) == (1, 2)  # epoch 1 and 2 batches of epoch 2
+    from rich.console import Console
+
+    from qdsketch.info import describe
+    from qdsketch.reporting import info_table
+
+    console = Console(record=True, width=200)
+    info_table(console, describe(tmp_path / "killed" / "snapshots" / "steps-10.pt"))
+    assert "weights     epoch 1 and 2 batches of epoch 2, 10 optimizer steps" in console.export_text()
     summary = resume(tmp_path / "killed")
     same_state(tmp_path / "straight" / "last.pt", tmp_path / "killed" / "last.pt")
     cpu = [row["cpu_hours"] for row in summary["history"]]

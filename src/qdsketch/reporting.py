@@ -541,6 +541,10 @@ def info_table(console: Console, report: dict, verbose: bool = False) -> None:
     at = report.get("resumes_at")
     if at and at["batch"]:  # a last.pt saved within an epoch
         how = [f"epoch {report['epoch']} and {at['batch']:,} batches of epoch {at['epoch']}"]
+    elif trained.get("batches_into_epoch"):  # a snapshot saved within one
+        how = [
+            f"epoch {report['epoch']} and {trained['batches_into_epoch']:,.0f} batches of epoch {report['epoch'] + 1}"
+        ]
     if "steps" in trained:
         how.append(f"{trained['steps']:,.0f} optimizer steps")
     if trained.get("cpu_hours"):

@@ -357,7 +357,11 @@ class Run:
             epoch=state.epoch - 1,
             val=val,
             state=saved,
-            trained={"steps": state.steps_before + state.steps, "cpu_hours": self.cpu_seconds() / 3600},
+            trained={
+                "steps": state.steps_before + state.steps,
+                "cpu_hours": self.cpu_seconds() / 3600,
+                **({"batches_into_epoch": state.batch} if state.batch else {}),  # a save within an epoch
+            },
         )
 
     def save_last(self, state: TrainState) -> None:
