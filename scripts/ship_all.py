@@ -28,7 +28,10 @@ def main() -> None:
     # its data as `make data-all` names it (the same bytes), not the path on the machine it trained on;
     # validation losses only where they are these weights' (a best.pt: a snapshot's were its last epoch's)
     val = ckpt.val if source.name == "best.pt" or source.is_dir() else {}
-    train = replace(ckpt.train, data="data-all/dataset")
+    # where its weights started: a run carried on from the model that shipped before (`train
+    # --init-from all`) says so, not "all", which from now on names these weights
+    started = "the all.pt shipped before" if ckpt.train.init_from == "all" else ckpt.train.init_from
+    train = replace(ckpt.train, data="data-all/dataset", init_from=started)
     save_checkpoint(shipped("all.pt"), replace(ckpt, state=None, train=train, val=val))
     manifest = shipped("models.json")
     entries = [e for e in json.loads(manifest.read_text()) if e["name"] != "all"]

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Carry the model of all 345 classes on for a working session, on this machine's CPU.
+#
+# A run directory does not outlive the machine it was made on, so each session starts a new
+# run from the weights that ship (`train --init-from all`): the model, its classes and its
+# normalisation come with them, and the new run's checkpoints count their steps and CPU hours,
+# so the curve of docs/results.md goes on. The optimizer starts afresh: its first few hundred
+# steps cost a little (docs/results.md measured it), then the run improves on the shipped model.
+#
+#   bash scripts/carry_on_all.sh [SEED]     # SEED: a new batch order each session [default: today's date]
+#
+# It builds data-all/ if needed (`make data-all`, about a minute), starts the run in the
+# background in runs/all-<date>, logging to its train.log, and returns. Then:
+#   judge a snapshot:  python benchmarks/judge_curve.py PICK --data data-all/dataset \
+#                        --judge src/qdsketch/assets/judge-all.pt -n 10   (PICK/lstm/snapshots/ links to it)
+#   stop it:           kill -INT <pid>            (saves last.pt; `qdsketch train --run-dir RUN --resume` goes on)
+#   ship its weights:  qdsketch evaluate SNAPSHOT --data data-all/dataset --judge -n 20 --json > judged.json
+#                      python scripts/class_table.py judged.json > docs/classes.md
+#                      python scripts/ship_all.py SNAPSHOT "a 2 x 384 LSTM ... for N CPU hours ..."
+#                      and the `all` figures of docs/model-card.md, docs/results.md and the README grid
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEED=${1:-$(date +%Y%m%d)}
+RUN=runs/all-$(date +%Y%m%d-%H%M)
+[ -f data-all/dataset/manifest.json ] || make data-all
+mkdir -p "$RUN"
+# two threads: 1.6 times one thread's steps on the 2-core machines here (docs/results.md)
+OMP_NUM_THREADS=${THREADS:-2} setsid nohup .venv/bin/qdsketch train --data data-all/dataset --init-from all \
+    --ema 0.999 --save-every 10 --seed "$SEED" --epochs 30 --run-dir "$RUN" > "$RUN/train.log" 2>&1 &
+echo "training in $RUN (pid $!, seed $SEED); its log: $RUN/train.log"
