@@ -265,7 +265,8 @@ def test_a_shipped_judge_of_the_same_dataset_is_used_not_trained_again(
     shutil.copy(judged[1], shipped)
     monkeypatch.setattr(J, "shipped_judges", lambda: [J.bundled_judge(), shipped])  # the five-class one does not fit
     result = run("evaluate", str(tiny_run), "--judge", "-n", "2", "--judge-path", str(tmp_path / "new.pt"), "--json")
-    assert json.loads(result.output)["judge"]["judge_trained_now"] is False
+    said = json.loads(result.output)["judge"]
+    assert said["judge_trained_now"] is False and said["judge_path"] == str(shipped)  # the judge it used
     assert not (tmp_path / "new.pt").exists()
 
 

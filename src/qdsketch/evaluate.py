@@ -214,6 +214,8 @@ def run_judge(
     if progress is not None:
         stage = f"training the judge (once: it is kept at {path})"
         training = lambda done, total: progress(done, total, stage)  # noqa: E731
+    # the judge used: the one cached at ``path``, else a shipped one of this dataset, else a new one there
+    used = path if path.exists() else (judge.shipped_match(ds, cfg) or path)
     net, trained = judge.load_or_train(ds, path, cfg, str(device), training)
     if keep_in is not None:  # a copy in the run (``keep_in``), wherever the judge came from
         judge.save_judge(keep_in, net, ds, cfg)
@@ -232,4 +234,4 @@ def run_judge(
         generated[t] = {label: rows[label * n : (label + 1) * n] for label in classes}
     result = judge.judge_generator(net, ds, generated, str(device), cfg)
     kept = {"run_judge_path": str(keep_in)} if keep_in is not None else {}
-    return {**result, "n": n, "seed": seed, "judge_path": str(path), "judge_trained_now": trained, **kept}
+    return {**result, "n": n, "seed": seed, "judge_path": str(used), "judge_trained_now": trained, **kept}

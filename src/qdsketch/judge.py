@@ -261,10 +261,10 @@ def load_or_train(
     one, saved there. Returns ``(judge, trained_now)``."""
     key = fingerprint(ds, cfg)
     if not path.exists():
-        for shipped_judge in shipped_judges():  # e.g. the judge of `make data-all`, trained once for all
-            saved = torch.load(shipped_judge, map_location=device, weights_only=True)
-            if saved.get("fingerprint") == key:
-                return _net_from(saved, len(ds.class_names), cfg, device), False
+        found = shipped_match(ds, cfg)
+        if found is not None:
+            saved = torch.load(found, map_location=device, weights_only=True)
+            return _net_from(saved, len(ds.class_names), cfg, device), False
     if path.exists():
         try:
             saved = torch.load(path, map_location=device, weights_only=True)
@@ -281,6 +281,16 @@ def load_or_train(
     net = train_judge(ds, cfg, device, progress)
     save_judge(path, net, ds, cfg, key)
     return net, True
+
+
+def shipped_match(ds: Dataset, cfg: JudgeConfig = DEFAULT_CONFIG) -> Path | None:
+    """The shipped judge trained on this very dataset with ``cfg`` (e.g. the judge of `make
+    data-all`, trained once for all), if one is."""
+    key = fingerprint(ds, cfg)
+    for shipped_judge in shipped_judges():
+        if torch.load(shipped_judge, map_location="cpu", weights_only=True).get("fingerprint") == key:
+            return shipped_judge
+    return None
 
 
 def _net_from(saved: dict, n_classes: int, cfg: JudgeConfig, device: str) -> JudgeNet:
