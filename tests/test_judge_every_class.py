@@ -37,6 +37,8 @@ def test_a_judge_of_every_class_has_no_none_and_real_drawings_score_as_real(tmp_
     assert len(o["worst@1.0"]) == 20 and len(o["worst@0.5"]) == 20
     ratios = [result["classes"][n]["ratio@0.5"] for n in o["worst@0.5"]]
     assert ratios == sorted(ratios)
+    ranked = [(result["classes"][n]["ratio@1.0"], result["classes"][n]["recognised_top3@1.0"]) for n in o["worst@1.0"]]
+    assert ranked == sorted(ranked)  # equal ratios: the lowest top-3 rate first
     # evaluate's tables: the 20 drawn worst; with -v, every class
     from rich.console import Console
 

@@ -554,9 +554,11 @@ def _overall(
         ratios = [c[f"ratio@{t}"] for c in classes.values() if c[f"ratio@{t}"] is not None]
         overall[f"median_ratio@{t}"] = float(np.median(ratios)) if ratios else None
         overall[f"top3_zero@{t}"] = float(np.mean([c[f"recognised_top3@{t}"] == 0 for c in classes.values()]))
-        # the classes drawn worst: lowest ratio (a class the judge cannot tell from real ones has none)
+        # the classes drawn worst: lowest ratio (a class the judge cannot tell from real ones has
+        # none); among equal ratios (often 0: none recognised top-1), the lowest top-3 rate first
         ratio = {name: c[f"ratio@{t}"] for name, c in classes.items()}
-        by_ratio = sorted(classes, key=lambda name: (ratio[name] is None, ratio[name] or 0.0))
+        top3 = {name: c[f"recognised_top3@{t}"] or 0.0 for name, c in classes.items()}
+        by_ratio = sorted(classes, key=lambda name: (ratio[name] is None, ratio[name] or 0.0, top3[name]))
         overall[f"worst@{t}"] = by_ratio[:WORST]
     return overall
 
