@@ -386,12 +386,26 @@ def test_in_a_browser_a_stroke_drawn_by_hand_is_finished_three_ways(server, brow
     browser.find_element(By.ID, "class").send_keys("cat")
     pad = browser.find_element(By.ID, "pad")
     side = pad.size["width"]
-    # a cat's head, by hand: real pointer events (WebDriver's actions), a rough circle
+    # a cat's head, by hand: real pointer events (WebDriver's actions), a rough circle; on the
+    # phone-sized screen with a finger (touch), on the desktop with a mouse
     circle = [(np.cos(a) * side * 0.15, np.sin(a) * side * 0.15 - side * 0.1) for a in np.linspace(0, 2 * np.pi, 24)]
-    hand = ActionChains(browser).move_to_element_with_offset(pad, int(circle[0][0]), int(circle[0][1])).click_and_hold()
-    for x, y in circle[1:]:
-        hand.move_to_element_with_offset(pad, int(x), int(y))
-    hand.release().perform()
+    if screen[0] > 720:
+        hand = ActionChains(browser).move_to_element_with_offset(pad, int(circle[0][0]), int(circle[0][1]))
+        hand.click_and_hold()
+        for x, y in circle[1:]:
+            hand.move_to_element_with_offset(pad, int(x), int(y))
+        hand.release().perform()
+    else:
+        from selenium.webdriver.common.actions import interaction
+        from selenium.webdriver.common.actions.action_builder import ActionBuilder
+        from selenium.webdriver.common.actions.pointer_input import PointerInput
+
+        finger = ActionBuilder(browser, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"))
+        finger.pointer_action.move_to(pad, int(circle[0][0]), int(circle[0][1])).pointer_down()
+        for x, y in circle[1:]:
+            finger.pointer_action.move_to(pad, int(x), int(y))
+        finger.pointer_action.pointer_up()
+        finger.perform()
     mine = browser.execute_script("return mine")
     assert len(mine) == 1 and len(mine[0]) > 10
     browser.find_element(By.ID, "draw").click()
