@@ -45,3 +45,25 @@ def test_errors_name_the_file_asked_for_not_the_temporary(tmp_path):
         with atomic_path("/proc/qdsketch-out.txt"):
             pass
     assert caught.value.filename == "/proc/qdsketch-out.txt"
+
+
+def test_a_ctrl_c_just_after_the_temporary_is_made_leaves_none(tmp_path, monkeypatch):
+    """Ctrl-C lands between two steps of Python, wherever it likes: here, just after mkstemp
+    made the temporary, before anything names it (the download test's Ctrl-C once found one
+    left there, under a loaded machine)."""
+    import qdsketch.files as files
+
+    (tmp_path / "kept.txt").write_text("before")
+    real_close = os.close
+
+    def interrupted(fd):
+        real_close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "close", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "kept.txt") as tmp:
+            tmp.write_text("after")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+    assert (tmp_path / "kept.txt").read_text() == "before"

@@ -23,22 +23,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_parts(path)
+    prefix = part_prefix(path)
+    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=part_prefix(path), suffix=".part")
-    except OSError as exc:  # a message names the file the user asked for, not our temporary
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    os.close(fd)
-    tmp = Path(name)
-    try:
+        try:
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".part")
+        except OSError as exc:  # a message names the file the user asked for, not our temporary
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
     except OSError as exc:
-        if exc.filename not in (str(tmp), tmp):
+        if tmp is None or exc.filename not in (str(tmp), tmp):
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from None
+    except BaseException:
+        # a Ctrl-C can come between two steps above, before ``tmp`` names the file mkstemp
+        # made: every temporary of this process for ``path`` goes (their names hold our pid)
+        for left in path.parent.glob(glob.escape(prefix) + "*.part"):
+            left.unlink(missing_ok=True)
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def write_atomically(path: str | os.PathLike, data: bytes | memoryview) -> None:
