@@ -277,19 +277,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_serve(*args) -> subprocess.Popen:
+@pytest.fixture
+def start_serve():
+    """``qdsketch serve ARGS`` as a real process (no browser opens: no display); every one
+    started is killed after the test, whatever its assertions did."""
+    started: list[subprocess.Popen] = []
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "qdsketch", "serve", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+
+    def start(*args) -> subprocess.Popen:
+        command = [sys.executable, "-m", "qdsketch", "serve", *map(str, args)]
+        started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_serve_prints_its_address_and_stops_cleanly(stop):
+def test_serve_prints_its_address_and_stops_cleanly(start_serve, stop):
     port = free_port()
     proc = start_serve("--port", port)
     first = proc.stdout.readline()
@@ -310,7 +318,7 @@ def test_serve_prints_its_address_and_stops_cleanly(stop):
     assert (proc.returncode, out, err) == (0, "", "stopped\n")
 
 
-def test_serve_on_a_busy_port_and_on_every_address():
+def test_serve_on_a_busy_port_and_on_every_address(start_serve):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
