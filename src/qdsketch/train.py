@@ -254,6 +254,11 @@ class TrainState:
     steps_before: int = 0  # --init-from: the steps its weights had taken, counted in ``trained``
     cpu_seconds: float = 0.0  # CPU time this process and every run before a resume spent in fit
 
+    @property
+    def total_steps(self) -> int:
+        """The optimizer steps its weights have taken: this run's, and ``--init-from``'s before it."""
+        return self.steps_before + self.steps
+
     @classmethod
     def new(cls, model: StrokeModel, cfg: TrainConfig) -> TrainState:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -358,7 +363,7 @@ class Run:
             val=val,
             state=saved,
             trained={
-                "steps": state.steps_before + state.steps,
+                "steps": state.total_steps,
                 "cpu_hours": self.cpu_seconds() / 3600,
                 **({"batches_into_epoch": state.batch} if state.batch else {}),  # a save within an epoch
             },
@@ -378,7 +383,7 @@ class Run:
 
     def _save(self, path: Path, checkpoint: Checkpoint, state: TrainState) -> None:
         save_checkpoint(path, checkpoint)
-        self.reporter.saved(path, state.steps_before + state.steps)
+        self.reporter.saved(path, state.total_steps)
 
     def save_snapshot(self, state: TrainState) -> None:
         """Within an epoch (``--save-every``): ``last.pt`` at the next batch, and the weights
@@ -389,8 +394,8 @@ class Run:
             (self.run_dir / "snapshots").mkdir(exist_ok=True)
             # not validated: the last epoch's validation losses are not these weights'
             snapshot = replace(self.checkpoint(state, last=False), val={})
-            steps = state.steps_before + state.steps  # --init-from: counted from the first random weights
-            self._save(self.run_dir / "snapshots" / f"steps-{steps}.pt", snapshot, state)
+            # --init-from: counted from the first random weights
+            self._save(self.run_dir / "snapshots" / f"steps-{state.total_steps}.pt", snapshot, state)
 
     def cpu_seconds(self) -> float:
         """CPU time spent training this run so far, every resumed part included."""
@@ -452,9 +457,7 @@ def _setup(
                 "preprocess with a --split that keeps some of each, e.g. 70,15,15, and enough drawings a class",
             )
     val_split = make_split(ds, "val", cfg.stream, device)
-    # from --init-from's weights, the average starts at its full decay: they are not random ones to fade out
-    steps_before = int(start.trained.get("steps", 0)) if start is not None else 0
-    average = WeightAverage(model, cfg.ema, updates=steps_before) if cfg.ema > 0 else None
+    average = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
     net: torch.nn.Module = model
     if dist_info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -659,6 +662,8 @@ def train(
         if start is not None:  # its training counts in the new run's steps and CPU hours
             state.steps_before = int(start.trained.get("steps", 0))
             run.cpu_before = float(start.trained.get("cpu_hours", 0.0)) * 3600
+            if run.average is not None:  # at its full decay: these are no random weights to fade out
+                run.average.updates = state.steps_before
         _start(run, state, None)
         return fit(run, state, should_stop)
 
@@ -669,16 +674,15 @@ def starting_weights(text: str) -> Path:
     from qdsketch.paths import checkpoint_file
     from qdsketch.shipped import shipped_models
 
-    if not Path(text).exists():
-        names = [model.name for model in shipped_models()]
-        for model in shipped_models():
-            if model.name == text:
-                return model.path
+    if Path(text).exists():
+        return checkpoint_file(Path(text))
+    shipped = {model.name: model.path for model in shipped_models()}
+    if text not in shipped:
         raise CheckpointError(
             f"--init-from {text}: no checkpoint or run directory there, and no shipped model of that name",
-            f"give a best.pt, last.pt or run directory, or one of {', '.join(names)}",
+            f"give a best.pt, last.pt or run directory, or one of {', '.join(shipped)}",
         )
-    return checkpoint_file(Path(text))
+    return shipped[text]
 
 
 @contextmanager
