@@ -190,3 +190,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def flat_settings(train: dict) -> dict:
+    """A ``TrainConfig.to_dict()`` by option name: ``augment`` spread out as
+    ``augment_scale``, ``augment_rotate``, ... (what --resume compares, -v prints)."""
+    flat = {k: v for k, v in train.items() if k != "augment"}
+    return flat | {f"augment_{k}": v for k, v in train["augment"].items()}

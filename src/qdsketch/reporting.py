@@ -13,6 +13,8 @@ from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from qdsketch.config import flat_settings
+
 
 class RichDownloadReporter:
     """One bar per class file: drawings kept against the target, bytes, rate.
@@ -181,8 +183,7 @@ class RichTrainReporter:
             epoch, batch = info["resumed_at"]
             c.print(f"resuming at epoch {epoch}, batch {batch}")
         if self.verbose:  # the settings the lines above leave out too, as config.json keeps them
-            flat = {k: v for k, v in info["train"].items() if k != "augment"}
-            flat |= {f"augment_{k}": v for k, v in info["train"]["augment"].items()}
+            flat = flat_settings(info["train"])
             c.print("settings: " + ", ".join(f"{k}={v}" for k, v in flat.items()), highlight=False)
         c.print(loss_legend(info["model"]["head"]))
         c.print(" ".join(f"{name:>{width}}" for name, width in self.COLUMNS).rstrip())
@@ -564,8 +565,7 @@ def info_table(console: Console, report: dict, verbose: bool = False) -> None:
         ("trained on", f"{report['data']} ({recipe})"),
     ]
     if verbose:
-        settings = {k: v for k, v in report["settings"].items() if k != "augment"}
-        settings |= {f"augment_{k}": v for k, v in report["settings"]["augment"].items()}
+        settings = flat_settings(report["settings"])
         rows.append(("settings", ", ".join(f"{k}={v}" for k, v in settings.items())))
         mean, std = report["normalisation"]["mean"], report["normalisation"]["std"]
         rows.append(

@@ -34,7 +34,7 @@ import torch
 from qdsketch.averaging import WeightAverage
 from qdsketch.batching import DeviceSplit, StreamSplit, balanced_weights, batch_order
 from qdsketch.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from qdsketch.config import ModelConfig, TrainConfig
+from qdsketch.config import ModelConfig, TrainConfig, flat_settings
 from qdsketch.data.dataset import Dataset
 from qdsketch.data.preprocess import load_dataset
 from qdsketch.devices import autocast, pick_device
@@ -713,9 +713,7 @@ MAY_CHANGE = ("epochs", "device", "data", "save_every", "ema")
 def settings(cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
     """Every setting of a run by its option's name (``batch_size``, ``augment_scale``,
     ``hidden``), the class count aside: what ``--resume`` compares."""
-    flat = {k: v for k, v in cfg.to_dict().items() if k != "augment"}
-    flat |= {f"augment_{k}": v for k, v in cfg.to_dict()["augment"].items()}
-    return flat | {k: v for k, v in model_cfg.to_dict().items() if k != "n_classes"}
+    return flat_settings(cfg.to_dict()) | {k: v for k, v in model_cfg.to_dict().items() if k != "n_classes"}
 
 
 def resume(
