@@ -1162,9 +1162,13 @@ def _sketch_lines(drawn) -> list[str]:
     gen = drawn.generated
     lines = []
     for word, seed, rows, ended in zip(drawn.words, drawn.seeds, gen.rows, gen.ended, strict=True):
-        end = "ended by the model" if ended else "cut at the length limit"
-        lines.append(f"{word}: seed {seed}, by {drawn.models[word]}, {_ink(rows)}, {end}")
+        lines.append(f"{word}: seed {seed}, by {drawn.models[word]}, {_ink(rows)}, {_ending(ended)}")
     return lines
+
+
+def _ending(ended: bool) -> str:
+    """How a generated sketch ended, for ``-v``."""
+    return "ended by the model" if ended else "cut at the length limit"
 
 
 def _ink(rows) -> str:
@@ -1300,11 +1304,7 @@ def animate(
         frame_list = render.frames(rows, size, points_per_frame)
         render.save_gif(frame_list, output, fps, hold)
     if out.verbose:
-        ended = (
-            ""
-            if source is not None
-            else (", ended by the model" if drawn.generated.ended[0] else ", cut at the length limit")
-        )
+        ended = "" if source is not None else ", " + _ending(drawn.generated.ended[0])
         seconds = (len(frame_list) - 1) / fps + max(hold, 1 / fps)
         out.say(
             f"{_ink(rows)}{ended}; {len(frame_list)} frames of {size} x {size} pixels, "
