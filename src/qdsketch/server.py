@@ -117,7 +117,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         name, kind = STATIC[path]
         body = resources.files("qdsketch").joinpath("web").joinpath(name).read_bytes()
-        self._send(HTTPStatus.OK, kind, body, cache=False)
+        self._send(HTTPStatus.OK, kind, body)
 
     # --- POST: draw, and a GIF of a drawing ----------------------------------------------------
 
@@ -195,11 +195,7 @@ class Handler(BaseHTTPRequestHandler):
         if first is None or first["event"] == "error":  # refused before anything was drawn: a plain 4xx
             self._error(HTTPStatus.BAD_REQUEST, first["error"] if first else "nothing was drawn")
             return
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/x-ndjson")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self._headers(HTTPStatus.OK, "application/x-ndjson")
         try:
             event = first
             while event is not None:
@@ -234,21 +230,29 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # what is left of the request is not read
         self._json(status, {"error": message})
 
-    def _send(self, status: HTTPStatus, kind: str, body: bytes, cache: bool = False) -> None:
+    def _send(self, status: HTTPStatus, kind: str, body: bytes) -> None:
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            if kind.startswith("text/html"):  # the page runs its own script and style only
-                self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:")
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
+            self._headers(status, kind, len(body))
             self.wfile.write(body)
         except OSError:
             self.close_connection = True
+
+    def _headers(self, status: HTTPStatus, kind: str, length: int | None = None) -> None:
+        """The status line and headers of every answer: a body of ``length`` bytes, or, with
+        none, one streamed in chunks (``_chunk``); never cached, never sniffed."""
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if kind.startswith("text/html"):  # the page runs its own script and style only
+            self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
 
 
 class _Gone(Exception):
