@@ -30,7 +30,7 @@ def main():
     p.add_argument("-n", type=int, default=10)
     args = p.parse_args()
     ds = load_dataset(args.data)
-    net, _ = J.load_or_train(ds, args.data.with_name(args.data.stem + ".judge.pt"))
+    net, _, _ = J.load_or_train(ds, args.data.with_name(args.data.stem + ".judge.pt"))
     classes = range(len(ds.class_names))
     val = J.split_rows(ds, "val")
     labels = ds.splits["val"].labels

@@ -70,7 +70,7 @@ def main():
     args = p.parse_args()
     ds = load_dataset(args.data)
     judge_path = args.judge or args.data.with_name(args.data.stem + ".judge.pt")
-    net, _ = J.load_or_train(ds, judge_path)
+    net, _, _ = J.load_or_train(ds, judge_path)
     classes = range(len(ds.class_names))
     labels = [c for c in classes for _ in range(args.n)]
     seeds = sketch_seeds(0, len(labels))

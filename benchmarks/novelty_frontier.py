@@ -51,7 +51,7 @@ def main():
     args = p.parse_args()
     ds = load_dataset(Path(args.data))
     ckpt = load_checkpoint(args.checkpoint)
-    net, _ = J.load_or_train(ds, Path(args.data).with_suffix(".judge.pt"))
+    net, _, _ = J.load_or_train(ds, Path(args.data).with_suffix(".judge.pt"))
     generated = {}
     for setting in args.settings.split(";"):
         tm, tv = map(float, setting.split(","))

@@ -25,7 +25,7 @@ def main() -> None:
     ds = load_dataset(data)
     cfg = J.JudgeConfig()
     t = time.perf_counter()
-    net, trained = J.load_or_train(ds, data.with_name(data.stem + ".judge.pt"), cfg)
+    net, trained, _ = J.load_or_train(ds, data.with_name(data.stem + ".judge.pt"), cfg)
     took = f"trained in {time.perf_counter() - t:.0f} s" if trained else "cached"
     J.save_judge(out, net, ds, cfg)
     print(f"{out}: judge of {len(ds.class_names)} classes ({took}), {out.stat().st_size:,} bytes")

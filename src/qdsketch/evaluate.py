@@ -214,9 +214,7 @@ def run_judge(
     if progress is not None:
         stage = f"training the judge (once: it is kept at {path})"
         training = lambda done, total: progress(done, total, stage)  # noqa: E731
-    # the judge used: the one cached at ``path``, else a shipped one of this dataset, else a new one there
-    used = path if path.exists() else (judge.shipped_match(ds, cfg) or path)
-    net, trained = judge.load_or_train(ds, path, cfg, str(device), training)
+    net, trained, used = judge.load_or_train(ds, path, cfg, str(device), training)
     if keep_in is not None:  # a copy in the run (``keep_in``), wherever the judge came from
         judge.save_judge(keep_in, net, ds, cfg)
     max_len = ckpt.max_seq_len

@@ -256,15 +256,15 @@ def train_judge(ds: Dataset, cfg: JudgeConfig = DEFAULT_CONFIG, device: str = "c
 
 def load_or_train(
     ds: Dataset, path: Path, cfg: JudgeConfig = DEFAULT_CONFIG, device: str = "cpu", progress=None
-) -> tuple[JudgeNet, bool]:
+) -> tuple[JudgeNet, bool, Path]:
     """The judge cached at ``path`` if it was trained on this dataset, else a new
-    one, saved there. Returns ``(judge, trained_now)``."""
+    one, saved there. Returns ``(judge, trained_now, the file it came from)``: ``path``, or a
+    shipped judge of this very dataset where ``path`` holds none yet."""
     key = fingerprint(ds, cfg)
     if not path.exists():
-        found = shipped_match(ds, cfg)
+        found = _shipped_match(key, device)
         if found is not None:
-            saved = torch.load(found, map_location=device, weights_only=True)
-            return _net_from(saved, len(ds.class_names), cfg, device), False
+            return _net_from(found[1], len(ds.class_names), cfg, device), False, found[0]
     if path.exists():
         try:
             saved = torch.load(path, map_location=device, weights_only=True)
@@ -277,19 +277,19 @@ def load_or_train(
                 "pass a --judge-path that does not exist yet, or one that holds a judge",
             )
         if saved["fingerprint"] == key:
-            return _net_from(saved, len(ds.class_names), cfg, device), False
+            return _net_from(saved, len(ds.class_names), cfg, device), False, path
     net = train_judge(ds, cfg, device, progress)
     save_judge(path, net, ds, cfg, key)
-    return net, True
+    return net, True, path
 
 
-def shipped_match(ds: Dataset, cfg: JudgeConfig = DEFAULT_CONFIG) -> Path | None:
-    """The shipped judge trained on this very dataset with ``cfg`` (e.g. the judge of `make
-    data-all`, trained once for all), if one is."""
-    key = fingerprint(ds, cfg)
+def _shipped_match(key: str, device: str) -> tuple[Path, dict] | None:
+    """The shipped judge whose fingerprint is ``key`` (e.g. the judge of `make data-all`,
+    trained once for all), and what it holds, if one is."""
     for shipped_judge in shipped_judges():
-        if torch.load(shipped_judge, map_location="cpu", weights_only=True).get("fingerprint") == key:
-            return shipped_judge
+        saved = torch.load(shipped_judge, map_location=device, weights_only=True)
+        if saved.get("fingerprint") == key:
+            return shipped_judge, saved
     return None
 
 
