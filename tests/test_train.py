@@ -311,7 +311,7 @@ def test_ddp_with_two_cpu_processes(dataset_path, sharded_path, sharded, launche
         env=env,
         timeout=240,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + "\n---\n" + proc.stderr[-3000:]
     files = sorted(p.name for p in (tmp_path / "ddp").iterdir())
     assert files == [
         "best.pt",
@@ -326,6 +326,21 @@ def test_ddp_with_two_cpu_processes(dataset_path, sharded_path, sharded, launche
     assert proc.stdout.count("done after 1 epochs") == 1  # rank 0 alone prints
     history = json.loads((tmp_path / "ddp" / "history.json").read_text())
     assert len(history) == 1 and history[0]["epoch"] == 1
+
+
+@pytest.mark.parametrize("code, said, rc", [(None, "", 0), (3, "", 3), ("Error: a message", "Error: a message\n", 1)])
+def test_one_of_several_processes_leaves_without_the_interpreters_clean_up(code, said, rc):
+    """``launch.leave``: what was printed is flushed, the exit code is SystemExit's, and the
+    interpreter's clean-up (here an atexit handler; in training, gloo's threads) never runs."""
+    script = (
+        "import atexit, sys\n"
+        "from qdsketch.launch import leave\n"
+        "atexit.register(lambda: print('cleaned up'))\n"
+        "print('trained', end='')\n"
+        f"leave({code!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (rc, "trained", said)
 
 
 # --- CLI ---------------------------------------------------------------------------------

@@ -131,7 +131,14 @@ def main() -> None:
     # SIGTERM (kill, timeout, systemd, docker) stops a command as Ctrl-C does: what it was
     # writing is removed, and it exits 130 in one line (train saves last.pt first)
     signal.signal(signal.SIGTERM, _terminated)
-    cli(prog_name="qdsketch")
+    try:
+        cli(prog_name="qdsketch")
+    except SystemExit as done:
+        from qdsketch.launch import leave, one_of_several
+
+        if one_of_several():  # one of train's processes: its process group must not be torn down at exit
+            leave(done.code)
+        raise
 
 
 def _terminated(signum, frame):
