@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Carry the model of all 345 classes on for a working session, on this machine's CPU.
 #
-# A run directory does not outlive the machine it was made on, so each session starts a new
-# run from the weights that ship (`train --init-from all`): the model, its classes and its
-# normalisation come with them, and the new run's checkpoints count their steps and CPU hours,
-# so the curve of docs/results.md goes on. The optimizer starts afresh: its first few hundred
-# steps cost a little (docs/results.md measured it), then the run improves on the shipped model.
+# Where the last session's run directory survived (runs/all-*/last.pt, or RUN=DIR), it goes on
+# with `train --resume`: exact, the optimizer's state included. A run directory does not always
+# outlive the machine it was made on, though; then a new run starts from the weights that ship
+# (`train --init-from all`): the model, its classes and its normalisation come with them, and
+# the new run's checkpoints count their steps and CPU hours, so the curve of docs/results.md
+# goes on. That optimizer starts afresh: its first 2,700 steps or so cost a little
+# (docs/results.md measured it), then the run improves on the shipped model.
 #
-#   bash scripts/carry_on_all.sh [SEED]     # SEED: a new batch order each session [default: today's date]
+#   bash scripts/carry_on_all.sh [SEED]     # SEED: a new run's batch order [default: today's date]
 #
 # It builds data-all/ if needed (`make data-all`, about a minute), starts the run in the
 # background in runs/all-<date>, logging to its train.log, and returns. Then:
@@ -21,10 +23,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${1:-$(date +%Y%m%d)}
-RUN=runs/all-$(date +%Y%m%d-%H%M)
 [ -f data-all/dataset/manifest.json ] || make data-all
-mkdir -p "$RUN"
+RUN=${RUN:-$(ls -td runs/all-*/ 2>/dev/null | while read -r d; do [ -f "$d/last.pt" ] && echo "${d%/}" && break; done)}
 # two threads: 1.6 times one thread's steps on the 2-core machines here (docs/results.md)
-OMP_NUM_THREADS=${THREADS:-2} setsid nohup .venv/bin/qdsketch train --data data-all/dataset --init-from all \
+export OMP_NUM_THREADS=${THREADS:-2}
+if [ -n "$RUN" ] && [ -f "$RUN/last.pt" ]; then
+    setsid nohup .venv/bin/qdsketch train --run-dir "$RUN" --resume >> "$RUN/train.log" 2>&1 &
+    echo "resuming $RUN (pid $!); its log: $RUN/train.log"
+    exit 0
+fi
+RUN=runs/all-$(date +%Y%m%d-%H%M)
+mkdir -p "$RUN"
+setsid nohup .venv/bin/qdsketch train --data data-all/dataset --init-from all \
     --ema 0.999 --save-every 10 --seed "$SEED" --epochs 30 --run-dir "$RUN" > "$RUN/train.log" 2>&1 &
 echo "training in $RUN (pid $!, seed $SEED); its log: $RUN/train.log"
