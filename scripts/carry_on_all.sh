@@ -12,11 +12,12 @@
 #   bash scripts/carry_on_all.sh [SEED]     # SEED: a new run's batch order [default: today's date]
 #
 # It builds data-all/ if needed (`make data-all`, about a minute), starts the run in the
-# background in runs/all-<date>, logging to its train.log, and returns. Then:
+# background (the surviving one, or a new runs/all-<date>), logging to its train.log, and
+# returns. Then:
 #   judge a snapshot:  python benchmarks/judge_curve.py PICK --data data-all/dataset \
 #                        --judge src/qdsketch/assets/judge-all.pt -n 10   (PICK/lstm/snapshots/ links to it)
-#   stop it:           kill -INT <pid>            (saves last.pt; `qdsketch train --run-dir RUN --resume` goes on)
-#   ship its weights:  qdsketch evaluate SNAPSHOT --data data-all/dataset --judge -n 20 --json > judged.json
+#   stop it:           kill -INT <pid>            (saves last.pt; this script again goes on from it)
+#   ship its weights:  qdsketch evaluate SNAPSHOT --data data-all/dataset --judge -n 100 --json > judged.json
 #                      python scripts/class_table.py judged.json > docs/classes.md
 #                      python scripts/ship_all.py SNAPSHOT "a 2 x 384 LSTM ... for N CPU hours ..."
 #                      and the `all` figures of docs/model-card.md, docs/results.md and the README grid

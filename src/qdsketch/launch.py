@@ -62,9 +62,8 @@ def leave(code: int | str | None) -> NoReturn:
     ``destroy_process_group``, and its threads are torn down with the interpreter; now and
     then (3 of about 50 two-process test runs) a process then aborts (SIGABRT, "terminate
     called without an active exception") after a run that ended well, and the launcher
-    reports a failed run. Everything this
-    process writes is renamed into place before it gets here, so there is nothing left to
-    clean up: only the output streams are flushed."""
+    reports a failed run. Everything this process writes is renamed into place before it
+    gets here, so there is nothing left to clean up: only the output streams are flushed."""
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
