@@ -25,7 +25,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${1:-$(date +%Y%m%d)}
 [ -f data-all/dataset/manifest.json ] || make data-all
-RUN=${RUN:-$(ls -td runs/all-*/ 2>/dev/null | while read -r d; do [ -f "$d/last.pt" ] && echo "${d%/}" && break; done)}
+# the newest run directory that holds a last.pt, if any; written so that neither a fresh
+# machine (no runs/) nor a run stopped before its first save ends the script under pipefail
+newest_resumable() {
+    local d
+    for d in $(ls -td runs/all-*/ 2>/dev/null || true); do
+        if [ -f "$d/last.pt" ]; then echo "${d%/}"; return; fi
+    done
+}
+RUN=${RUN:-$(newest_resumable)}
 # two threads: 1.6 times one thread's steps on the 2-core machines here (docs/results.md)
 export OMP_NUM_THREADS=${THREADS:-2}
 if [ -n "$RUN" ] && [ -f "$RUN/last.pt" ]; then
