@@ -18,7 +18,7 @@ from qdsketch.checkpoint import load_checkpoint, save_checkpoint
 from qdsketch.config import Augment, ModelConfig, preset
 from qdsketch.errors import CheckpointError, QdsketchError
 from qdsketch.model import SketchModel
-from qdsketch.train import TrainConfig, resume, train
+from qdsketch.train import TrainConfig, resume, train, warmed_up, warmup_scale
 
 TINY = preset("tiny")
 
@@ -63,12 +63,15 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(dataset_path, tmp_path):
     assert strip(h1) == strip(h2)
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_interrupted_mid_epoch_and_resumed_is_bit_identical(dataset_path, tmp_path, ema):
-    train(cfg(dataset_path, epochs=2, ema=ema), DROPPY, tmp_path / "straight")
+@pytest.mark.parametrize("ema, warmup", [(0.0, 0), (0.9, 0), (0.0, 12)])  # a warm-up of 12 steps spans the cut at 9
+def test_interrupted_mid_epoch_and_resumed_is_bit_identical(dataset_path, tmp_path, ema, warmup):
+    train(cfg(dataset_path, epochs=2, ema=ema, warmup=warmup), DROPPY, tmp_path / "straight")
     polls = iter(range(1000))
     summary = train(
-        cfg(dataset_path, epochs=2, ema=ema), DROPPY, tmp_path / "cut", should_stop=lambda: next(polls) == 9
+        cfg(dataset_path, epochs=2, ema=ema, warmup=warmup),
+        DROPPY,
+        tmp_path / "cut",
+        should_stop=lambda: next(polls) == 9,
     )
     assert summary["interrupted"] and (summary["epoch"], summary["batch"]) == (2, 1)  # 8 batches an epoch
     assert len(summary["history"]) == 1  # the history comes back on an interrupt too
@@ -795,6 +798,30 @@ def test_train_says_how_long_the_run_will_take(run, dataset_path, monkeypatch):
     assert result.exit_code == 0, result.output
     said = [line for line in result.output.splitlines() if line.startswith("estimate: about ")]
     assert len(said) == 1 and " to the end of epoch 3 at this speed" in said[0], result.output
+
+
+def test_warmup_steps_at_a_share_of_the_rate_and_puts_the_rate_back():
+    assert [warmup_scale(step, 4) for step in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_scale(0, 0) == warmup_scale(0, 1) == 1.0  # off, and a warm-up of one step is none
+    weight = torch.zeros(3, requires_grad=True)
+    weight.grad = torch.tensor([1.0, -2.0, 3.0])
+    opt = torch.optim.AdamW([weight], lr=0.1, weight_decay=0.0)
+    with warmed_up(opt, 0.25):
+        opt.step()
+    # AdamW's first step moves every weight by its rate, whatever the gradient's size
+    assert torch.allclose(weight.detach(), torch.tensor([-0.025, 0.025, -0.025]), atol=1e-7)
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_warmup_changes_the_first_steps_only_and_keeps_the_rate_of_the_recipe(dataset_path, tmp_path):
+    for name, warmup in [("off", 0), ("one", 1), ("eight", 8)]:
+        train(cfg(dataset_path, epochs=1, warmup=warmup), DROPPY, tmp_path / name)
+    off, one, eight = (load_checkpoint(tmp_path / n / "last.pt") for n in ("off", "one", "eight"))
+    for key, weight in off.model.state_dict().items():
+        assert torch.equal(one.model.state_dict()[key], weight), key  # one step of warm-up is none
+    assert any(not torch.equal(eight.model.state_dict()[k], w) for k, w in off.model.state_dict().items())
+    assert eight.state["history"][0]["lr"] == off.state["history"][0]["lr"] == 1e-3
+    assert eight.train.warmup == 8  # a run's own setting: --resume keeps it
 
 
 # --- --init-from: a new run from a checkpoint's weights ------------------------------------

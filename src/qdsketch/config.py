@@ -134,6 +134,13 @@ class TrainConfig:
     batch_size: int = opt(128, min=1, max=65536)  # drawings per batch
     lr: float = opt(1e-3, "AdamW learning rate.", min=0, min_open=True, max=10)
     weight_decay: float = opt(1e-5, min=0, max=1)  # AdamW
+    warmup: int = opt(
+        0,
+        "Raise the learning rate linearly from near 0 to --lr over this run's first this-many optimizer "
+        "steps. For --init-from: a new AdamW knows nothing of the gradients yet, and at the full rate its "
+        "first steps undo part of what the weights had learned (docs/training.md). 0: off.",
+        min=0,
+    )
     grad_clip: float = opt(1.0, cli=False)  # gradient norm clipped to this
     lr_factor: float = opt(0.5, cli=False)  # ReduceLROnPlateau: multiply the lr by this ...
     lr_patience: int = opt(3, cli=False)  # ... after this many epochs without a better validation loss

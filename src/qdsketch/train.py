@@ -316,6 +316,30 @@ class TrainState:
         return self.epoch > cfg.epochs or self.bad_epochs >= cfg.early_stop or out_of_steps
 
 
+def warmup_scale(steps: int, warmup: int) -> float:
+    """The share of the learning rate for the optimizer step after ``steps`` steps under
+    ``--warmup``: 1/warmup, 2/warmup, ... then 1. A function of the step count alone, so
+    ``--resume`` goes on with the same rates."""
+    return 1.0 if steps >= warmup else (steps + 1) / warmup
+
+
+@contextmanager
+def warmed_up(optimizer: torch.optim.Optimizer, scale: float) -> Iterator[None]:
+    """Step ``optimizer`` at ``scale`` times its learning rate, then put the rate back: the
+    plateau scheduler and the saved state only ever see the rate it chose itself."""
+    if scale == 1.0:
+        yield
+        return
+    rates = [group["lr"] for group in optimizer.param_groups]
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate * scale
+    try:
+        yield
+    finally:
+        for group, rate in zip(optimizer.param_groups, rates):
+            group["lr"] = rate
+
+
 # --- one run ----------------------------------------------------------------------------
 
 
@@ -499,7 +523,8 @@ def run_epoch(run: Run, state: TrainState, should_stop: Callable[[], bool]) -> S
         state.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
-        state.optimizer.step()
+        with warmed_up(state.optimizer, warmup_scale(state.steps, cfg.warmup)):
+            state.optimizer.step()
         if run.average is not None:
             run.average.update(run.model)
         state.steps += 1
